@@ -1,0 +1,100 @@
+//! `.npy` feature matrices through the `npyz` crate: float32 or float64, little or big endian,
+//! C or Fortran order, shape (N, D). Values are rounded to f32 (what the model consumes).
+
+use std::path::Path;
+
+use npyz::{DType, NpyFile, Order, TypeChar};
+
+use crate::error::{DatasetError, Result};
+use crate::txt::TextMatrix;
+
+/// Reads an N×D float matrix from `.npy` bytes (the content of `path`).
+pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<TextMatrix> {
+    let bad = |message: String| DatasetError::Npy { path: path.to_path_buf(), message };
+    let file = NpyFile::new(bytes).map_err(|e| bad(format!("bad header ({e})")))?;
+    let shape = file.shape().to_vec();
+    let (rows, cols) = match shape[..] {
+        [r, c] => (r as usize, c as usize),
+        _ => return Err(bad(format!("shape {shape:?}, expected 2 dimensions (frames, features)"))),
+    };
+    let order = file.order();
+    let width = match file.dtype() {
+        DType::Plain(ts) if ts.type_char() == TypeChar::Float => ts.size_field() as usize,
+        other => return Err(bad(format!("dtype {}, expected float32 or float64", other.descr()))),
+    };
+    let truncated = |e: std::io::Error| bad(format!("data ends early or is unreadable ({e})"));
+    let flat: Vec<f32> = match width {
+        4 => file.into_vec::<f32>().map_err(truncated)?,
+        8 => file.into_vec::<f64>().map_err(truncated)?.into_iter().map(|v| v as f32).collect(),
+        w => return Err(bad(format!("{}-byte floats, expected float32 or float64", w))),
+    };
+    if flat.len() != rows * cols {
+        return Err(bad(format!("{} values for shape ({rows}, {cols})", flat.len())));
+    }
+    let values = match order {
+        Order::C => flat,
+        Order::Fortran => {
+            // column-major → row-major
+            let mut out = vec![0f32; flat.len()];
+            for c in 0..cols {
+                for r in 0..rows {
+                    out[r * cols + c] = flat[c * rows + r];
+                }
+            }
+            out
+        }
+    };
+    Ok(TextMatrix { values, rows, cols })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A minimal `.npy` writer for tests: version 1.0 header, padded to 64 bytes.
+    pub(crate) fn npy_bytes(descr: &str, fortran: bool, shape: (usize, usize), data: &[u8]) -> Vec<u8> {
+        let dict = format!(
+            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': ({}, {}), }}",
+            if fortran { "True" } else { "False" },
+            shape.0,
+            shape.1
+        );
+        let mut header = dict.into_bytes();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn reads_f32_f64_c_and_fortran_and_big_endian() {
+        let vals = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let le32: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let m = parse_npy(&npy_bytes("<f4", false, (2, 3), &le32), Path::new("a.npy")).expect("f4");
+        assert_eq!((m.rows, m.cols, m.values.clone()), (2, 3, vals.to_vec()));
+        // Fortran order: the same bytes are column-major, so row 0 is 1, 3, 5
+        let f = parse_npy(&npy_bytes("<f4", true, (2, 3), &le32), Path::new("a.npy")).expect("F");
+        assert_eq!(f.values, vec![1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
+        let be64: Vec<u8> = vals.iter().flat_map(|v| (*v as f64).to_be_bytes()).collect();
+        let m = parse_npy(&npy_bytes(">f8", false, (3, 2), &be64), Path::new("a.npy")).expect("f8");
+        assert_eq!((m.rows, m.cols, m.values), (3, 2, vals.to_vec()));
+    }
+
+    #[test]
+    fn rejects_truncated_wrong_dtype_and_shape() {
+        let le32: Vec<u8> = [1.0f32, 2.0, 3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let e = parse_npy(&npy_bytes("<f4", false, (2, 3), &le32), Path::new("t.npy")).unwrap_err();
+        assert!(e.to_string().contains("t.npy") && e.to_string().contains("ends early"), "{e}");
+        let e = parse_npy(&npy_bytes("<i4", false, (1, 3), &le32), Path::new("t.npy")).unwrap_err();
+        assert!(e.to_string().contains("float32 or float64"), "{e}");
+        let e = parse_npy(b"not an npy file at all", Path::new("t.npy")).unwrap_err();
+        assert!(e.to_string().contains("bad header"), "{e}");
+        let e = parse_npy(&npy_bytes("<f4", false, (1, 3), &le32)[..20], Path::new("t.npy")).unwrap_err();
+        assert!(e.to_string().contains("t.npy"), "{e}");
+    }
+}
