@@ -1,0 +1,118 @@
+//! Seeded k-means with k-means++ initialisation, on row-major N×d f32 data.
+//!
+//! Deterministic for a given seed (ChaCha8) and independent of the thread count: assignments are
+//! computed in parallel but each row's result depends only on the row, and centroid sums are
+//! accumulated serially in row order in f64. Cost: O(iters · N · k · d).
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+/// The clustering: `k`×d centroids and one cluster per row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeans {
+    pub centroids: Vec<f32>,
+    pub assignment: Vec<usize>,
+    pub k: usize,
+    pub d: usize,
+}
+
+fn dist2(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum()
+}
+
+fn nearest(row: &[f32], centroids: &[f32], d: usize) -> (usize, f64) {
+    let mut best = (0, f64::INFINITY);
+    for (c, cen) in centroids.chunks_exact(d).enumerate() {
+        let dd = dist2(row, cen);
+        if dd < best.1 {
+            best = (c, dd);
+        }
+    }
+    best
+}
+
+/// Clusters the `data.len() / d` rows of `data` into `k` clusters (`k` ≤ rows, `d` > 0).
+/// Returns `None` when there are fewer rows than clusters.
+pub fn kmeans(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> Option<KMeans> {
+    let n = if d == 0 { 0 } else { data.len() / d };
+    if k == 0 || n < k {
+        return None;
+    }
+    let rows = |i: usize| &data[i * d..(i + 1) * d];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // k-means++: first centre uniform, then proportional to squared distance
+    let mut centroids = Vec::with_capacity(k * d);
+    centroids.extend_from_slice(rows(rng.random_range(0..n)));
+    let mut best: Vec<f64> = (0..n).map(|i| dist2(rows(i), &centroids[..d])).collect();
+    for c in 1..k {
+        let total: f64 = best.iter().sum();
+        let pick = if total > 0.0 {
+            let mut t = rng.random::<f64>() * total;
+            let mut chosen = n - 1;
+            for (i, &b) in best.iter().enumerate() {
+                if t < b {
+                    chosen = i;
+                    break;
+                }
+                t -= b;
+            }
+            chosen
+        } else {
+            rng.random_range(0..n)
+        };
+        centroids.extend_from_slice(rows(pick));
+        let cen = &centroids[c * d..(c + 1) * d];
+        best.par_iter_mut().enumerate().for_each(|(i, b)| *b = b.min(dist2(rows(i), cen)));
+    }
+    let mut assignment = vec![0usize; n];
+    for _ in 0..iters.max(1) {
+        let next: Vec<usize> = (0..n).into_par_iter().map(|i| nearest(rows(i), &centroids, d).0).collect();
+        let changed = next != assignment;
+        assignment = next;
+        let mut sums = vec![0f64; k * d];
+        let mut counts = vec![0usize; k];
+        for (i, &a) in assignment.iter().enumerate() {
+            counts[a] += 1;
+            for (s, &x) in sums[a * d..(a + 1) * d].iter_mut().zip(rows(i)) {
+                *s += x as f64;
+            }
+        }
+        for c in 0..k {
+            if counts[c] > 0 {
+                for j in 0..d {
+                    centroids[c * d + j] = (sums[c * d + j] / counts[c] as f64) as f32;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    Some(KMeans { centroids, assignment, k, d })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separates_clear_clusters_deterministically() {
+        let mut data = Vec::new();
+        for i in 0..90 {
+            let c = (i % 3) as f32 * 10.0;
+            data.extend_from_slice(&[c + (i as f32 * 0.01), -c]);
+        }
+        let a = kmeans(&data, 2, 3, 20, 7).expect("k ≤ n");
+        let b = kmeans(&data, 2, 3, 20, 7).expect("k ≤ n");
+        assert_eq!(a, b);
+        for i in 0..90 {
+            assert_eq!(a.assignment[i], a.assignment[i % 3]);
+        }
+        let distinct: BTreeSet<usize> = a.assignment.iter().copied().collect();
+        assert_eq!(distinct.len(), 3);
+        assert!(kmeans(&data[..4], 2, 3, 5, 0).is_none());
+    }
+
+    use std::collections::BTreeSet;
+}
