@@ -134,6 +134,16 @@ pub fn read_feature_file(path: &Path) -> Result<TextMatrix> {
 
 /// Reads the dataset in `dir` (e.g. `<root>/Breakfast`).
 pub fn read_standard(dir: &Path, opts: &ReadOptions) -> Result<(Dataset, ReadReport)> {
+    read_standard_with(dir, opts, &|_| {})
+}
+
+/// [`read_standard`], calling `on_video` with each video's name once it is read (from the rayon
+/// pool, in no particular order): the hook behind the command line's progress bar.
+pub fn read_standard_with(
+    dir: &Path,
+    opts: &ReadOptions,
+    on_video: &(dyn Fn(&str) + Sync),
+) -> Result<(Dataset, ReadReport)> {
     let missing = |what: &str, path: PathBuf| DatasetError::Missing { what: what.into(), path };
     if !dir.is_dir() {
         return Err(missing("dataset folder", dir.to_path_buf()));
@@ -212,6 +222,7 @@ pub fn read_standard(dir: &Path, opts: &ReadOptions) -> Result<(Dataset, ReadRep
         let features = FrameFeatures::from_vec(m.values, m.cols, &what)?;
         let activity = opts.activity_rule.activity(&f.name, f.folder.as_deref());
         let video = Video { name: f.name.clone(), activity, features, labels: Some(Labels::from_vec(labels)) };
+        on_video(&f.name);
         Ok((video, zeroed, dropped))
     };
     let results: Vec<Result<(Video, usize, usize)>> = found.par_iter().map(read_one).collect();

@@ -24,7 +24,7 @@ pub mod txt;
 
 pub use dataset::{Dataset, Summary, Video};
 pub use error::{DatasetError, Result};
-pub use layout::{ReadOptions, ReadReport, read_standard, write_standard};
+pub use layout::{ReadOptions, ReadReport, read_standard, read_standard_with, write_standard};
 pub use mapping::Mapping;
 pub use parquet_io::{
     ParquetCompression, ParquetSelection, read_parquet, read_parquet_index, read_parquet_videos,
@@ -41,6 +41,11 @@ pub const DEMO: &str = "demo";
 /// Opens a dataset named on the command line: [`DEMO`] (generated in memory), a `.parquet` file,
 /// or a standard-layout folder (read with `opts`). Activities in `opts` filter all three.
 pub fn open(spec: &str, opts: &ReadOptions) -> Result<(Dataset, ReadReport)> {
+    open_with(spec, opts, &|_| {})
+}
+
+/// [`open`] with a per-video progress hook (called for standard-layout folders).
+pub fn open_with(spec: &str, opts: &ReadOptions, on_video: &(dyn Fn(&str) + Sync)) -> Result<(Dataset, ReadReport)> {
     let path = Path::new(spec);
     let (mut ds, report) = if spec == DEMO && !path.exists() {
         (generate(&SynthConfig::demo())?, ReadReport::default())
@@ -50,7 +55,7 @@ pub fn open(spec: &str, opts: &ReadOptions) -> Result<(Dataset, ReadReport)> {
         }
         (read_parquet(path, &[], &opts.activities)?, ReadReport::default())
     } else {
-        return read_standard(path, opts);
+        return read_standard_with(path, opts, on_video);
     };
     ds.retain_activities(&opts.activities);
     if let Some((d, why)) = &opts.expected_dim {

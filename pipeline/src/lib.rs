@@ -1,0 +1,8 @@
+//! The `clot` command-line tool and, in later issues, stage graphs, runs and sweeps.
+//!
+//! [`commands`] holds one function per subcommand so that tests and scripts can call them without
+//! a process; `main.rs` only parses arguments and prints errors (exit code 2).
+
+pub mod cli;
+pub mod commands;
+pub mod progress;
