@@ -19,7 +19,8 @@ use arrow_array::{
 use arrow_schema::Schema;
 use clot_schemas::{FrameFeatures, Labels, Table, check_schema};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use rayon::prelude::*;
 use parquet::arrow::arrow_writer::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -213,13 +214,14 @@ fn index_of(schema: &Schema, path: &Path) -> Result<DatasetIndex> {
     Ok(index)
 }
 
-/// Reads the selected videos and columns of a Parquet dataset.
+/// Reads the selected videos and columns of a Parquet dataset. Videos are decoded in parallel
+/// (one reader per video over its own row groups, sharing the parsed footer).
 pub fn read_parquet_videos(path: &Path, sel: &ParquetSelection) -> Result<(DatasetIndex, Vec<PartialVideo>)> {
     let perr = |message: String| DatasetError::Parquet { path: path.to_path_buf(), message };
     let file = std::fs::File::open(path).map_err(io_err(path))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| perr(e.to_string()))?;
-    let index = index_of(builder.schema(), path)?;
-    let total_groups = builder.metadata().num_row_groups();
+    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::default()).map_err(|e| perr(e.to_string()))?;
+    let index = index_of(meta.schema(), path)?;
+    let total_groups = meta.metadata().num_row_groups();
 
     let known: HashMap<&str, &IndexedVideo> = index.videos.iter().map(|v| (v.name.as_str(), v)).collect();
     for name in &sel.videos {
@@ -237,15 +239,8 @@ pub fn read_parquet_videos(path: &Path, sel: &ParquetSelection) -> Result<(Datas
         .filter(|v| sel.videos.is_empty() || sel.videos.contains(&v.name))
         .filter(|v| sel.activities.is_empty() || sel.activities.contains(&v.activity))
         .collect();
-    let mut groups = Vec::new();
-    for v in &chosen {
-        if v.row_groups.1 > total_groups || v.row_groups.0 >= v.row_groups.1 {
-            return Err(perr(format!("index gives video `{}` row groups {:?} of {total_groups}", v.name, v.row_groups)));
-        }
-        groups.extend(v.row_groups.0..v.row_groups.1);
-    }
-    let arrow_schema = Arc::clone(builder.schema());
-    let col = |name: &str| arrow_schema.index_of(name).map_err(|e| perr(e.to_string()));
+    let schema = meta.schema();
+    let col = |name: &str| schema.index_of(name).map_err(|e| perr(e.to_string()));
     let mut roots = vec![col("video")?, col("frame")?];
     if sel.features {
         roots.push(col("features")?);
@@ -253,42 +248,68 @@ pub fn read_parquet_videos(path: &Path, sel: &ParquetSelection) -> Result<(Datas
     if sel.labels {
         roots.push(col("label")?);
     }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let reader = builder
-        .with_row_groups(groups)
-        .with_projection(mask)
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| perr(e.to_string()))?;
-
-    struct Acc {
-        features: Vec<f32>,
-        labels: Vec<i32>,
-        null_labels: usize,
-        filled: usize,
-    }
-    let mut accs: Vec<Acc> = chosen
-        .iter()
-        .map(|v| Acc {
-            features: Vec::with_capacity(if sel.features { v.frames * index.dim } else { 0 }),
-            labels: Vec::with_capacity(if sel.labels { v.frames } else { 0 }),
-            null_labels: 0,
-            filled: 0,
+    let mask = ProjectionMask::roots(meta.metadata().file_metadata().schema_descr(), roots);
+    let out = chosen
+        .par_iter()
+        .map(|v| {
+            if v.row_groups.1 > total_groups || v.row_groups.0 >= v.row_groups.1 {
+                return Err(perr(format!(
+                    "index gives video `{}` row groups {:?} of {total_groups}",
+                    v.name, v.row_groups
+                )));
+            }
+            // a fresh handle per video: cloned handles share one seek position
+            let file = std::fs::File::open(path).map_err(io_err(path))?;
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())
+                .with_row_groups((v.row_groups.0..v.row_groups.1).collect())
+                .with_projection(mask.clone())
+                .with_batch_size(v.frames.clamp(1, 256 * 1024))
+                .build()
+                .map_err(|e| perr(e.to_string()))?;
+            read_video(reader, v, index.dim, sel, path)
         })
-        .collect();
-    let mut cur = 0usize;
+        .collect::<Result<Vec<_>>>()?;
+    Ok((index, out))
+}
+
+fn read_video(
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    v: &IndexedVideo,
+    dim: usize,
+    sel: &ParquetSelection,
+    path: &Path,
+) -> Result<PartialVideo> {
+    let perr = |message: String| DatasetError::Parquet { path: path.to_path_buf(), message };
+    let mut features = Vec::with_capacity(if sel.features { v.frames * dim } else { 0 });
+    let mut labels = Vec::with_capacity(if sel.labels { v.frames } else { 0 });
+    let mut null_labels = 0;
+    let mut filled = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| perr(e.to_string()))?;
-        let get = |name: &str| batch.column_by_name(name).ok_or_else(|| perr(format!("column `{name}` missing in batch")));
-        let videos = get("video")?
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| perr("column `video` is not Utf8".into()))?;
-        let frames = get("frame")?
-            .as_any()
-            .downcast_ref::<UInt32Array>()
-            .ok_or_else(|| perr("column `frame` is not UInt32".into()))?;
-        let feats = if sel.features {
+        let n = batch.num_rows();
+        if filled + n > v.frames {
+            return Err(perr(format!("video `{}` has more rows than the index says ({})", v.name, v.frames)));
+        }
+        let get = |name: &str| {
+            batch.column_by_name(name).ok_or_else(|| perr(format!("column `{name}` missing in batch")))
+        };
+        let videos = get("video")?;
+        let videos = videos.as_any().downcast_ref::<StringArray>().ok_or_else(|| perr("column `video` is not Utf8".into()))?;
+        let frames = get("frame")?;
+        let frames =
+            frames.as_any().downcast_ref::<UInt32Array>().ok_or_else(|| perr("column `frame` is not UInt32".into()))?;
+        for r in 0..n {
+            let want = (filled + r) as u32;
+            if videos.value(r) != v.name || frames.value(r) != want {
+                return Err(perr(format!(
+                    "row {want} of video `{}` holds video `{}` frame {}; the file is inconsistent with its index",
+                    v.name,
+                    videos.value(r),
+                    frames.value(r)
+                )));
+            }
+        }
+        if sel.features {
             let f = get("features")?;
             let f = f
                 .as_any()
@@ -299,77 +320,29 @@ pub fn read_parquet_videos(path: &Path, sel: &ParquetSelection) -> Result<(Datas
                 .as_any()
                 .downcast_ref::<Float32Array>()
                 .ok_or_else(|| perr("column `features` items are not Float32".into()))?;
-            Some((f.value_offset_at(0), vals.values().clone()))
-        } else {
-            None
-        };
-        let labels = if sel.labels {
-            Some(
-                get("label")?
-                    .as_any()
-                    .downcast_ref::<Int32Array>()
-                    .ok_or_else(|| perr("column `label` is not Int32".into()))?
-                    .clone(),
-            )
-        } else {
-            None
-        };
-        let mut row = 0;
-        while row < batch.num_rows() {
-            let Some(v) = chosen.get(cur) else {
-                return Err(perr("more rows than the index lists".into()));
-            };
-            let acc = &mut accs[cur];
-            let take = (v.frames - acc.filled).min(batch.num_rows() - row);
-            for r in row..row + take {
-                let want = (acc.filled + r - row) as u32;
-                if videos.value(r) != v.name || frames.value(r) != want {
-                    return Err(perr(format!(
-                        "row {} of video `{}` holds video `{}` frame {}; the file is inconsistent with its index",
-                        want, v.name, videos.value(r), frames.value(r)
-                    )));
-                }
-            }
-            if let Some((base, vals)) = &feats {
-                acc.features.extend_from_slice(&vals[base + row * index.dim..base + (row + take) * index.dim]);
-            }
-            if let Some(l) = &labels {
-                acc.null_labels += (row..row + take).filter(|&r| l.is_null(r)).count();
-                acc.labels.extend_from_slice(&l.values()[row..row + take]);
-            }
-            acc.filled += take;
-            row += take;
-            if acc.filled == v.frames {
-                cur += 1;
-            }
+            let base = f.value_offset_at(0);
+            features.extend_from_slice(&vals.values()[base..base + n * dim]);
         }
-    }
-    let mut out = Vec::with_capacity(chosen.len());
-    for (v, acc) in chosen.iter().zip(accs) {
-        if acc.filled != v.frames {
-            return Err(perr(format!("video `{}` has {} rows, the index says {}", v.name, acc.filled, v.frames)));
+        if sel.labels {
+            let l = get("label")?;
+            let l = l.as_any().downcast_ref::<Int32Array>().ok_or_else(|| perr("column `label` is not Int32".into()))?;
+            null_labels += l.null_count();
+            labels.extend_from_slice(&l.values()[..n]);
         }
-        let what = format!("{}: video `{}`", path.display(), v.name);
-        let features = if sel.features {
-            Some(FrameFeatures::from_vec(acc.features, index.dim, &what)?)
-        } else {
-            None
-        };
-        let labels = match (sel.labels, acc.null_labels) {
-            (false, _) => None,
-            (true, 0) => Some(Labels::from_vec(acc.labels)),
-            (true, n) if n == v.frames => None,
-            (true, n) => return Err(perr(format!("video `{}`: {n} of {} labels are null", v.name, v.frames))),
-        };
-        out.push(PartialVideo {
-            name: v.name.clone(),
-            activity: v.activity.clone(),
-            frames: v.frames,
-            features,
-            labels,
-        });
+        filled += n;
     }
-    Ok((index, out))
+    if filled != v.frames {
+        return Err(perr(format!("video `{}` has {filled} rows, the index says {}", v.name, v.frames)));
+    }
+    let what = format!("{}: video `{}`", path.display(), v.name);
+    let features = if sel.features { Some(FrameFeatures::from_vec(features, dim, &what)?) } else { None };
+    let labels = match (sel.labels, null_labels) {
+        (false, _) => None,
+        (true, 0) => Some(Labels::from_vec(labels)),
+        (true, n) if n == v.frames => None,
+        (true, n) => return Err(perr(format!("video `{}`: {n} of {} labels are null", v.name, v.frames))),
+    };
+    Ok(PartialVideo { name: v.name.clone(), activity: v.activity.clone(), frames: v.frames, features, labels })
 }
 
 /// Reads a whole Parquet dataset (or the selected videos/activities) into memory.
