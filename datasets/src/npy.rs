@@ -11,6 +11,13 @@ use crate::txt::TextMatrix;
 /// Reads an N×D float matrix from `.npy` bytes (the content of `path`).
 pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<TextMatrix> {
     let bad = |message: String| DatasetError::Npy { path: path.to_path_buf(), message };
+    // npyz multiplies the declared shape without overflow checks: refuse absurd shapes first
+    if let Some(shape) = declared_shape(bytes) {
+        let total = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        if total.is_none_or(|t| t > bytes.len() as u64) {
+            return Err(bad(format!("data ends early or is unreadable (declared shape {shape:?} needs more than the {} bytes in the file)", bytes.len())));
+        }
+    }
     let file = NpyFile::new(bytes).map_err(|e| bad(format!("bad header ({e})")))?;
     let shape = file.shape().to_vec();
     let (rows, cols) = match shape[..] {
@@ -22,13 +29,25 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<TextMatrix> {
         DType::Plain(ts) if ts.type_char() == TypeChar::Float => ts.size_field() as usize,
         other => return Err(bad(format!("dtype {}, expected float32 or float64", other.descr()))),
     };
+    // Check the declared size against the bytes present before allocating anything: a corrupt
+    // header must not turn into a huge allocation.
+    let need = rows.checked_mul(cols).and_then(|n| n.checked_mul(width));
+    match need {
+        Some(n) if n <= bytes.len() => {}
+        _ => {
+            return Err(bad(format!(
+                "data ends early or is unreadable (shape ({rows}, {cols}) of {width}-byte floats needs more than the {} bytes in the file)",
+                bytes.len()
+            )));
+        }
+    }
     let truncated = |e: std::io::Error| bad(format!("data ends early or is unreadable ({e})"));
     let flat: Vec<f32> = match width {
         4 => file.into_vec::<f32>().map_err(truncated)?,
         8 => file.into_vec::<f64>().map_err(truncated)?.into_iter().map(|v| v as f32).collect(),
         w => return Err(bad(format!("{}-byte floats, expected float32 or float64", w))),
     };
-    if flat.len() != rows * cols {
+    if flat.len() != rows.saturating_mul(cols) {
         return Err(bad(format!("{} values for shape ({rows}, {cols})", flat.len())));
     }
     let values = match order {
@@ -45,6 +64,23 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<TextMatrix> {
         }
     };
     Ok(TextMatrix { values, rows, cols })
+}
+
+/// The `shape` tuple of an `.npy` header, if the header can be found and read.
+fn declared_shape(bytes: &[u8]) -> Option<Vec<u64>> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return None;
+    }
+    let (len, start): (usize, usize) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        _ if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        _ => return None,
+    };
+    let header = std::str::from_utf8(bytes.get(start..start.checked_add(len)?)?).ok()?;
+    let after = &header[header.find("'shape'")? + 7..];
+    let open = after.find('(')?;
+    let close = after.find(')')?;
+    after.get(open + 1..close)?.split(',').map(str::trim).filter(|t| !t.is_empty()).map(|t| t.parse().ok()).collect()
 }
 
 #[cfg(test)]
@@ -96,5 +132,8 @@ pub(crate) mod tests {
         assert!(e.to_string().contains("bad header"), "{e}");
         let e = parse_npy(&npy_bytes("<f4", false, (1, 3), &le32)[..20], Path::new("t.npy")).unwrap_err();
         assert!(e.to_string().contains("t.npy"), "{e}");
+        // a corrupt header claiming an enormous shape fails before allocating
+        let e = parse_npy(&npy_bytes("<f8", false, (1 << 40, 1 << 30), &le32), Path::new("t.npy")).unwrap_err();
+        assert!(e.to_string().contains("ends early"), "{e}");
     }
 }

@@ -258,6 +258,14 @@ pub fn read_parquet_videos(path: &Path, sel: &ParquetSelection) -> Result<(Datas
                     v.name, v.row_groups
                 )));
             }
+            // the index must agree with the footer before anything is allocated from it
+            let rows: i64 = (v.row_groups.0..v.row_groups.1).map(|g| meta.metadata().row_group(g).num_rows()).sum();
+            if rows != v.frames as i64 {
+                return Err(perr(format!(
+                    "index says video `{}` has {} frames, its row groups hold {rows} rows",
+                    v.name, v.frames
+                )));
+            }
             // a fresh handle per video: cloned handles share one seek position
             let file = std::fs::File::open(path).map_err(io_err(path))?;
             let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone())

@@ -113,7 +113,7 @@ impl F32Matrix {
 }
 
 macro_rules! matrix_component {
-    ($(#[$doc:meta])* $name:ident, finite = $finite:expr) => {
+    ($(#[$doc:meta])* $name:ident, column = $column:literal, finite = $finite:expr) => {
         $(#[$doc])*
         #[derive(Component, Debug, Clone, PartialEq)]
         #[component(immutable)]
@@ -139,6 +139,14 @@ macro_rules! matrix_component {
             pub fn matrix(&self) -> &F32Matrix {
                 &self.0
             }
+
+            /// The column name of this component in Arrow/Parquet output.
+            pub const COLUMN: &'static str = $column;
+
+            /// The Arrow field of this component's column: `FixedSizeList<Float32, cols>`.
+            pub fn field(&self) -> Field {
+                Field::new($column, crate::tables::matrix_type(self.0.cols() as i32), false)
+            }
         }
 
         impl std::ops::Deref for $name {
@@ -152,23 +160,23 @@ macro_rules! matrix_component {
 
 matrix_component!(
     /// Input features of one video, N×D, all finite.
-    FrameFeatures, finite = true
+    FrameFeatures, column = "features", finite = true
 );
 matrix_component!(
     /// Frame embeddings F of one video, N×d.
-    FrameEmbeddings, finite = false
+    FrameEmbeddings, column = "embedding", finite = false
 );
 matrix_component!(
     /// Segment embeddings S of one video, K′×d.
-    SegmentEmbeddings, finite = false
+    SegmentEmbeddings, column = "segment_embedding", finite = false
 );
 matrix_component!(
     /// Refined frame embeddings F_R of one video, N×d.
-    RefinedFrames, finite = false
+    RefinedFrames, column = "refined_embedding", finite = false
 );
 matrix_component!(
     /// A transport plan of one video, N×K; valid rows sum to 1, padded rows are 0.
-    TransportPlan, finite = false
+    TransportPlan, column = "plan", finite = false
 );
 
 /// Per-frame integer labels (ground-truth ids or predictions) without nulls.
@@ -211,6 +219,11 @@ impl Labels {
     /// The underlying Arrow array.
     pub fn array(&self) -> &Int32Array {
         &self.0
+    }
+
+    /// The Arrow field of a labels column named `name` (`label`, `prediction`, `ground_truth`).
+    pub fn field(name: &str) -> Field {
+        Field::new(name, DataType::Int32, false)
     }
 }
 
@@ -259,6 +272,11 @@ impl Mask {
     /// The underlying Arrow array.
     pub fn array(&self) -> &BooleanArray {
         &self.0
+    }
+
+    /// The Arrow field of the mask column.
+    pub fn field() -> Field {
+        Field::new("mask", DataType::Boolean, false)
     }
 }
 
@@ -336,5 +354,10 @@ mod tests {
             .id();
         let got = world.get::<FrameFeatures>(e).expect("component");
         assert_eq!(got.as_slice(), &[1.0, 2.0]);
+        assert_eq!(got.field(), crate::tables::features_field(2));
+        let plan = TransportPlan::from_vec(vec![0.5; 6], 3, "p").expect("plan");
+        assert_eq!(plan.field().name(), "plan");
+        assert_eq!(plan.field().data_type(), &crate::tables::matrix_type(3));
+        assert_eq!(Mask::field().data_type(), &DataType::Boolean);
     }
 }
