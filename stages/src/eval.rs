@@ -1,4 +1,7 @@
-//! Hungarian matching and MoF (SPEC §5).
+//! Evaluation exactly as ASOT's code computes it (SPEC §5): Hungarian matching, MoF, mIoU and the
+//! sampled F1, at activity level (one matching over all videos) and video level (one matching per
+//! video, scores averaged); plus, as extras for supervised-segmentation users, the deterministic
+//! segmental F1@{10,25,50} and Edit score computed after the Hungarian mapping.
 //!
 //! The count matrix M[p, g] counts frames with prediction p and ground truth g over the sorted
 //! unique labels of each side; the matching maximises the matched count one-to-one (rectangular
@@ -9,6 +12,8 @@
 use std::collections::BTreeSet;
 
 use pathfinding::kuhn_munkres::kuhn_munkres;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use pathfinding::matrix::Matrix;
 
 /// Why scoring failed.
@@ -18,6 +23,9 @@ pub enum EvalError {
     /// Prediction and ground truth differ in length.
     #[error("{what}: {pred} predictions for {gt} ground-truth frames")]
     Length { what: String, pred: usize, gt: usize },
+    /// Nothing to score.
+    #[error("{0}: no frames to score")]
+    Empty(String),
 }
 
 /// The result of matching predictions to ground truth.
@@ -35,6 +43,16 @@ impl Matching {
     /// Mean over frames: matched / frames (0 for no frames).
     pub fn mof(&self) -> f64 {
         if self.frames == 0 { 0.0 } else { self.matched as f64 / self.frames as f64 }
+    }
+
+    /// The ground-truth class matched to predicted label `p`.
+    pub fn gt_of(&self, p: i32) -> Option<i32> {
+        self.pairs.iter().find(|(q, _)| *q == p).map(|(_, g)| *g)
+    }
+
+    /// The predicted label matched to ground-truth class `g`.
+    pub fn pred_of(&self, g: i32) -> Option<i32> {
+        self.pairs.iter().find(|(_, h)| *h == g).map(|(p, _)| *p)
     }
 }
 
@@ -73,6 +91,221 @@ pub fn hungarian(pred: &[i32], gt: &[i32], exclude: Option<i32>, what: &str) -> 
     Ok(Matching { pairs, matched: total as usize, frames: idx.len() })
 }
 
+/// mIoU: Σ over matched pairs |p∩g| / |p∪g|, divided by the number of ground-truth classes
+/// present (after exclusion).
+pub fn miou(pred: &[i32], gt: &[i32], m: &Matching, exclude: Option<i32>) -> f64 {
+    let keep: Vec<usize> = (0..gt.len()).filter(|&i| exclude != Some(gt[i])).collect();
+    let mut classes: Vec<i32> = keep.iter().map(|&i| gt[i]).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    if classes.is_empty() {
+        return 0.0;
+    }
+    let mut total = 0.0;
+    for &(p, g) in &m.pairs {
+        let (mut inter, mut union) = (0usize, 0usize);
+        for &i in &keep {
+            let (a, b) = (pred[i] == p, gt[i] == g);
+            inter += (a && b) as usize;
+            union += (a || b) as usize;
+        }
+        if union > 0 {
+            total += inter as f64 / union as f64;
+        }
+    }
+    total / classes.len() as f64
+}
+
+/// Counts behind the sampled F1, summed over videos.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct F1Counts {
+    pub hits: usize,
+    pub segments: usize,
+}
+
+/// Repetitions and samples per segment of the sampled F1.
+pub const F1_REPEATS: usize = 50;
+pub const F1_SAMPLES: usize = 15;
+
+/// The sampled-F1 counts of one video: for each ground-truth segment [lo, up] (boundaries
+/// `[0] + changes + [len−1]`), 50 times draw 15 indices uniformly from [lo, up] inclusive; a hit
+/// when more than half carry the prediction matched to gt[lo]. Excluded frames are dropped first.
+pub fn f1_counts(pred: &[i32], gt: &[i32], m: &Matching, exclude: Option<i32>, rng: &mut ChaCha8Rng) -> F1Counts {
+    let keep: Vec<usize> = (0..gt.len()).filter(|&i| exclude != Some(gt[i])).collect();
+    let (pred, gt): (Vec<i32>, Vec<i32>) = keep.iter().map(|&i| (pred[i], gt[i])).unzip();
+    if gt.is_empty() {
+        return F1Counts::default();
+    }
+    let mut bd = vec![0usize];
+    bd.extend((1..gt.len()).filter(|&i| gt[i] != gt[i - 1]));
+    bd.push(gt.len() - 1);
+    let mut c = F1Counts { hits: 0, segments: bd.len() - 1 };
+    for _ in 0..F1_REPEATS {
+        for w in bd.windows(2) {
+            let (lo, up) = (w[0], w[1]);
+            let Some(target) = m.pred_of(gt[lo]) else { continue };
+            let agree = (0..F1_SAMPLES).filter(|_| pred[rng.random_range(lo..=up)] == target).count();
+            c.hits += (agree * 2 > F1_SAMPLES) as usize;
+        }
+    }
+    c
+}
+
+/// F1 from counts: precision = hits / (videos · classes · 50), recall = hits / (segments · 50 + 1e-8).
+pub fn f1_from_counts(c: F1Counts, videos: usize, classes: usize) -> f64 {
+    let precision = c.hits as f64 / (videos * classes * F1_REPEATS).max(1) as f64;
+    let recall = c.hits as f64 / (c.segments as f64 * F1_REPEATS as f64 + 1e-8);
+    2.0 * precision * recall / (precision + recall + 1e-8)
+}
+
+/// MoF, sampled F1 and mIoU.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct Metrics {
+    pub mof: f64,
+    pub f1: f64,
+    pub miou: f64,
+}
+
+/// Activity-level ("full") metrics: one matching over all frames of all videos. The F1 RNG is
+/// ChaCha8 seeded with `f1_seed`.
+pub fn activity_level(videos: &[(&[i32], &[i32])], exclude: Option<i32>, f1_seed: u64) -> Result<Metrics, EvalError> {
+    for (v, (p, g)) in videos.iter().enumerate() {
+        if p.len() != g.len() {
+            return Err(EvalError::Length { what: format!("video {v}"), pred: p.len(), gt: g.len() });
+        }
+    }
+    let pred: Vec<i32> = videos.iter().flat_map(|(p, _)| p.iter().copied()).collect();
+    let gt: Vec<i32> = videos.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+    let m = hungarian(&pred, &gt, exclude, "activity")?;
+    if m.frames == 0 {
+        return Err(EvalError::Empty("activity".into()));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(f1_seed);
+    let mut counts = F1Counts::default();
+    for (p, g) in videos {
+        let c = f1_counts(p, g, &m, exclude, &mut rng);
+        counts.hits += c.hits;
+        counts.segments += c.segments;
+    }
+    let classes = gt.iter().filter(|&&g| exclude != Some(g)).collect::<BTreeSet<_>>().len();
+    Ok(Metrics { mof: m.mof(), f1: f1_from_counts(counts, videos.len(), classes), miou: miou(&pred, &gt, &m, exclude) })
+}
+
+/// Video-level ("per") metrics: one matching per video, each metric averaged over videos.
+pub fn video_level(videos: &[(&[i32], &[i32])], exclude: Option<i32>, f1_seed: u64) -> Result<(Metrics, Vec<Metrics>), EvalError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(f1_seed);
+    let mut per = Vec::with_capacity(videos.len());
+    for (v, (p, g)) in videos.iter().enumerate() {
+        let m = hungarian(p, g, exclude, &format!("video {v}"))?;
+        let c = f1_counts(p, g, &m, exclude, &mut rng);
+        let classes = g.iter().filter(|&&x| exclude != Some(x)).collect::<BTreeSet<_>>().len();
+        per.push(Metrics { mof: m.mof(), f1: f1_from_counts(c, 1, classes), miou: miou(p, g, &m, exclude) });
+    }
+    if per.is_empty() {
+        return Err(EvalError::Empty("videos".into()));
+    }
+    let n = per.len() as f64;
+    let mean = Metrics {
+        mof: per.iter().map(|m| m.mof).sum::<f64>() / n,
+        f1: per.iter().map(|m| m.f1).sum::<f64>() / n,
+        miou: per.iter().map(|m| m.miou).sum::<f64>() / n,
+    };
+    Ok((mean, per))
+}
+
+/// Maximal runs of equal labels as (label, start, end-exclusive).
+pub fn segments(labels: &[i32]) -> Vec<(i32, usize, usize)> {
+    let mut out: Vec<(i32, usize, usize)> = Vec::new();
+    for (i, &l) in labels.iter().enumerate() {
+        match out.last_mut() {
+            Some(last) if last.0 == l => last.2 = i + 1,
+            _ => out.push((l, i, i + 1)),
+        }
+    }
+    out
+}
+
+/// Extra: Edit score (0–100) of `pred` already mapped to ground-truth labels: 1 − normalised
+/// Levenshtein distance between the segment label sequences.
+pub fn edit_score(pred: &[i32], gt: &[i32]) -> f64 {
+    let p: Vec<i32> = segments(pred).into_iter().map(|s| s.0).collect();
+    let g: Vec<i32> = segments(gt).into_iter().map(|s| s.0).collect();
+    let (m, n) = (p.len(), g.len());
+    if m.max(n) == 0 {
+        return 100.0;
+    }
+    let mut d: Vec<usize> = (0..=n).collect();
+    for i in 1..=m {
+        let mut prev = d[0];
+        d[0] = i;
+        for j in 1..=n {
+            let cur = d[j];
+            d[j] = if p[i - 1] == g[j - 1] { prev } else { 1 + prev.min(d[j]).min(d[j - 1]) };
+            prev = cur;
+        }
+    }
+    (1.0 - d[n] as f64 / m.max(n) as f64) * 100.0
+}
+
+/// Extra: segmental (tp, fp, fn) at IoU threshold `tau` of `pred` mapped to ground-truth labels.
+pub fn segmental_counts(pred: &[i32], gt: &[i32], tau: f64) -> (usize, usize, usize) {
+    let ps = segments(pred);
+    let gs = segments(gt);
+    let mut used = vec![false; gs.len()];
+    let (mut tp, mut fp) = (0, 0);
+    for &(l, s, e) in &ps {
+        let mut best = (0.0, None);
+        for (j, &(gl, gs_, ge)) in gs.iter().enumerate() {
+            if gl != l {
+                continue;
+            }
+            let inter = e.min(ge).saturating_sub(s.max(gs_)) as f64;
+            let union = (e.max(ge) - s.min(gs_)) as f64;
+            let iou = inter / union;
+            if iou > best.0 {
+                best = (iou, Some(j));
+            }
+        }
+        match best {
+            (iou, Some(j)) if iou >= tau && !used[j] => {
+                tp += 1;
+                used[j] = true;
+            }
+            _ => fp += 1,
+        }
+    }
+    (tp, fp, gs.len() - tp)
+}
+
+/// Extras over videos (activity-level matching): segmental F1 at 10, 25, 50 % IoU and mean Edit.
+pub fn segmental_extras(videos: &[(&[i32], &[i32])], exclude: Option<i32>) -> Result<([f64; 3], f64), EvalError> {
+    let pred: Vec<i32> = videos.iter().flat_map(|(p, _)| p.iter().copied()).collect();
+    let gt: Vec<i32> = videos.iter().flat_map(|(_, g)| g.iter().copied()).collect();
+    let m = hungarian(&pred, &gt, exclude, "activity")?;
+    let mut counts = [(0usize, 0usize, 0usize); 3];
+    let mut edit = 0.0;
+    for (p, g) in videos {
+        // unmatched clusters map to a label no class uses
+        let none = i32::MIN;
+        let keep: Vec<usize> = (0..g.len()).filter(|&i| exclude != Some(g[i])).collect();
+        let mapped: Vec<i32> = keep.iter().map(|&i| m.gt_of(p[i]).unwrap_or(none)).collect();
+        let g: Vec<i32> = keep.iter().map(|&i| g[i]).collect();
+        edit += edit_score(&mapped, &g);
+        for (c, tau) in counts.iter_mut().zip([0.1, 0.25, 0.5]) {
+            let (tp, fp, fn_) = segmental_counts(&mapped, &g, tau);
+            c.0 += tp;
+            c.1 += fp;
+            c.2 += fn_;
+        }
+    }
+    let f1 = counts.map(|(tp, fp, fn_)| {
+        let p = tp as f64 / (tp + fp).max(1) as f64;
+        let r = tp as f64 / (tp + fn_).max(1) as f64;
+        if p + r > 0.0 { 2.0 * p * r / (p + r) * 100.0 } else { 0.0 }
+    });
+    Ok((f1, edit / videos.len().max(1) as f64))
+}
+
 /// Activity-level MoF: one matching over the concatenation of all videos.
 pub fn activity_mof(videos: &[(&[i32], &[i32])], exclude: Option<i32>) -> Result<f64, EvalError> {
     let pred: Vec<i32> = videos.iter().flat_map(|(p, _)| p.iter().copied()).collect();
@@ -83,6 +316,39 @@ pub fn activity_mof(videos: &[(&[i32], &[i32])], exclude: Option<i32>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn miou_f1_edit_on_a_known_case() {
+        let gt = [0, 0, 0, 0, 1, 1, 1, 1];
+        let pred = [7, 7, 7, 3, 3, 3, 3, 3];
+        let m = hungarian(&pred, &gt, None, "t").expect("ok");
+        assert_eq!(m.pairs, vec![(3, 1), (7, 0)]);
+        // class 0: 3/4, class 1: 4/5
+        assert!((miou(&pred, &gt, &m, None) - (0.75 + 0.8) / 2.0).abs() < 1e-12);
+        let perfect = activity_level(&[(&gt, &gt)], None, 0).expect("ok");
+        assert_eq!(perfect.mof, 1.0);
+        assert!((perfect.f1 - 1.0).abs() < 1e-6, "{}", perfect.f1);
+        assert_eq!(edit_score(&[1, 1, 2, 2], &[1, 2, 2, 2]), 100.0);
+        assert_eq!(edit_score(&[1, 2, 1], &[1, 2]), 100.0 * (1.0 - 1.0 / 3.0));
+        assert_eq!(segmental_counts(&[0, 0, 1, 1], &[0, 0, 1, 1], 0.5), (2, 0, 0));
+        assert_eq!(segmental_counts(&[0, 1, 1, 1], &[0, 0, 0, 1], 0.5), (0, 2, 2));
+        assert_eq!(segments(&[4, 4, 2]), vec![(4, 0, 2), (2, 2, 3)]);
+    }
+
+    #[test]
+    fn video_level_averages_per_video_matchings() {
+        let a_gt = [0, 0, 1, 1];
+        let a_pr = [1, 1, 0, 0];
+        let b_gt = [0, 0, 0, 0];
+        let b_pr = [0, 0, 1, 1];
+        let (mean, per) = video_level(&[(&a_pr, &a_gt), (&b_pr, &b_gt)], None, 0).expect("ok");
+        assert_eq!(per[0].mof, 1.0);
+        assert_eq!(per[1].mof, 0.5);
+        assert_eq!(mean.mof, 0.75);
+        let act = activity_level(&[(&a_pr, &a_gt), (&b_pr, &b_gt)], None, 0).expect("ok");
+        assert_eq!(act.mof, 6.0 / 8.0);
+        assert!(activity_level(&[(&a_pr[..3], &a_gt)], None, 0).is_err());
+    }
 
     #[test]
     fn permuted_labels_score_one() {

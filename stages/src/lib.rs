@@ -9,3 +9,4 @@
 pub mod baselines;
 pub mod eval;
 pub mod kmeans;
+pub mod ot;

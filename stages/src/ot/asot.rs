@@ -1,0 +1,316 @@
+//! The ASOT solver (Xu & Gould, CVPR 2024), exactly as SPEC §3 describes it.
+//!
+//! For one video with cost C (N×K, row-major), `n` valid rows (the first `n`; the rest is
+//! padding), p_i = 1/n and q_k = 1/K, it approximately solves
+//!
+//! ```text
+//! min_{T ≥ 0, T·1 = p}  (1−α)⟨C,T⟩ + (α/2)⟨C_v T C_a, T⟩ + λ_a KL(Tᵀ1 ‖ q) − ε H(T)
+//! C_v[i,j] = (1/r)·[0 < |i−j| ≤ a],  a = ⌊N·r⌋,   C_a = 11ᵀ − I
+//! ```
+//!
+//! by projected mirror descent:
+//!
+//! ```text
+//! T = 1/(n·K) on valid rows, 0 on padded rows
+//! repeat iters times:
+//!   U  = rowsum(T)·1ᵀ − T
+//!   GW = (1/r)·(Σ_{|j−i|≤a} U_j − U_i)                (a box filter per column)
+//!   G  = α·GW + (1−α)·C + ε·log(T + 1e-12) + λ_a·(log(colsum(T)·K + 1e-12) + 1)
+//!   first iteration: step = 4 / max(G) over the whole batch
+//!   T  = T ⊙ exp(−step·G);   T = T / rowsum(T) · (1/n)
+//! return T·n                                           (valid rows sum to 1, padded rows are 0)
+//! ```
+//!
+//! Choices where SPEC leaves room, following the reference code:
+//! * The GW term of padded rows is 0 (the reference zeroes C_v's rows and columns of padded
+//!   frames); padded rows still take part in `max(G)` with their cost and entropy terms.
+//! * If the batch's `max(G)` is not positive (possible only for degenerate costs) the automatic step
+//!   would be negative or infinite; the solver then fails with [`OtError::Step`] and the caller can
+//!   pass [`StepSize::Fixed`].
+//!
+//! Cost: O(iters · N · K) per video (the GW product is a box filter over prefix sums, so it does
+//! not grow with the radius), one `exp` and two `log`s per cell and iteration. Storage is f32 like
+//! the reference; row, column and prefix sums are accumulated in f64. All work buffers are allocated
+//! once per video before the loop. Videos run in parallel on the rayon pool; the only coupling is
+//! the automatic step size, computed from the first gradient of every video of the batch.
+
+use rayon::prelude::*;
+
+/// How the mirror-descent step is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepSize {
+    /// `4 / max(G)` of the first iteration, over the whole batch (the reference's default).
+    Auto,
+    /// A fixed step.
+    Fixed(f32),
+}
+
+/// Solver settings. [`AsotParams::default`] is the training configuration of the breakfast preset.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AsotParams {
+    /// Entropic regularisation ε.
+    pub eps: f32,
+    /// Weight α of the temporal GW term (1 − α on the linear cost).
+    pub alpha: f32,
+    /// Radius r of the temporal neighbourhood as a fraction of N.
+    pub radius: f32,
+    /// λ_a, weight of the KL relaxation of the action marginal.
+    pub lambda_actions: f32,
+    /// Mirror-descent iterations.
+    pub iters: usize,
+    pub step: StepSize,
+    /// Enforce the action marginal q exactly (drop the KL term and project with Sinkhorn).
+    pub balanced_actions: bool,
+    /// Relax the frame marginal p with a KL term of weight `lambda_frames` instead of projecting.
+    pub unbalanced_frames: bool,
+    /// λ_f, used with `unbalanced_frames`.
+    pub lambda_frames: f32,
+    /// Log-domain Sinkhorn iterations of the balanced projection.
+    pub sinkhorn_iters: usize,
+}
+
+impl Default for AsotParams {
+    fn default() -> Self {
+        AsotParams {
+            eps: 0.07,
+            alpha: 0.4,
+            radius: 0.04,
+            lambda_actions: 0.1,
+            iters: 25,
+            step: StepSize::Auto,
+            balanced_actions: false,
+            unbalanced_frames: false,
+            lambda_frames: 0.1,
+            sinkhorn_iters: 10,
+        }
+    }
+}
+
+/// Why the solver refused its input.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OtError {
+    /// Shapes do not fit together.
+    #[error("OT problem: {0}")]
+    Shape(String),
+    /// A cost entry is NaN or infinite.
+    #[error("OT cost of video {video}: non-finite value {value} at frame {row}, action {col}")]
+    NonFinite { video: usize, row: usize, col: usize, value: f32 },
+    /// A parameter is out of range.
+    #[error("OT parameter {name} = {value}: {why}")]
+    Param { name: &'static str, value: f32, why: &'static str },
+    /// The automatic step size is undefined.
+    #[error("automatic step size undefined: max of the first gradient is {0}; use a fixed step size")]
+    Step(f32),
+}
+
+/// Per-video work buffers, allocated once.
+struct Work {
+    t: Vec<f32>,
+    g: Vec<f32>,
+    row: Vec<f64>,
+    col: Vec<f64>,
+    /// prefix sums of T per column, (N+1)×K
+    pt: Vec<f64>,
+    /// prefix sums of rowsum(T), N+1
+    pr: Vec<f64>,
+}
+
+impl Work {
+    fn new(n: usize, k: usize) -> Self {
+        Work {
+            t: vec![0.0; n * k],
+            g: vec![0.0; n * k],
+            row: vec![0.0; n],
+            col: vec![0.0; k],
+            pt: vec![0.0; (n + 1) * k],
+            pr: vec![0.0; n + 1],
+        }
+    }
+}
+
+fn check(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize], p: &AsotParams) -> Result<(), OtError> {
+    if k == 0 || n == 0 {
+        return Err(OtError::Shape(format!("N = {n} frames and K = {k} actions must both be at least 1")));
+    }
+    if costs.len() != b * n * k {
+        return Err(OtError::Shape(format!("{} cost values for {b} videos of {n}×{k}", costs.len())));
+    }
+    if valid.len() != b {
+        return Err(OtError::Shape(format!("{} valid-frame counts for {b} videos", valid.len())));
+    }
+    if let Some((v, &c)) = valid.iter().enumerate().find(|(_, c)| **c == 0 || **c > n) {
+        return Err(OtError::Shape(format!("video {v} has {c} valid frames; need 1..={n}")));
+    }
+    let params = [
+        ("eps", p.eps, p.eps >= 0.0, "must be ≥ 0"),
+        ("alpha", p.alpha, (0.0..=1.0).contains(&p.alpha), "must lie in [0, 1]"),
+        ("radius", p.radius, p.radius > 0.0 || p.alpha == 0.0, "must be > 0 when alpha > 0"),
+        ("lambda_actions", p.lambda_actions, p.lambda_actions >= 0.0, "must be ≥ 0"),
+        ("lambda_frames", p.lambda_frames, p.lambda_frames >= 0.0, "must be ≥ 0"),
+    ];
+    for (name, value, ok, why) in params {
+        if !ok || !value.is_finite() {
+            return Err(OtError::Param { name, value, why });
+        }
+    }
+    if let StepSize::Fixed(s) = p.step {
+        if !(s.is_finite() && s > 0.0) {
+            return Err(OtError::Param { name: "step", value: s, why: "must be finite and > 0" });
+        }
+    }
+    for (v, video) in costs.chunks(n * k).enumerate() {
+        if let Some(i) = video.iter().position(|c| !c.is_finite()) {
+            return Err(OtError::NonFinite { video: v, row: i / k, col: i % k, value: video[i] });
+        }
+    }
+    Ok(())
+}
+
+/// Solves one video: `cost` is N×K, the first `valid` rows are real frames.
+pub fn solve(cost: &[f32], n: usize, k: usize, valid: usize, p: &AsotParams) -> Result<Vec<f32>, OtError> {
+    solve_batch(cost, 1, n, k, &[valid], p)
+}
+
+/// Solves a batch of `b` videos padded to N frames: `costs` is B×N×K, `valid[v]` the real frames of
+/// video v (a prefix). Returns the B×N×K plans.
+pub fn solve_batch(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize], p: &AsotParams) -> Result<Vec<f32>, OtError> {
+    check(costs, b, n, k, valid, p)?;
+    let a = (n as f64 * p.radius as f64).floor() as usize;
+    let mut works: Vec<Work> = (0..b).map(|_| Work::new(n, k)).collect();
+    works.par_iter_mut().zip(valid.par_iter()).for_each(|(w, &nv)| {
+        let init = 1.0 / (nv as f64 * k as f64);
+        w.t[..nv * k].fill(init as f32);
+    });
+    let mut step = match p.step {
+        StepSize::Fixed(s) => s,
+        StepSize::Auto => f32::NAN,
+    };
+    for it in 0..p.iters {
+        works.par_iter_mut().zip(costs.par_chunks(n * k)).zip(valid.par_iter()).for_each(|((w, c), &nv)| {
+            gradient(w, c, n, k, nv, a, p);
+        });
+        if it == 0 && p.step == StepSize::Auto {
+            let max = works.iter().map(|w| w.g.iter().copied().fold(f32::NEG_INFINITY, f32::max)).fold(f32::NEG_INFINITY, f32::max);
+            if !(max > 0.0 && max.is_finite()) {
+                return Err(OtError::Step(max));
+            }
+            step = 4.0 / max;
+        }
+        works.par_iter_mut().zip(valid.par_iter()).for_each(|(w, &nv)| update(w, n, k, nv, step, p));
+    }
+    let mut out = Vec::with_capacity(b * n * k);
+    for (w, &nv) in works.iter().zip(valid) {
+        let scale = nv as f32;
+        out.extend(w.t.iter().map(|&x| x * scale));
+    }
+    Ok(out)
+}
+
+/// G for one video into `w.g`.
+fn gradient(w: &mut Work, c: &[f32], n: usize, k: usize, nv: usize, a: usize, p: &AsotParams) {
+    let Work { t, g, row, col, pt, pr } = w;
+    // row sums, column sums and prefix sums, in f64
+    col.fill(0.0);
+    pr[0] = 0.0;
+    pt[..k].fill(0.0);
+    for i in 0..n {
+        let ti = &t[i * k..(i + 1) * k];
+        let mut s = 0.0f64;
+        let (prev, cur) = pt.split_at_mut((i + 1) * k);
+        let prev = &prev[i * k..];
+        for j in 0..k {
+            let x = ti[j] as f64;
+            s += x;
+            col[j] += x;
+            cur[j] = prev[j] + x;
+        }
+        row[i] = s;
+        pr[i + 1] = pr[i] + s;
+    }
+    let inv_r = if p.radius > 0.0 { 1.0 / p.radius as f64 } else { 0.0 };
+    let alpha = p.alpha;
+    let lin = 1.0 - p.alpha;
+    let eps = p.eps;
+    // action-marginal term, one per column
+    let kl: Vec<f32> = if p.balanced_actions {
+        vec![0.0; k]
+    } else {
+        col.iter().map(|&s| p.lambda_actions * (((s * k as f64) as f32 + 1e-12).ln() + 1.0)).collect()
+    };
+    let nv_f = nv as f64;
+    for i in 0..n {
+        let gi = &mut g[i * k..(i + 1) * k];
+        let ci = &c[i * k..(i + 1) * k];
+        let ti = &t[i * k..(i + 1) * k];
+        let frame_kl = if p.unbalanced_frames && i < nv {
+            p.lambda_frames * (((row[i] * nv_f) as f32 + 1e-12).ln() + 1.0)
+        } else {
+            0.0
+        };
+        if a > 0 && alpha > 0.0 && i < nv {
+            let lo = i.saturating_sub(a);
+            let hi = (i + a).min(n - 1) + 1;
+            let rwin = pr[hi] - pr[lo];
+            let (plo, phi) = (&pt[lo * k..(lo + 1) * k], &pt[hi * k..(hi + 1) * k]);
+            for j in 0..k {
+                // Σ_window U_j − U_i with U = rowsum − T
+                let win = rwin - (phi[j] - plo[j]);
+                let own = row[i] - ti[j] as f64;
+                let gw = ((win - own) * inv_r) as f32;
+                gi[j] = alpha * gw + lin * ci[j] + eps * (ti[j] + 1e-12).ln() + kl[j] + frame_kl;
+            }
+        } else {
+            for j in 0..k {
+                gi[j] = lin * ci[j] + eps * (ti[j] + 1e-12).ln() + kl[j] + frame_kl;
+            }
+        }
+    }
+}
+
+/// T ← T ⊙ exp(−step·G), then the projection onto the frame marginal (and the action marginal when
+/// balanced).
+fn update(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &AsotParams) {
+    let Work { t, g, row, col, .. } = w;
+    for (x, &gr) in t[..nv * k].iter_mut().zip(&g[..nv * k]) {
+        *x *= (-step * gr).exp();
+    }
+    t[nv * k..n * k].fill(0.0);
+    let target = 1.0 / nv as f64;
+    if p.balanced_actions {
+        // log-domain-stable Sinkhorn: rescale columns to 1/K, then rows to 1/n, repeatedly
+        let q = 1.0 / k as f64;
+        for _ in 0..p.sinkhorn_iters.max(1) {
+            col.fill(0.0);
+            for i in 0..nv {
+                for j in 0..k {
+                    col[j] += t[i * k + j] as f64;
+                }
+            }
+            let f: Vec<f32> = col.iter().map(|&s| if s > 0.0 { (q / s) as f32 } else { 0.0 }).collect();
+            for i in 0..nv {
+                for j in 0..k {
+                    t[i * k + j] *= f[j];
+                }
+            }
+            normalise_rows(t, row, k, nv, target);
+        }
+    } else if p.unbalanced_frames {
+        // only the total mass is fixed (to 1)
+        let total: f64 = t[..nv * k].iter().map(|&x| x as f64).sum();
+        let s = if total > 0.0 { (1.0 / total) as f32 } else { 0.0 };
+        t[..nv * k].iter_mut().for_each(|x| *x *= s);
+    } else {
+        normalise_rows(t, row, k, nv, target);
+    }
+}
+
+fn normalise_rows(t: &mut [f32], row: &mut [f64], k: usize, nv: usize, target: f64) {
+    for i in 0..nv {
+        let ti = &mut t[i * k..(i + 1) * k];
+        let s: f64 = ti.iter().map(|&x| x as f64).sum();
+        row[i] = s;
+        let f = if s > 0.0 { (target / s) as f32 } else { 0.0 };
+        ti.iter_mut().for_each(|x| *x *= f);
+    }
+}

@@ -1,0 +1,198 @@
+//! Cost terms of the OT problems (SPEC §2). All matrices are row-major f32; no gradient flows
+//! through them (the OT solves are detached).
+//!
+//! * [`cosine_cost`]: C = 1 − F Aᵀ for unit-norm rows, N×K, via `matrixmultiply`'s tuned sgemm;
+//!   O(N·K·d).
+//! * [`add_temporal_prior`]: C += ρ·|i/N − k/K| (0-based, N the padded length); O(N·K).
+//! * [`swd_cost`]: the sliced Wasserstein cost with a circular defining function, in the
+//!   `released` variant (sorted order statistics; the public code's behaviour, a diagonal prior
+//!   that does not depend on which frame is row i) or the `paper` variant (per-pair mean of 1-D
+//!   distances); O(P·(N+K)·d + P·N log N + N·K·P).
+
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// C = 1 − F Aᵀ: `f` is N×d, `a` is K×d, both row-major; returns N×K.
+pub fn cosine_cost(f: &[f32], a: &[f32], d: usize) -> Vec<f32> {
+    let (n, k) = (f.len() / d.max(1), a.len() / d.max(1));
+    let mut c = vec![1.0f32; n * k];
+    if n == 0 || k == 0 || d == 0 {
+        return c;
+    }
+    // C = −1 · F Aᵀ + 1 · C   (row-major: row stride d for F; A read transposed: rs 1, cs d)
+    #[allow(unsafe_code)]
+    // SAFETY: the pointers and strides describe exactly the n×d, d×k (Aᵀ) and n×k buffers above,
+    // which are live and do not overlap (c is freshly allocated).
+    unsafe {
+        matrixmultiply::sgemm(
+            n, d, k, -1.0,
+            f.as_ptr(), d as isize, 1,
+            a.as_ptr(), 1, d as isize,
+            1.0,
+            c.as_mut_ptr(), k as isize, 1,
+        );
+    }
+    c
+}
+
+/// C[i,k] += ρ·|i/N − k/K| for an N×K cost (`n` the padded length).
+pub fn add_temporal_prior(c: &mut [f32], n: usize, k: usize, rho: f32) {
+    if rho == 0.0 {
+        return;
+    }
+    for i in 0..n {
+        let x = i as f32 / n as f32;
+        for j in 0..k {
+            c[i * k + j] += rho * (x - j as f32 / k as f32).abs();
+        }
+    }
+}
+
+/// Which SWD formula to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SwdVariant {
+    /// The public code: sort each projection over the frames and, separately, over the actions;
+    /// C[i,j] = ‖sorted_X[i,:] − sorted_A[j,:]‖₂.
+    #[default]
+    Released,
+    /// The paper's formula (p = 1): C[i,j] = (1/P) Σ_p |x̂_ip − â_jp|.
+    Paper,
+}
+
+/// Settings of the SWD cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SwdParams {
+    pub variant: SwdVariant,
+    /// Number of random directions P.
+    pub projections: usize,
+    /// Radius ρ_s of the circular defining function.
+    pub radius: f32,
+}
+
+impl Default for SwdParams {
+    fn default() -> Self {
+        SwdParams { variant: SwdVariant::Released, projections: 150, radius: 2.0 }
+    }
+}
+
+/// `p` random unit directions in `d` dimensions (Gaussian, normalised), row-major P×d.
+pub fn random_directions(p: usize, d: usize, rng: &mut impl Rng) -> Vec<f32> {
+    let mut out = Vec::with_capacity(p * d);
+    for _ in 0..p {
+        let v: Vec<f32> = (0..d).map(|_| StandardNormal.sample(rng)).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        out.extend(v.iter().map(|x| x / norm));
+    }
+    out
+}
+
+/// x̂[i,p] = ‖x_i − ρ_s θ_p‖, each row then L2-normalised. `x` is M×d, `theta` P×d; returns M×P.
+fn circular_projection(x: &[f32], theta: &[f32], d: usize, radius: f32) -> Vec<f32> {
+    let p = theta.len() / d;
+    let m = x.len() / d;
+    let mut out = vec![0f32; m * p];
+    for i in 0..m {
+        let xi = &x[i * d..(i + 1) * d];
+        let row = &mut out[i * p..(i + 1) * p];
+        for (q, r) in row.iter_mut().enumerate() {
+            let th = &theta[q * d..(q + 1) * d];
+            *r = xi.iter().zip(th).map(|(a, t)| (a - radius * t).powi(2)).sum::<f32>().sqrt();
+        }
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        row.iter_mut().for_each(|v| *v /= norm);
+    }
+    out
+}
+
+/// The SWD cost between frames `f` (N×d) and actions `a` (K×d), with `theta` from
+/// [`random_directions`]; returns N×K.
+pub fn swd_cost(f: &[f32], a: &[f32], d: usize, theta: &[f32], params: &SwdParams) -> Vec<f32> {
+    let p = theta.len() / d.max(1);
+    let (n, k) = (f.len() / d.max(1), a.len() / d.max(1));
+    let mut xf = circular_projection(f, theta, d, params.radius);
+    let mut xa = circular_projection(a, theta, d, params.radius);
+    let mut c = vec![0f32; n * k];
+    match params.variant {
+        SwdVariant::Released => {
+            sort_columns(&mut xf, n, p);
+            sort_columns(&mut xa, k, p);
+            for i in 0..n {
+                let fi = &xf[i * p..(i + 1) * p];
+                for j in 0..k {
+                    let aj = &xa[j * p..(j + 1) * p];
+                    c[i * k + j] = fi.iter().zip(aj).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
+                }
+            }
+        }
+        SwdVariant::Paper => {
+            let inv = 1.0 / p.max(1) as f32;
+            for i in 0..n {
+                let fi = &xf[i * p..(i + 1) * p];
+                for j in 0..k {
+                    let aj = &xa[j * p..(j + 1) * p];
+                    c[i * k + j] = fi.iter().zip(aj).map(|(x, y)| (x - y).abs()).sum::<f32>() * inv;
+                }
+            }
+        }
+    }
+    c
+}
+
+/// Sorts each column of an M×P row-major matrix in place (ascending).
+fn sort_columns(x: &mut [f32], m: usize, p: usize) {
+    let mut col = vec![0f32; m];
+    for q in 0..p {
+        for i in 0..m {
+            col[i] = x[i * p + q];
+        }
+        col.sort_by(f32::total_cmp);
+        for i in 0..m {
+            x[i * p + q] = col[i];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn cosine_cost_matches_naive() {
+        let (n, k, d) = (5, 3, 4);
+        let f: Vec<f32> = (0..n * d).map(|i| (i as f32 * 0.37).sin()).collect();
+        let a: Vec<f32> = (0..k * d).map(|i| (i as f32 * 0.71).cos()).collect();
+        let c = cosine_cost(&f, &a, d);
+        for i in 0..n {
+            for j in 0..k {
+                let dot: f32 = (0..d).map(|t| f[i * d + t] * a[j * d + t]).sum();
+                assert!((c[i * k + j] - (1.0 - dot)).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn temporal_prior_values() {
+        let mut c = vec![0f32; 4 * 2];
+        add_temporal_prior(&mut c, 4, 2, 0.5);
+        assert_eq!(c, vec![0.0, 0.25, 0.125, 0.125, 0.25, 0.0, 0.375, 0.125]);
+    }
+
+    #[test]
+    fn swd_variants() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let d = 3;
+        let theta = random_directions(150, d, &mut rng);
+        assert!((theta[..3].iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+        let f = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+        let a = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+        let paper = swd_cost(&f, &a, d, &theta, &SwdParams { variant: SwdVariant::Paper, ..SwdParams::default() });
+        // identical points cost 0, different ones more
+        assert!(paper[0] < 1e-6 && paper[3] < 1e-6 && paper[1] > 1e-3);
+        let rel = swd_cost(&f, &a, d, &theta, &SwdParams::default());
+        // the released variant does not depend on which frame is row i
+        let f2 = vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+        assert_eq!(rel, swd_cost(&f2, &a, d, &theta, &SwdParams::default()));
+        assert!(rel.iter().all(|x| x.is_finite() && *x >= 0.0));
+    }
+}
