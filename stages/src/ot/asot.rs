@@ -24,6 +24,9 @@
 //! Choices where SPEC leaves room, following the reference code:
 //! * The GW term of padded rows is 0 (the reference zeroes C_v's rows and columns of padded
 //!   frames); padded rows still take part in `max(G)` with their cost and entropy terms.
+//! * The multiplicative update is carried out on log T (see `update`): the same plan up to
+//!   rounding, but the reference's plain product overflows to inf (then NaN) or collapses a row
+//!   to 0 when a large automatic step meets a peaked plan.
 //! * If the batch's `max(G)` is not positive (possible only for degenerate costs) the automatic step
 //!   would be negative or infinite; the solver then fails with [`OtError::Step`] and the caller can
 //!   pass [`StepSize::Fixed`].
@@ -65,7 +68,8 @@ pub struct AsotParams {
     pub unbalanced_frames: bool,
     /// λ_f, used with `unbalanced_frames`.
     pub lambda_frames: f32,
-    /// Log-domain Sinkhorn iterations of the balanced projection.
+    /// At most this many log-domain Sinkhorn iterations in each balanced projection (it stops
+    /// earlier once the column potentials settle).
     pub sinkhorn_iters: usize,
 }
 
@@ -81,7 +85,7 @@ impl Default for AsotParams {
             balanced_actions: false,
             unbalanced_frames: false,
             lambda_frames: 0.1,
-            sinkhorn_iters: 10,
+            sinkhorn_iters: 1000,
         }
     }
 }
@@ -107,6 +111,9 @@ pub enum OtError {
 /// Per-video work buffers, allocated once.
 struct Work {
     t: Vec<f32>,
+    /// log T (−inf on padded rows): the state of the mirror descent, so that entries of T that
+    /// underflow to 0 keep their information
+    l: Vec<f32>,
     g: Vec<f32>,
     row: Vec<f64>,
     col: Vec<f64>,
@@ -114,17 +121,21 @@ struct Work {
     pt: Vec<f64>,
     /// prefix sums of rowsum(T), N+1
     pr: Vec<f64>,
+    /// per-column term of the gradient (KL of the action marginal), K
+    colterm: Vec<f32>,
 }
 
 impl Work {
     fn new(n: usize, k: usize) -> Self {
         Work {
             t: vec![0.0; n * k],
+            l: vec![f32::NEG_INFINITY; n * k],
             g: vec![0.0; n * k],
             row: vec![0.0; n],
             col: vec![0.0; k],
             pt: vec![0.0; (n + 1) * k],
             pr: vec![0.0; n + 1],
+            colterm: vec![0.0; k],
         }
     }
 }
@@ -181,6 +192,7 @@ pub fn solve_batch(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize],
     works.par_iter_mut().zip(valid.par_iter()).for_each(|(w, &nv)| {
         let init = 1.0 / (nv as f64 * k as f64);
         w.t[..nv * k].fill(init as f32);
+        w.l[..nv * k].fill(init.ln() as f32);
     });
     let mut step = match p.step {
         StepSize::Fixed(s) => s,
@@ -192,10 +204,10 @@ pub fn solve_batch(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize],
         });
         if it == 0 && p.step == StepSize::Auto {
             let max = works.iter().map(|w| w.g.iter().copied().fold(f32::NEG_INFINITY, f32::max)).fold(f32::NEG_INFINITY, f32::max);
-            if !(max > 0.0 && max.is_finite()) {
+            step = 4.0 / max;
+            if !(max > 0.0 && step.is_finite()) {
                 return Err(OtError::Step(max));
             }
-            step = 4.0 / max;
         }
         works.par_iter_mut().zip(valid.par_iter()).for_each(|(w, &nv)| update(w, n, k, nv, step, p));
     }
@@ -209,7 +221,7 @@ pub fn solve_batch(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize],
 
 /// G for one video into `w.g`.
 fn gradient(w: &mut Work, c: &[f32], n: usize, k: usize, nv: usize, a: usize, p: &AsotParams) {
-    let Work { t, g, row, col, pt, pr } = w;
+    let Work { t, g, row, col, pt, pr, colterm, .. } = w;
     // row sums, column sums and prefix sums, in f64
     col.fill(0.0);
     pr[0] = 0.0;
@@ -233,11 +245,10 @@ fn gradient(w: &mut Work, c: &[f32], n: usize, k: usize, nv: usize, a: usize, p:
     let lin = 1.0 - p.alpha;
     let eps = p.eps;
     // action-marginal term, one per column
-    let kl: Vec<f32> = if p.balanced_actions {
-        vec![0.0; k]
-    } else {
-        col.iter().map(|&s| p.lambda_actions * (((s * k as f64) as f32 + 1e-12).ln() + 1.0)).collect()
-    };
+    for (kl, &s) in colterm.iter_mut().zip(col.iter()) {
+        *kl = if p.balanced_actions { 0.0 } else { p.lambda_actions * (((s * k as f64) as f32 + 1e-12).ln() + 1.0) };
+    }
+    let kl = &*colterm;
     let nv_f = nv as f64;
     for i in 0..n {
         let gi = &mut g[i * k..(i + 1) * k];
@@ -268,49 +279,83 @@ fn gradient(w: &mut Work, c: &[f32], n: usize, k: usize, nv: usize, a: usize, p:
     }
 }
 
-/// T ← T ⊙ exp(−step·G), then the projection onto the frame marginal (and the action marginal when
-/// balanced).
+/// T ← T ⊙ exp(−step·G), then the projection onto the frame marginal (and, when balanced, onto
+/// both marginals with a log-domain Sinkhorn projection). The product is formed in the log domain,
+/// L ← L − step·G, and T = exp(L − max) normalised: the same plan as the reference's
+/// `T * exp(−step·G)` up to rounding, without its overflow to inf (then NaN) for large steps and
+/// without rows collapsing to 0 when every entry underflows.
 fn update(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &AsotParams) {
-    let Work { t, g, row, col, .. } = w;
-    for (x, &gr) in t[..nv * k].iter_mut().zip(&g[..nv * k]) {
-        *x *= (-step * gr).exp();
-    }
+    let Work { t, l, g, row, col, .. } = w;
     t[nv * k..n * k].fill(0.0);
     let target = 1.0 / nv as f64;
+    for (li, &gr) in l[..nv * k].iter_mut().zip(&g[..nv * k]) {
+        *li -= step * gr;
+    }
     if p.balanced_actions {
-        // log-domain-stable Sinkhorn: rescale columns to 1/K, then rows to 1/n, repeatedly
-        let q = 1.0 / k as f64;
+        // Find the row and column potentials u, v with T = exp(L + u + v), rows summing to 1/n
+        // and columns to 1/K.
+        let (log_p, log_q) = (target.ln(), (1.0 / k as f64).ln());
+        row[..nv].fill(0.0);
+        col.fill(0.0);
         for _ in 0..p.sinkhorn_iters.max(1) {
-            col.fill(0.0);
-            for i in 0..nv {
-                for j in 0..k {
-                    col[j] += t[i * k + j] as f64;
-                }
+            // columns: v_j = log q − LSE_i (L_ij + u_i); stop once v no longer moves
+            let mut moved = 0f64;
+            for j in 0..k {
+                let m = (0..nv).map(|i| l[i * k + j] as f64 + row[i]).fold(f64::NEG_INFINITY, f64::max);
+                let s: f64 = (0..nv).map(|i| (l[i * k + j] as f64 + row[i] - m).exp()).sum();
+                let v = if m.is_finite() { log_q - (m + s.ln()) } else { 0.0 };
+                moved = moved.max((v - col[j]).abs());
+                col[j] = v;
             }
-            let f: Vec<f32> = col.iter().map(|&s| if s > 0.0 { (q / s) as f32 } else { 0.0 }).collect();
+            // rows: u_i = log p − LSE_j (L_ij + v_j)
             for i in 0..nv {
-                for j in 0..k {
-                    t[i * k + j] *= f[j];
-                }
+                let li = &l[i * k..(i + 1) * k];
+                let m = li.iter().zip(col.iter()).map(|(&x, &v)| x as f64 + v).fold(f64::NEG_INFINITY, f64::max);
+                let s: f64 = li.iter().zip(col.iter()).map(|(&x, &v)| (x as f64 + v - m).exp()).sum();
+                row[i] = if m.is_finite() { log_p - (m + s.ln()) } else { 0.0 };
             }
-            normalise_rows(t, row, k, nv, target);
+            if moved < SINKHORN_TOL {
+                break;
+            }
+        }
+        for i in 0..nv {
+            for j in 0..k {
+                let x = l[i * k + j] as f64 + row[i] + col[j];
+                l[i * k + j] = x as f32;
+                t[i * k + j] = x.exp() as f32;
+            }
         }
     } else if p.unbalanced_frames {
         // only the total mass is fixed (to 1)
-        let total: f64 = t[..nv * k].iter().map(|&x| x as f64).sum();
-        let s = if total > 0.0 { (1.0 / total) as f32 } else { 0.0 };
-        t[..nv * k].iter_mut().for_each(|x| *x *= s);
+        let m = l[..nv * k].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut total = 0f64;
+        for (x, &li) in t[..nv * k].iter_mut().zip(&l[..nv * k]) {
+            *x = (li - m).exp();
+            total += *x as f64;
+        }
+        let s = if total > 0.0 { 1.0 / total } else { 0.0 };
+        t[..nv * k].iter_mut().for_each(|x| *x = (*x as f64 * s) as f32);
+        let shift = (s.ln() as f32) - m;
+        l[..nv * k].iter_mut().for_each(|x| *x += shift);
     } else {
-        normalise_rows(t, row, k, nv, target);
+        for i in 0..nv {
+            let (ti, li) = (&mut t[i * k..(i + 1) * k], &mut l[i * k..(i + 1) * k]);
+            let m = li.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut s = 0f64;
+            for (x, &lv) in ti.iter_mut().zip(li.iter()) {
+                *x = (lv - m).exp();
+                s += *x as f64;
+            }
+            // s ≥ 1 (the largest entry is exp(0)); scale in f64 and shift the logs alike
+            let f = target / s;
+            ti.iter_mut().for_each(|x| *x = (*x as f64 * f) as f32);
+            let shift = f.ln() as f32 - m;
+            li.iter_mut().for_each(|x| *x += shift);
+            row[i] = s;
+        }
     }
 }
 
-fn normalise_rows(t: &mut [f32], row: &mut [f64], k: usize, nv: usize, target: f64) {
-    for i in 0..nv {
-        let ti = &mut t[i * k..(i + 1) * k];
-        let s: f64 = ti.iter().map(|&x| x as f64).sum();
-        row[i] = s;
-        let f = if s > 0.0 { (target / s) as f32 } else { 0.0 };
-        ti.iter_mut().for_each(|x| *x *= f);
-    }
-}
+/// Sinkhorn stops when no column potential moves by more than this.
+const SINKHORN_TOL: f64 = 1e-7;
+
