@@ -27,8 +27,8 @@ pub use error::{DatasetError, Result};
 pub use layout::{ReadOptions, ReadReport, read_standard, read_standard_with, write_standard};
 pub use mapping::Mapping;
 pub use parquet_io::{
-    ParquetCompression, ParquetSelection, read_parquet, read_parquet_index, read_parquet_videos,
-    write_parquet,
+    ParquetCompression, ParquetSelection, frame_matrix_batch, read_frame_matrix, read_parquet,
+    read_parquet_index, read_parquet_videos, write_parquet, write_table,
 };
 pub use preset::{ActivityRule, COMMON, PRESETS, Preset, preset};
 pub use synth::{SynthConfig, generate};

@@ -373,3 +373,78 @@ pub fn read_parquet(path: &Path, videos: &[String], activities: &[String]) -> Re
         .collect::<Result<Vec<_>>>()?;
     Ok(Dataset { name: index.name, dim: index.dim, mapping: index.mapping, videos })
 }
+
+/// Writes `batches` (all with `schema`) to `path` atomically, zstd-compressed. For result tables
+/// (predictions, metrics, plans) that scripts read.
+pub fn write_table(path: &Path, schema: Arc<Schema>, batches: &[RecordBatch]) -> Result<()> {
+    let perr = |e: &dyn std::fmt::Display| DatasetError::Parquet { path: path.to_path_buf(), message: e.to_string() };
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| perr(&e))?))
+        .build();
+    write_atomic(path, |file| {
+        let mut w = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).map_err(|e| perr(&e))?;
+        for b in batches {
+            w.write(b).map_err(|e| perr(&e))?;
+        }
+        w.close().map_err(|e| perr(&e))?;
+        Ok(())
+    })
+}
+
+/// Reads a [`Table::FrameMatrix`] file: its kind (`cost`, `affinity`, `plan`) and, per video in
+/// file order, the N×K matrix.
+pub fn read_frame_matrix(path: &Path) -> Result<(String, Vec<(String, clot_schemas::F32Matrix)>)> {
+    let perr = |message: String| DatasetError::Parquet { path: path.to_path_buf(), message };
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| perr(e.to_string()))?;
+    let info = check_schema(builder.schema(), Table::FrameMatrix, &path.display().to_string())?;
+    let kind = builder.schema().metadata().get(clot_schemas::KEY_MATRIX_KIND).cloned().unwrap_or_else(|| "cost".into());
+    let k = info.dim.unwrap_or(0).max(0) as usize;
+    let reader = builder.build().map_err(|e| perr(e.to_string()))?;
+    let mut videos: Vec<(String, Vec<f32>)> = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| perr(e.to_string()))?;
+        let names = batch.column_by_name("video").and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
+        let frames = batch.column_by_name("frame").and_then(|c| c.as_any().downcast_ref::<UInt32Array>().cloned());
+        let values = batch.column_by_name("values").and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>().cloned());
+        let (Some(names), Some(frames), Some(values)) = (names, frames, values) else {
+            return Err(perr("columns video/frame/values have unexpected types".into()));
+        };
+        let items = values.values().as_any().downcast_ref::<Float32Array>().cloned().ok_or_else(|| perr("values are not Float32".into()))?;
+        let base = values.value_offset_at(0);
+        for r in 0..batch.num_rows() {
+            let name = names.value(r);
+            if videos.last().is_none_or(|(v, _)| v != name) {
+                if videos.iter().any(|(v, _)| v == name) {
+                    return Err(perr(format!("rows of video `{name}` are not contiguous")));
+                }
+                videos.push((name.to_string(), Vec::new()));
+            }
+            let (vname, vals) = videos.last_mut().ok_or_else(|| perr("no video".into()))?;
+            if frames.value(r) as usize != vals.len() / k.max(1) {
+                return Err(perr(format!("video `{vname}`: frame {} out of order (expected {})", frames.value(r), vals.len() / k.max(1))));
+            }
+            vals.extend_from_slice(&items.values()[base + r * k..base + (r + 1) * k]);
+        }
+    }
+    let out = videos
+        .into_iter()
+        .map(|(name, vals)| {
+            let what = format!("{}: video `{name}`", path.display());
+            Ok((name, clot_schemas::F32Matrix::from_vec(vals, k, &what)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((kind, out))
+}
+
+/// Builds the record batch of one video's N×K matrix for a [`Table::FrameMatrix`] file.
+pub fn frame_matrix_batch(schema: Arc<Schema>, video: &str, m: &clot_schemas::F32Matrix) -> Result<RecordBatch> {
+    let n = m.rows();
+    let frames = u32::try_from(n).map_err(|e| DatasetError::Invalid { what: video.to_string(), message: e.to_string() })?;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(video, n))),
+        Arc::new(UInt32Array::from_iter_values(0..frames)),
+        Arc::new(m.array().clone()),
+    ];
+    RecordBatch::try_new(schema, columns).map_err(|e| DatasetError::Invalid { what: video.to_string(), message: e.to_string() })
+}

@@ -41,6 +41,18 @@ pub enum Command {
     ///   clot synth --out demo-data
     ///   clot synth --videos 100 --actions 10 --seed 3 --out big.parquet
     Synth(SynthArgs),
+    /// Run the ASOT solver on your own cost or affinity matrix and score the segmentation.
+    ///
+    /// INPUT is an N×K `.npy` (float32/float64; one video, named after the file) or a
+    /// `frame_matrix` Parquet file (video, frame, values) with one or more videos. With --out, the
+    /// plans and the argmax segmentation are written as Parquet. With --gt and --mapping, the
+    /// segmentation is scored (MoF, sampled F1, mIoU; activity and video level; segmental F1 and
+    /// Edit as extras). This is how to check the solver against your own PyTorch runs.
+    ///
+    /// Example (the reference's settings for Breakfast salat):
+    ///   clot solve salat.npy --affinity --eps 0.01 --alpha 0.6 --radius 0.04 --lambda-actions 0.06
+    ///       --gt groundTruth/P36_webcam01_P36_salat --mapping mapping.txt --out solved
+    Solve(SolveArgs),
 }
 
 /// Which dataset to read, shared by the commands that read one.
@@ -137,4 +149,62 @@ pub struct SynthArgs {
     pub activity: Option<String>,
     #[arg(long, value_enum, default_value_t = Compression::Snappy)]
     pub compression: Compression,
+}
+
+#[derive(Debug, Args)]
+pub struct SolveArgs {
+    /// An N×K `.npy` matrix or a `frame_matrix` `.parquet` file.
+    pub input: PathBuf,
+    /// The input holds affinities: cost = 1 − affinity. Default: what a Parquet file's
+    /// `clot.matrix_kind` says, else cost.
+    #[arg(long)]
+    pub affinity: bool,
+    /// Entropic regularisation ε.
+    #[arg(long, default_value_t = 0.07)]
+    pub eps: f32,
+    /// Weight α of the temporal Gromov-Wasserstein term.
+    #[arg(long, default_value_t = 0.4)]
+    pub alpha: f32,
+    /// Temporal radius r as a fraction of N.
+    #[arg(long, default_value_t = 0.04)]
+    pub radius: f32,
+    /// λ_a, weight of the KL relaxation of the action marginal.
+    #[arg(long, default_value_t = 0.1)]
+    pub lambda_actions: f32,
+    /// Mirror-descent iterations.
+    #[arg(long, default_value_t = 25)]
+    pub iters: usize,
+    /// `auto` (4 / max of the first gradient) or a fixed positive step.
+    #[arg(long, default_value = "auto")]
+    pub step: String,
+    /// Weight ρ of the temporal prior |i/N − k/K| added to the cost.
+    #[arg(long, default_value_t = 0.0)]
+    pub rho: f32,
+    /// Enforce the action marginal exactly (Sinkhorn projection) instead of the KL relaxation.
+    #[arg(long)]
+    pub balanced_actions: bool,
+    /// Relax the frame marginal with a KL term of weight --lambda-frames.
+    #[arg(long)]
+    pub unbalanced_frames: bool,
+    #[arg(long, default_value_t = 0.1)]
+    pub lambda_frames: f32,
+    /// Ground truth: a file (one label per line) for a single video, or a folder with one file per
+    /// video name.
+    #[arg(long, requires = "mapping")]
+    pub gt: Option<PathBuf>,
+    /// The mapping file of the ground-truth names.
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// A ground-truth id excluded from the metrics (e.g. −1 for background).
+    #[arg(long, allow_hyphen_values = true)]
+    pub exclude: Option<i32>,
+    /// Seed of the sampled F1.
+    #[arg(long, default_value_t = 0)]
+    pub f1_seed: u64,
+    /// Folder to write `plan.parquet` and `segmentation.parquet` into.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::cli::{Compression, ConvertArgs, DatasetArgs, InspectArgs, SynthArgs};
 use crate::progress::counter;
+pub use crate::solve::solve;
 
 /// Where the dataset argument points, and how to read it.
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@ fn main() {
         Command::Inspect(a) => commands::inspect(a, cli.quiet),
         Command::Convert(a) => commands::convert(a, cli.quiet),
         Command::Synth(a) => commands::synth(a, cli.quiet),
+        Command::Solve(a) => commands::solve(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -21,7 +21,7 @@ pub use components::{
 };
 pub use error::SchemaError;
 pub use tables::{
-    KEY_CRATE_VERSION, KEY_SCHEMA_VERSION, KEY_TABLE, SCHEMA_VERSION, Table, check_schema,
+    KEY_CRATE_VERSION, KEY_MATRIX_KIND, KEY_SCHEMA_VERSION, KEY_TABLE, SCHEMA_VERSION, Table, check_schema,
     SchemaInfo, features_field, matrix_type,
 };
 

@@ -48,7 +48,14 @@ pub enum Table {
     TrainingCurve,
     /// One row per trial of a hyperparameter sweep.
     SweepTrial,
+    /// A per-frame matrix of one or more videos (`video`, `frame`, `values`
+    /// `FixedSizeList<Float32, K>`): costs, affinities or transport plans, as [`KEY_MATRIX_KIND`]
+    /// says. `clot solve` reads costs/affinities and writes plans in this form.
+    FrameMatrix,
 }
+
+/// Metadata key of a [`Table::FrameMatrix`]: `cost`, `affinity` or `plan`.
+pub const KEY_MATRIX_KIND: &str = "clot.matrix_kind";
 
 impl Table {
     /// Every table, for registry tests and `clot inspect`.
@@ -59,6 +66,7 @@ impl Table {
         Table::RunSummary,
         Table::TrainingCurve,
         Table::SweepTrial,
+        Table::FrameMatrix,
     ];
 
     /// The value of [`KEY_TABLE`] for this table.
@@ -70,6 +78,7 @@ impl Table {
             Table::RunSummary => "run_summary",
             Table::TrainingCurve => "training_curve",
             Table::SweepTrial => "sweep_trial",
+            Table::FrameMatrix => "frame_matrix",
         }
     }
 
@@ -148,6 +157,11 @@ impl Table {
                 f("f1", Float64, true),
                 f("miou", Float64, true),
                 f("wall_s", Float64, false),
+            ],
+            Table::FrameMatrix => vec![
+                f("video", Utf8, false),
+                f("frame", UInt32, false),
+                Field::new("values", matrix_type(dim), false),
             ],
         }
     }
