@@ -123,6 +123,10 @@ struct Work {
     pr: Vec<f64>,
     /// per-column term of the gradient (KL of the action marginal), K
     colterm: Vec<f32>,
+    /// per row chunk: the chunk's column sums and row-sum total (K + 1)
+    totals: Vec<f64>,
+    /// per row chunk: the sums of the chunks before it (exclusive scan of `totals`)
+    offsets: Vec<f64>,
 }
 
 impl Work {
@@ -136,6 +140,8 @@ impl Work {
             pt: vec![0.0; (n + 1) * k],
             pr: vec![0.0; n + 1],
             colterm: vec![0.0; k],
+            totals: vec![0.0; n.div_ceil(ROWS_PER_TASK) * (k + 1)],
+            offsets: vec![0.0; n.div_ceil(ROWS_PER_TASK) * (k + 1)],
         }
     }
 }
@@ -187,12 +193,19 @@ pub fn solve(cost: &[f32], n: usize, k: usize, valid: usize, p: &AsotParams) -> 
 /// video v (a prefix). Returns the B×N×K plans.
 pub fn solve_batch(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize], p: &AsotParams) -> Result<Vec<f32>, OtError> {
     check(costs, b, n, k, valid, p)?;
+    // Run on a pool thread: the ~3 parallel sections per iteration then fork from a worker
+    // instead of parking the calling thread each time (a quarter of the time on small problems).
+    rayon::scope(|_| iterate(costs, b, n, k, valid, p))
+}
+
+fn iterate(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize], p: &AsotParams) -> Result<Vec<f32>, OtError> {
     let a = (n as f64 * p.radius as f64).floor() as usize;
     let mut works: Vec<Work> = (0..b).map(|_| Work::new(n, k)).collect();
     works.par_iter_mut().zip(valid.par_iter()).for_each(|(w, &nv)| {
         let init = 1.0 / (nv as f64 * k as f64);
         w.t[..nv * k].fill(init as f32);
         w.l[..nv * k].fill(init.ln() as f32);
+        local_prefix(w, n, k);
     });
     let mut step = match p.step {
         StepSize::Fixed(s) => s,
@@ -221,26 +234,23 @@ pub fn solve_batch(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize],
 
 /// G for one video into `w.g`.
 fn gradient(w: &mut Work, c: &[f32], n: usize, k: usize, nv: usize, a: usize, p: &AsotParams) {
-    let Work { t, g, row, col, pt, pr, colterm, .. } = w;
-    // row sums, column sums and prefix sums, in f64
+    let Work { t, g, row, col, pt, pr, colterm, totals, offsets, .. } = w;
+    // Prefix sums (f64) are kept per fixed row chunk (`local_prefix`, or fused into `update`),
+    // so the result does not depend on the thread count; each chunk's offset is a scan over the
+    // chunk totals, and the gradient adds it when it reads a prefix sum.
+    let (rows_c, k1) = (ROWS_PER_TASK, k + 1);
+    // exclusive scan of the chunk totals; the grand totals are the column sums
     col.fill(0.0);
-    pr[0] = 0.0;
-    pt[..k].fill(0.0);
-    for i in 0..n {
-        let ti = &t[i * k..(i + 1) * k];
-        let mut s = 0.0f64;
-        let (prev, cur) = pt.split_at_mut((i + 1) * k);
-        let prev = &prev[i * k..];
+    let mut total_rows = 0.0f64;
+    for (tot, off) in totals.chunks(k1).zip(offsets.chunks_mut(k1)) {
         for j in 0..k {
-            let x = ti[j] as f64;
-            s += x;
-            col[j] += x;
-            cur[j] = prev[j] + x;
+            off[j] = col[j];
+            col[j] += tot[j];
         }
-        row[i] = s;
-        pr[i + 1] = pr[i] + s;
+        off[k] = total_rows;
+        total_rows += tot[k];
     }
-    let inv_r = if p.radius > 0.0 { 1.0 / p.radius as f64 } else { 0.0 };
+    let inv_r = if p.radius > 0.0 { 1.0 / p.radius } else { 0.0 };
     let alpha = p.alpha;
     let lin = 1.0 - p.alpha;
     let eps = p.eps;
@@ -250,34 +260,87 @@ fn gradient(w: &mut Work, c: &[f32], n: usize, k: usize, nv: usize, a: usize, p:
     }
     let kl = &*colterm;
     let nv_f = nv as f64;
-    for i in 0..n {
-        let gi = &mut g[i * k..(i + 1) * k];
-        let ci = &c[i * k..(i + 1) * k];
-        let ti = &t[i * k..(i + 1) * k];
-        let frame_kl = if p.unbalanced_frames && i < nv {
-            p.lambda_frames * (((row[i] * nv_f) as f32 + 1e-12).ln() + 1.0)
-        } else {
-            0.0
-        };
-        if a > 0 && alpha > 0.0 && i < nv {
-            let lo = i.saturating_sub(a);
-            let hi = (i + a).min(n - 1) + 1;
-            let rwin = pr[hi] - pr[lo];
-            let (plo, phi) = (&pt[lo * k..(lo + 1) * k], &pt[hi * k..(hi + 1) * k]);
-            for j in 0..k {
-                // Σ_window U_j − U_i with U = rowsum − T
-                let win = rwin - (phi[j] - plo[j]);
-                let own = row[i] - ti[j] as f64;
-                let gw = ((win - own) * inv_r) as f32;
-                gi[j] = alpha * gw + lin * ci[j] + eps * (ti[j] + 1e-12).ln() + kl[j] + frame_kl;
-            }
-        } else {
-            for j in 0..k {
-                gi[j] = lin * ci[j] + eps * (ti[j] + 1e-12).ln() + kl[j] + frame_kl;
+    let (t, row, pt, pr, offsets) = (&*t, &*row, &*pt, &*pr, &*offsets);
+    // prefix sum number x (rows 0..x) is the local prefix plus the offset of row x−1's chunk
+    let chunk_of = |x: usize| x.saturating_sub(1) / rows_c;
+    // rows are independent from here on: chunks of rows run on the rayon pool
+    g[..n * k].par_chunks_mut(ROWS_PER_TASK * k).enumerate().for_each(|(chunk, gs)| {
+        let first = chunk * ROWS_PER_TASK;
+        // g ← ln(T + 1e-12) for the whole chunk, vectorised; the loop below finishes G in place
+        gs.copy_from_slice(&t[first * k..first * k + gs.len()]);
+        super::simd::ln_plus(gs, 1e-12);
+        for (r, gi) in gs.chunks_mut(k).enumerate() {
+            let i = first + r;
+            let ci = &c[i * k..(i + 1) * k];
+            let ti = &t[i * k..(i + 1) * k];
+            let frame_kl = if p.unbalanced_frames && i < nv {
+                p.lambda_frames * (((row[i] * nv_f) as f32 + 1e-12).ln() + 1.0)
+            } else {
+                0.0
+            };
+            if a > 0 && alpha > 0.0 && i < nv {
+                let lo = i.saturating_sub(a);
+                let hi = (i + a).min(n - 1) + 1;
+                // Σ_window U_j − U_i with U = rowsum − T, i.e.
+                // (Σ_window rowsum − rowsum_i) − (Σ_window T_j − T_ij): the window sums come from
+                // f64 prefix sums; what is left is added in f32, as the reference does it all
+                let (olo, ohi) = (&offsets[chunk_of(lo) * k1..][..k1], &offsets[chunk_of(hi) * k1..][..k1]);
+                let base = ((pr[hi] + ohi[k]) - (pr[lo] + olo[k]) - row[i]) as f32;
+                let (plo, phi) = (&pt[lo * k..(lo + 1) * k], &pt[hi * k..(hi + 1) * k]);
+                for j in 0..k {
+                    let colwin = ((phi[j] + ohi[j]) - (plo[j] + olo[j])) as f32;
+                    let gw = (base - colwin + ti[j]) * inv_r;
+                    gi[j] = alpha * gw + lin * ci[j] + eps * gi[j] + kl[j] + frame_kl;
+                }
+            } else {
+                for j in 0..k {
+                    gi[j] = lin * ci[j] + eps * gi[j] + kl[j] + frame_kl;
+                }
             }
         }
+    });
+}
+
+/// Local prefix sums of one row chunk: `ts` holds the chunk's rows of T that may be non-zero
+/// (`ts.len() / k` of them); the chunk's remaining rows are padding, where T is 0.
+fn chunk_prefix(ts: &[f32], k: usize, pts: &mut [f64], prs: &mut [f64], rws: &mut [f64], tot: &mut [f64]) {
+    tot.fill(0.0);
+    let live = ts.len() / k;
+    for (r, ((cur, p), rw)) in pts.chunks_mut(k).zip(prs.iter_mut()).zip(rws.iter_mut()).enumerate() {
+        let mut s = 0.0f64;
+        if r < live {
+            for (j, &x) in ts[r * k..(r + 1) * k].iter().enumerate() {
+                let x = x as f64;
+                s += x;
+                tot[j] += x;
+            }
+        }
+        cur.copy_from_slice(&tot[..k]);
+        *rw = s;
+        tot[k] += s;
+        *p = tot[k];
     }
 }
+
+/// Local prefix sums of every row chunk of the video, in parallel.
+fn local_prefix(w: &mut Work, n: usize, k: usize) {
+    let Work { t, row, pt, pr, totals, .. } = w;
+    let rows_c = ROWS_PER_TASK;
+    pt[..k].fill(0.0);
+    pr[0] = 0.0;
+    let t = &t[..n * k];
+    let pts = pt[k..].par_chunks_mut(rows_c * k);
+    let prs = pr[1..].par_chunks_mut(rows_c);
+    let rws = row.par_chunks_mut(rows_c);
+    let tots = totals.par_chunks_mut(k + 1);
+    pts.zip(prs).zip(rws).zip(tots).enumerate().for_each(|(c, (((pts, prs), rws), tot))| {
+        let ts = &t[c * rows_c * k..((c + 1) * rows_c * k).min(n * k)];
+        chunk_prefix(ts, k, pts, prs, rws, tot);
+    });
+}
+
+/// Rows per rayon task inside one video (the work per row is ~K transcendental calls).
+const ROWS_PER_TASK: usize = 512;
 
 /// T ← T ⊙ exp(−step·G), then the projection onto the frame marginal (and, when balanced, onto
 /// both marginals with a log-domain Sinkhorn projection). The product is formed in the log domain,
@@ -285,12 +348,39 @@ fn gradient(w: &mut Work, c: &[f32], n: usize, k: usize, nv: usize, a: usize, p:
 /// `T * exp(−step·G)` up to rounding, without its overflow to inf (then NaN) for large steps and
 /// without rows collapsing to 0 when every entry underflows.
 fn update(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &AsotParams) {
+    if p.balanced_actions || p.unbalanced_frames {
+        update_relaxed(w, n, k, nv, step, p);
+        local_prefix(w, n, k);
+        return;
+    }
+    let Work { t, l, g, row, pt, pr, totals, .. } = w;
+    t[nv * k..n * k].fill(0.0);
+    let target = 1.0 / nv as f64;
+    let chunk = ROWS_PER_TASK * k;
+    let (ts, ls, gs) = (t[..nv * k].par_chunks_mut(chunk), l[..nv * k].par_chunks_mut(chunk), g[..nv * k].par_chunks(chunk));
+    let (pts, prs, rws, tots) = (
+        pt[k..].par_chunks_mut(chunk),
+        pr[1..].par_chunks_mut(ROWS_PER_TASK),
+        row.par_chunks_mut(ROWS_PER_TASK),
+        totals.par_chunks_mut(k + 1),
+    );
+    ts.zip(ls).zip(gs).zip(pts.zip(prs).zip(rws).zip(tots)).for_each(|(((ts, ls), gs), (((pts, prs), rws), tot))| {
+        normalise_chunk(ts, ls, gs, k, step, target);
+        // the next gradient's prefix sums, while this chunk is in cache
+        chunk_prefix(ts, k, pts, prs, rws, tot);
+    });
+}
+
+/// The balanced-actions and unbalanced-frames variants of [`update`].
+fn update_relaxed(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &AsotParams) {
     let Work { t, l, g, row, col, .. } = w;
     t[nv * k..n * k].fill(0.0);
     let target = 1.0 / nv as f64;
-    for (li, &gr) in l[..nv * k].iter_mut().zip(&g[..nv * k]) {
-        *li -= step * gr;
-    }
+    l[..nv * k].par_chunks_mut(ROWS_PER_TASK * k).zip(g[..nv * k].par_chunks(ROWS_PER_TASK * k)).for_each(|(ls, gs)| {
+        for (li, &gr) in ls.iter_mut().zip(gs) {
+            *li -= step * gr;
+        }
+    });
     if p.balanced_actions {
         // Find the row and column potentials u, v with T = exp(L + u + v), rows summing to 1/n
         // and columns to 1/K.
@@ -337,22 +427,44 @@ fn update(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &AsotParams
         t[..nv * k].iter_mut().for_each(|x| *x = (*x as f64 * s) as f32);
         let shift = (s.ln() as f32) - m;
         l[..nv * k].iter_mut().for_each(|x| *x += shift);
-    } else {
-        for i in 0..nv {
-            let (ti, li) = (&mut t[i * k..(i + 1) * k], &mut l[i * k..(i + 1) * k]);
-            let m = li.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut s = 0f64;
-            for (x, &lv) in ti.iter_mut().zip(li.iter()) {
-                *x = (lv - m).exp();
-                s += *x as f64;
-            }
-            // s ≥ 1 (the largest entry is exp(0)); scale in f64 and shift the logs alike
-            let f = target / s;
-            ti.iter_mut().for_each(|x| *x = (*x as f64 * f) as f32);
-            let shift = f.ln() as f32 - m;
-            li.iter_mut().for_each(|x| *x += shift);
-            row[i] = s;
+    }
+}
+
+/// One chunk of rows of the standard update: L ← L − step·G, T = exp(L − max) normalised to
+/// `target` per row, and L shifted to log T.
+fn normalise_chunk(ts: &mut [f32], ls: &mut [f32], gs: &[f32], k: usize, step: f32, target: f64) {
+    // L ← L − step·G, then T ← exp(L − max of the row), vectorised over the chunk
+    let mut maxes = [0f32; ROWS_PER_TASK];
+    for (r, ((ti, li), gi)) in ts.chunks_mut(k).zip(ls.chunks_mut(k)).zip(gs.chunks(k)).enumerate() {
+        let mut m = f32::NEG_INFINITY;
+        for (lv, &gr) in li.iter_mut().zip(gi) {
+            *lv -= step * gr;
+            m = m.max(*lv);
         }
+        for (x, &lv) in ti.iter_mut().zip(li.iter()) {
+            *x = lv - m;
+        }
+        maxes[r] = m;
+    }
+    super::simd::exp(ts);
+    // row sums, then their logs vectorised (one `ln` per row would cost as much as the
+    // `exp`s of a short row)
+    let mut sums = [0f32; ROWS_PER_TASK];
+    let mut sums64 = [0f64; ROWS_PER_TASK];
+    let rows = ts.len() / k;
+    for (r, ti) in ts.chunks(k).enumerate() {
+        sums64[r] = ti.iter().map(|&x| x as f64).sum();
+        sums[r] = sums64[r] as f32;
+    }
+    super::simd::ln_plus(&mut sums[..rows], 0.0);
+    let log_target = target.ln() as f32;
+    for (r, (ti, li)) in ts.chunks_mut(k).zip(ls.chunks_mut(k)).enumerate() {
+        // s ≥ 1 (the largest entry is exp(0)); scale in f64 and shift the logs alike:
+        // L ← L − m + log(target) − log(s), where T = exp(L − m)·target/s
+        let f = target / sums64[r];
+        ti.iter_mut().for_each(|x| *x = (*x as f64 * f) as f32);
+        let shift = log_target - sums[r] - maxes[r];
+        li.iter_mut().for_each(|x| *x += shift);
     }
 }
 

@@ -7,5 +7,6 @@
 
 pub mod asot;
 pub mod cost;
+pub mod simd;
 
 pub use asot::{AsotParams, OtError, StepSize, solve, solve_batch};

@@ -1,0 +1,215 @@
+//! `clot-bench solver`: the ASOT solver (SPEC §3) against the PyTorch peer
+//! (`bench/python/asot_peer.py`, conv1d for the GW term), on the same inputs in one run:
+//! the real Breakfast salat affinity (5292×8, the reference's settings, checked against the golden
+//! plan) when `../shared` is present, and synthetic costs with N ∈ {1 000, 10 000, 100 000} ×
+//! K ∈ {8, 22, 48} (ε 0.07, α 0.4, r 0.04, λ 0.1).
+//!
+//! Both sides use the same number of threads (all rayon threads; `torch.set_num_threads`). The
+//! peer's conv1d costs O(N·K·N·r) per iteration (about 2.5 minutes per iteration at N = 100 000,
+//! K = 48 here), so for N ≥ 100 000 the peer runs 1 iteration and the comparison is per
+//! iteration; the table says so. The bound: one `exp` and one `ln` per cell and iteration, timed
+//! on this CPU with the same math library, divided over the threads.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clot_datasets::npy::parse_npy;
+use clot_stages::ot::{AsotParams, StepSize, solve};
+
+use crate::median_time;
+
+struct Args {
+    max_n: usize,
+    repeats: usize,
+    shared: PathBuf,
+    python: String,
+    json: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Args> {
+    let mut a = Args {
+        max_n: 100_000,
+        repeats: 3,
+        shared: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+        python: "python3".into(),
+        json: false,
+    };
+    let mut it = args.iter().cloned();
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--max-n" => a.max_n = val()?.parse()?,
+            "--repeats" => a.repeats = val()?.parse()?,
+            "--shared" => a.shared = PathBuf::from(val()?),
+            "--python" => a.python = val()?,
+            "--json" => a.json = true,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(a)
+}
+
+struct Case {
+    name: String,
+    n: usize,
+    k: usize,
+    cost: Vec<f32>,
+    params: AsotParams,
+    peer_iters: usize,
+    check: Option<PathBuf>,
+}
+
+fn write_npy(path: &Path, n: usize, k: usize, values: &[f32]) -> Result<()> {
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {k}), }}").into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(path, out)?;
+    Ok(())
+}
+
+/// A cost with K temporal blocks plus deterministic texture, like 1 − cosine affinities.
+fn synthetic_cost(n: usize, k: usize) -> Vec<f32> {
+    (0..n * k)
+        .map(|x| {
+            let (i, j) = (x / k, x % k);
+            let on = (i * k / n) == j;
+            1.0 - if on { 0.5 } else { 0.0 } - 0.3 * ((x as f32 * 0.618_034).fract() - 0.5)
+        })
+        .collect()
+}
+
+/// Seconds per `exp` + `ln` pair on one thread, with the vectorised functions the solver uses
+/// (`clot_stages::ot::simd`), over an L1/L2-resident block like the solver's row chunks.
+fn exp_ln_seconds() -> f64 {
+    let n = 4096;
+    let mut x: Vec<f32> = (0..n).map(|i| 1e-3 + (i as f32 / n as f32)).collect();
+    let reps = 20_000;
+    let t = std::time::Instant::now();
+    for _ in 0..reps {
+        clot_stages::ot::simd::ln_plus(&mut x, 1e-12);
+        clot_stages::ot::simd::exp(&mut x);
+        std::hint::black_box(&mut x);
+    }
+    t.elapsed().as_secs_f64() / (reps * n) as f64
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let a = parse_args(args)?;
+    let tmp = tempfile::tempdir()?;
+    let mut cases = Vec::new();
+    let salat = a.shared.join("data/asot_examples/affinity/P36_webcam01_P36_salat.npy");
+    if salat.is_file() {
+        let m = parse_npy(&std::fs::read(&salat)?, &salat)?;
+        cases.push(Case {
+            name: "salat 5292×8 (real)".into(),
+            n: m.rows,
+            k: m.cols,
+            cost: m.values.iter().map(|v| 1.0 - v).collect(),
+            params: AsotParams { eps: 0.01, alpha: 0.6, radius: 0.04, lambda_actions: 0.06, ..AsotParams::default() },
+            peer_iters: 25,
+            check: Some(a.shared.join("golden/asot_plan_P36_webcam01_P36_salat.npy")),
+        });
+    } else {
+        eprintln!("note: {} absent; skipping the real salat case", salat.display());
+    }
+    for n in [1_000, 10_000, 100_000].into_iter().filter(|&n| n <= a.max_n) {
+        for k in [8, 22, 48] {
+            cases.push(Case {
+                name: format!("synthetic {n}×{k}"),
+                n,
+                k,
+                cost: synthetic_cost(n, k),
+                params: AsotParams::default(),
+                peer_iters: if n >= 100_000 { 1 } else { 25 },
+                check: None,
+            });
+        }
+    }
+    let mut spec = Vec::new();
+    let mut ours = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let path = tmp.path().join(format!("case{i}.npy"));
+        write_npy(&path, c.n, c.k, &c.cost)?;
+        let p = &c.params;
+        spec.push(serde_json::json!({
+            "name": c.name, "path": path, "eps": p.eps, "alpha": p.alpha, "radius": p.radius,
+            "lambda_actions": p.lambda_actions, "iters": c.peer_iters, "check": c.check,
+        }));
+        assert_eq!(p.step, StepSize::Auto);
+        solve(&c.cost, c.n, c.k, c.n, p)?; // warm-up
+        let s = median_time(a.repeats, || solve(&c.cost, c.n, c.k, c.n, p).map(|_| ()).map_err(Into::into))?;
+        ours.push(s);
+    }
+    let spec_path = tmp.path().join("cases.json");
+    std::fs::write(&spec_path, serde_json::to_vec(&spec)?)?;
+    let threads = rayon::current_num_threads();
+    eprintln!("running the PyTorch peer (the N = 100 000 cases take minutes)…");
+    let peer_repeats = |_: usize| a.repeats;
+    let out = Command::new(&a.python)
+        .arg(crate::python_script("asot_peer.py"))
+        .arg(&spec_path)
+        .arg(threads.to_string())
+        .arg(peer_repeats(0).to_string())
+        .output()
+        .with_context(|| format!("running {} (needs torch and numpy)", a.python))?;
+    if !out.status.success() {
+        bail!("PyTorch peer failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let bound = exp_ln_seconds() / threads as f64;
+
+    let mut rows = Vec::new();
+    for (c, &s) in cases.iter().zip(&ours) {
+        let pc = &peer["cases"][&c.name];
+        let peer_s = pc["seconds"].as_f64().context("peer seconds")?;
+        let iters = c.params.iters as f64;
+        let per_iter_ours = s / iters;
+        let per_iter_peer = peer_s / c.peer_iters as f64;
+        let cell_ns = per_iter_ours / (c.n * c.k) as f64 * 1e9;
+        rows.push(serde_json::json!({
+            "case": c.name, "clot_s": s, "clot_iters": c.params.iters, "peer_s": peer_s,
+            "peer_iters": c.peer_iters, "speedup_per_iter": per_iter_peer / per_iter_ours,
+            "clot_ns_per_cell_iter": cell_ns, "bound_ns_per_cell_iter": bound * 1e9,
+            "peer_max_abs_vs_reference": pc.get("max_abs_vs_reference"),
+        }));
+    }
+    if a.json {
+        let v = serde_json::json!({"threads": threads, "torch": peer["torch"], "rows": rows});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!(
+        "ASOT solver, {threads} threads, median of {} runs; torch {}; bound = 1 exp + 1 ln per cell-iteration = {:.2} ns / {threads} threads",
+        a.repeats,
+        peer["torch"].as_str().unwrap_or("?"),
+        bound * 1e9 * threads as f64
+    );
+    println!(
+        "{:<24} {:>11} {:>14} {:>10} {:>14} {:>12}",
+        "case", "clot (s)", "PyTorch (s)", "speed-up", "ns/cell-iter", "× bound"
+    );
+    for r in &rows {
+        let peer_note = if r["peer_iters"] == 1 { " (1 it)" } else { "" };
+        println!(
+            "{:<24} {:>11.4} {:>7.3}{:<7} {:>9.1}× {:>14.3} {:>11.2}×",
+            r["case"].as_str().unwrap_or(""),
+            r["clot_s"].as_f64().unwrap_or(0.0),
+            r["peer_s"].as_f64().unwrap_or(0.0),
+            peer_note,
+            r["speedup_per_iter"].as_f64().unwrap_or(0.0),
+            r["clot_ns_per_cell_iter"].as_f64().unwrap_or(0.0),
+            r["clot_ns_per_cell_iter"].as_f64().unwrap_or(0.0) / (bound * 1e9),
+        );
+    }
+    if let Some(r) = rows.first().filter(|r| !r["peer_max_abs_vs_reference"].is_null()) {
+        println!("PyTorch peer vs golden salat plan: max abs {:.2e}", r["peer_max_abs_vs_reference"].as_f64().unwrap_or(f64::NAN));
+    }
+    Ok(())
+}
