@@ -7,7 +7,8 @@ fn main() {
     let cost: Vec<f32> = (0..n * k).map(|x| 1.0 - ((x / k) * k / n == x % k) as i32 as f32 * 0.5 - 0.3 * ((x as f32 * 0.618).fract() - 0.5)).collect();
     let p = AsotParams::default();
     let mut best = f64::INFINITY;
-    for _ in 0..20 {
+    let reps: usize = std::env::var("REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+    for _ in 0..reps {
         let t = std::time::Instant::now();
         let plan = solve(&cost, n, k, n, &p).expect("solve");
         std::hint::black_box(plan);

@@ -267,8 +267,7 @@ fn gradient(w: &mut Work, c: &[f32], n: usize, k: usize, nv: usize, a: usize, p:
     g[..n * k].par_chunks_mut(ROWS_PER_TASK * k).enumerate().for_each(|(chunk, gs)| {
         let first = chunk * ROWS_PER_TASK;
         // g ← ln(T + 1e-12) for the whole chunk, vectorised; the loop below finishes G in place
-        gs.copy_from_slice(&t[first * k..first * k + gs.len()]);
-        super::simd::ln_plus(gs, 1e-12);
+        super::simd::ln_plus_into(&t[first * k..first * k + gs.len()], gs, 1e-12);
         for (r, gi) in gs.chunks_mut(k).enumerate() {
             let i = first + r;
             let ci = &c[i * k..(i + 1) * k];
@@ -309,13 +308,17 @@ fn chunk_prefix(ts: &[f32], k: usize, pts: &mut [f64], prs: &mut [f64], rws: &mu
     for (r, ((cur, p), rw)) in pts.chunks_mut(k).zip(prs.iter_mut()).zip(rws.iter_mut()).enumerate() {
         let mut s = 0.0f64;
         if r < live {
-            for (j, &x) in ts[r * k..(r + 1) * k].iter().enumerate() {
+            // accumulate and store in one loop (a separate copy of K values per row compiles to a
+            // memmove call)
+            for ((c, t), &x) in cur.iter_mut().zip(tot.iter_mut()).zip(&ts[r * k..(r + 1) * k]) {
                 let x = x as f64;
                 s += x;
-                tot[j] += x;
+                *t += x;
+                *c = *t;
             }
+        } else {
+            cur.copy_from_slice(&tot[..k]);
         }
-        cur.copy_from_slice(&tot[..k]);
         *rw = s;
         tot[k] += s;
         *p = tot[k];
@@ -450,20 +453,19 @@ fn normalise_chunk(ts: &mut [f32], ls: &mut [f32], gs: &[f32], k: usize, step: f
     // row sums, then their logs vectorised (one `ln` per row would cost as much as the
     // `exp`s of a short row)
     let mut sums = [0f32; ROWS_PER_TASK];
-    let mut sums64 = [0f64; ROWS_PER_TASK];
     let rows = ts.len() / k;
     for (r, ti) in ts.chunks(k).enumerate() {
-        sums64[r] = ti.iter().map(|&x| x as f64).sum();
-        sums[r] = sums64[r] as f32;
+        sums[r] = ti.iter().sum();
     }
-    super::simd::ln_plus(&mut sums[..rows], 0.0);
+    let mut logs = sums;
+    super::simd::ln_plus(&mut logs[..rows], 0.0);
     let log_target = target.ln() as f32;
     for (r, (ti, li)) in ts.chunks_mut(k).zip(ls.chunks_mut(k)).enumerate() {
-        // s ≥ 1 (the largest entry is exp(0)); scale in f64 and shift the logs alike:
+        // s ≥ 1 (the largest entry is exp(0)), so target/s cannot overflow; shift the logs alike:
         // L ← L − m + log(target) − log(s), where T = exp(L − m)·target/s
-        let f = target / sums64[r];
-        ti.iter_mut().for_each(|x| *x = (*x as f64 * f) as f32);
-        let shift = log_target - sums[r] - maxes[r];
+        let f = (target / sums[r] as f64) as f32;
+        ti.iter_mut().for_each(|x| *x *= f);
+        let shift = log_target - logs[r] - maxes[r];
         li.iter_mut().for_each(|x| *x += shift);
     }
 }

@@ -7,19 +7,53 @@
 use wide::f32x8;
 
 #[inline]
+fn load(c: &[f32]) -> f32x8 {
+    let mut a = [1.0f32; 8];
+    a[..c.len()].copy_from_slice(c);
+    f32x8::from(a)
+}
+
+/// dst[i] ← f(src[i]) in lanes of 8 (`dst` at least as long as `src`).
+#[inline]
+fn map8_into(src: &[f32], dst: &mut [f32], f: impl Fn(f32x8) -> f32x8) {
+    let mut d = dst[..src.len()].chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (dc, sc) in (&mut d).zip(&mut s) {
+        let arr: &[f32; 8] = sc.try_into().unwrap_or(&[1.0; 8]);
+        let out: &mut [f32; 8] = match dc.try_into() {
+            Ok(o) => o,
+            Err(_) => continue,
+        };
+        *out = f(f32x8::from(*arr)).to_array();
+    }
+    let (dr, sr) = (d.into_remainder(), s.remainder());
+    if !sr.is_empty() {
+        let v = f(load(sr)).to_array();
+        dr.copy_from_slice(&v[..sr.len()]);
+    }
+}
+
+#[inline]
 fn map8(xs: &mut [f32], f: impl Fn(f32x8) -> f32x8) {
     let mut chunks = xs.chunks_exact_mut(8);
     for c in &mut chunks {
-        let v = f(f32x8::from(<[f32; 8]>::try_from(&*c).unwrap_or([1.0; 8])));
-        c.copy_from_slice(&v.to_array());
+        let out: &mut [f32; 8] = match c.try_into() {
+            Ok(o) => o,
+            Err(_) => continue,
+        };
+        *out = f(f32x8::from(*out)).to_array();
     }
     let rest = chunks.into_remainder();
     if !rest.is_empty() {
-        let mut a = [1.0f32; 8];
-        a[..rest.len()].copy_from_slice(rest);
-        let v = f(f32x8::from(a)).to_array();
+        let v = f(load(rest)).to_array();
         rest.copy_from_slice(&v[..rest.len()]);
     }
+}
+
+/// dst[i] ← ln(src[i] + add), for src[i] + add a positive normal number.
+pub fn ln_plus_into(src: &[f32], dst: &mut [f32], add: f32) {
+    let add = f32x8::splat(add);
+    map8_into(src, dst, |v| (v + add).ln());
 }
 
 /// xs[i] ← ln(xs[i] + add), for xs[i] + add a positive normal number.
@@ -51,6 +85,12 @@ mod tests {
         for (a, b) in y.iter().zip(&want) {
             assert!((a - b).abs() <= 4.0 * f32::EPSILON * b.abs(), "{a} vs {b}");
         }
+        let src: Vec<f32> = (0..13).map(|i| i as f32 + 0.5).collect();
+        let mut dst = vec![0f32; 13];
+        ln_plus_into(&src, &mut dst, 0.0);
+        let mut same = src.clone();
+        ln_plus(&mut same, 0.0);
+        assert_eq!(dst, same);
         let mut z = vec![-1e4f32, -200.0, 0.0];
         exp(&mut z);
         assert_eq!(z, vec![0.0, 0.0, 1.0]);
