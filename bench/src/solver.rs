@@ -10,7 +10,7 @@
 //! iteration; the table says so. The bound: one `exp` and one `ln` per cell and iteration, timed
 //! on this CPU with the same math library, divided over the threads.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -58,20 +58,6 @@ struct Case {
     params: AsotParams,
     peer_iters: usize,
     check: Option<PathBuf>,
-}
-
-fn write_npy(path: &Path, n: usize, k: usize, values: &[f32]) -> Result<()> {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {k}), }}").into_bytes();
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(b' ');
-    }
-    header.push(b'\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    std::fs::write(path, out)?;
-    Ok(())
 }
 
 /// A cost with K temporal blocks plus deterministic texture, like 1 − cosine affinities.
@@ -136,7 +122,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut ours = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let path = tmp.path().join(format!("case{i}.npy"));
-        write_npy(&path, c.n, c.k, &c.cost)?;
+        clot_datasets::npy::write_npy_f32(&path, c.n, c.k, &c.cost)?;
         let p = &c.params;
         spec.push(serde_json::json!({
             "name": c.name, "path": path, "eps": p.eps, "alpha": p.alpha, "radius": p.radius,

@@ -66,6 +66,40 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<TextMatrix> {
     Ok(TextMatrix { values, rows, cols })
 }
 
+/// Encodes a 2-D `.npy` file (format version 1.0) with dtype `descr` (e.g. `<f4`, `>f8`) and
+/// the raw `data` bytes in that dtype.
+pub fn encode_npy(descr: &str, fortran: bool, shape: (usize, usize), data: &[u8]) -> Vec<u8> {
+    let dict = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': ({}, {}), }}",
+        if fortran { "True" } else { "False" },
+        shape.0,
+        shape.1
+    );
+    let mut header = dict.into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(data);
+    out
+}
+
+/// Writes a row-major `rows`×`cols` float32 matrix as a little-endian C-order `.npy` file,
+/// atomically.
+pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, values: &[f32]) -> Result<()> {
+    if values.len() != rows * cols {
+        return Err(DatasetError::Invalid {
+            what: path.display().to_string(),
+            message: format!("{} values for a {rows}×{cols} matrix", values.len()),
+        });
+    }
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    crate::fsio::write_bytes_atomic(path, &encode_npy("<f4", false, (rows, cols), &data))
+}
+
 /// The `shape` tuple of an `.npy` header, if the header can be found and read.
 fn declared_shape(bytes: &[u8]) -> Option<Vec<u64>> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
@@ -84,28 +118,10 @@ fn declared_shape(bytes: &[u8]) -> Option<Vec<u64>> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    /// A minimal `.npy` writer for tests: version 1.0 header, padded to 64 bytes.
-    pub(crate) fn npy_bytes(descr: &str, fortran: bool, shape: (usize, usize), data: &[u8]) -> Vec<u8> {
-        let dict = format!(
-            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': ({}, {}), }}",
-            if fortran { "True" } else { "False" },
-            shape.0,
-            shape.1
-        );
-        let mut header = dict.into_bytes();
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(b' ');
-        }
-        header.push(b'\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(data);
-        out
-    }
+    use super::encode_npy as npy_bytes;
 
     #[test]
     fn reads_f32_f64_c_and_fortran_and_big_endian() {
@@ -124,6 +140,13 @@ pub(crate) mod tests {
     #[test]
     fn rejects_truncated_wrong_dtype_and_shape() {
         let le32: Vec<u8> = [1.0f32, 2.0, 3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let dir = std::env::temp_dir().join(format!("clot-npy-{}", std::process::id()));
+        let path = dir.join("w.npy");
+        write_npy_f32(&path, 1, 3, &[1.0, 2.0, 3.0]).expect("write");
+        let back = parse_npy(&std::fs::read(&path).expect("read"), &path).expect("parse");
+        assert_eq!((back.rows, back.cols, back.values), (1, 3, vec![1.0, 2.0, 3.0]));
+        assert!(write_npy_f32(&path, 2, 2, &[1.0]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
         let e = parse_npy(&npy_bytes("<f4", false, (2, 3), &le32), Path::new("t.npy")).unwrap_err();
         assert!(e.to_string().contains("t.npy") && e.to_string().contains("ends early"), "{e}");
         let e = parse_npy(&npy_bytes("<i4", false, (1, 3), &le32), Path::new("t.npy")).unwrap_err();

@@ -140,17 +140,7 @@ fn dimension_mismatch_between_videos_and_with_preset() {
 }
 
 fn npy(descr: &str, shape: (usize, usize), data: &[u8]) -> Vec<u8> {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({}, {}), }}", shape.0, shape.1)
-        .into_bytes();
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(b' ');
-    }
-    header.push(b'\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(data);
-    out
+    clot_datasets::npy::encode_npy(descr, false, shape, data)
 }
 
 #[test]

@@ -23,17 +23,7 @@ fn fails(args: &[&str]) -> String {
 }
 
 fn npy(path: &Path, shape: (usize, usize), values: &[f32]) {
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", shape.0, shape.1).into_bytes();
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(b' ');
-    }
-    header.push(b'\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    std::fs::write(path, out).expect("write npy");
+    clot_datasets::npy::write_npy_f32(path, shape.0, shape.1, values).expect("write npy");
 }
 
 fn shared() -> Option<PathBuf> {
