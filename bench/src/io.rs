@@ -15,8 +15,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::median_time;
 use clot_datasets::{
-    Dataset, ParquetCompression, ReadOptions, SynthConfig, generate, read_parquet, read_standard, write_parquet,
-    write_standard,
+    Dataset, ParquetCompression, ReadOptions, SynthConfig, generate, read_parquet, read_standard,
+    write_parquet, write_standard,
 };
 
 pub struct Args {
@@ -30,7 +30,15 @@ pub struct Args {
 }
 
 fn parse_args(args: &[String]) -> Result<Args> {
-    let mut a = Args { videos: 60, median_len: 1000, dim: 64, repeats: 5, data: None, json: false, python: "python3".into() };
+    let mut a = Args {
+        videos: 60,
+        median_len: 1000,
+        dim: 64,
+        repeats: 5,
+        data: None,
+        json: false,
+        python: "python3".into(),
+    };
     let mut it = args.iter().cloned();
     while let Some(flag) = it.next() {
         let mut val = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -53,7 +61,11 @@ fn dir_bytes(dir: &Path) -> u64 {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let p = e.path();
-            total += if p.is_dir() { dir_bytes(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) };
+            total += if p.is_dir() {
+                dir_bytes(&p)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            };
         }
     }
     total
@@ -66,7 +78,12 @@ pub fn run(args: &[String]) -> Result<()> {
     let (dir, ds): (PathBuf, Dataset) = match &a.data {
         Some(d) => (d.clone(), read_standard(d, &ReadOptions::default())?.0),
         None => {
-            let cfg = SynthConfig { videos: a.videos, median_len: a.median_len, dim: a.dim, ..SynthConfig::demo() };
+            let cfg = SynthConfig {
+                videos: a.videos,
+                median_len: a.median_len,
+                dim: a.dim,
+                ..SynthConfig::demo()
+            };
             let ds = generate(&cfg)?;
             let dir = tmp.path().join("synth");
             write_standard(&ds, &dir)?;
@@ -84,9 +101,21 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let threads = rayon::current_num_threads();
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let txt_1 = one.install(|| median_time(a.repeats, || read_standard(&dir, &ReadOptions::default()).map(|_| ()).map_err(Into::into)))?;
-    let txt_n = median_time(a.repeats, || read_standard(&dir, &ReadOptions::default()).map(|_| ()).map_err(Into::into))?;
-    let pq_n = median_time(a.repeats, || read_parquet(&pq, &[], &[]).map(|_| ()).map_err(Into::into))?;
+    let txt_1 = one.install(|| {
+        median_time(a.repeats, || {
+            read_standard(&dir, &ReadOptions::default())
+                .map(|_| ())
+                .map_err(Into::into)
+        })
+    })?;
+    let txt_n = median_time(a.repeats, || {
+        read_standard(&dir, &ReadOptions::default())
+            .map(|_| ())
+            .map_err(Into::into)
+    })?;
+    let pq_n = median_time(a.repeats, || {
+        read_parquet(&pq, &[], &[]).map(|_| ()).map_err(Into::into)
+    })?;
 
     let peer = Command::new(&a.python)
         .arg(crate::python_script("io_peer.py"))
@@ -96,7 +125,10 @@ pub fn run(args: &[String]) -> Result<()> {
         .output()
         .with_context(|| format!("running {} (needs numpy; pyarrow optional)", a.python))?;
     if !peer.status.success() {
-        bail!("python peer failed: {}", String::from_utf8_lossy(&peer.stderr));
+        bail!(
+            "python peer failed: {}",
+            String::from_utf8_lossy(&peer.stderr)
+        );
     }
     let peer: serde_json::Value = serde_json::from_slice(&peer.stdout)?;
     let loadtxt = peer["loadtxt_s"].as_f64().context("loadtxt_s")?;
@@ -117,10 +149,27 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     println!(
         "dataset: {} videos, {} frames, D = {} ({:.1} MB of text, {:.1} MB Parquet), {} values; median of {} runs",
-        ds.videos.len(), frames, ds.dim, text_bytes as f64 / 1e6, pq_bytes as f64 / 1e6, values, a.repeats
+        ds.videos.len(),
+        frames,
+        ds.dim,
+        text_bytes as f64 / 1e6,
+        pq_bytes as f64 / 1e6,
+        values,
+        a.repeats
     );
-    println!("{:<44} {:>10} {:>12} {:>14}", "reader", "seconds", "MB/s (text)", "numpy ÷ this");
-    let row = |name: &str, s: f64| println!("{:<44} {:>10.4} {:>12.1} {:>13.1}×", name, s, mb(text_bytes, s), loadtxt / s);
+    println!(
+        "{:<44} {:>10} {:>12} {:>14}",
+        "reader", "seconds", "MB/s (text)", "numpy ÷ this"
+    );
+    let row = |name: &str, s: f64| {
+        println!(
+            "{:<44} {:>10.4} {:>12.1} {:>13.1}×",
+            name,
+            s,
+            mb(text_bytes, s),
+            loadtxt / s
+        )
+    };
     row("numpy loadtxt (float64 → float32) + gt", loadtxt);
     row("clot .txt layout, 1 thread", txt_1);
     row(&format!("clot .txt layout, {threads} threads"), txt_n);

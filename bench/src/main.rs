@@ -27,7 +27,9 @@ pub(crate) fn median_time(repeats: usize, mut f: impl FnMut() -> Result<()>) -> 
 
 /// A script in `bench/python`.
 pub(crate) fn python_script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(name)
 }
 
 fn main() -> Result<()> {

@@ -90,7 +90,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let a = parse_args(args)?;
     let tmp = tempfile::tempdir()?;
     let mut cases = Vec::new();
-    let salat = a.shared.join("data/asot_examples/affinity/P36_webcam01_P36_salat.npy");
+    let salat = a
+        .shared
+        .join("data/asot_examples/affinity/P36_webcam01_P36_salat.npy");
     if salat.is_file() {
         let m = parse_npy(&std::fs::read(&salat)?, &salat)?;
         cases.push(Case {
@@ -98,14 +100,26 @@ pub fn run(args: &[String]) -> Result<()> {
             n: m.rows,
             k: m.cols,
             cost: m.values.iter().map(|v| 1.0 - v).collect(),
-            params: AsotParams { eps: 0.01, alpha: 0.6, radius: 0.04, lambda_actions: 0.06, ..AsotParams::default() },
+            params: AsotParams {
+                eps: 0.01,
+                alpha: 0.6,
+                radius: 0.04,
+                lambda_actions: 0.06,
+                ..AsotParams::default()
+            },
             peer_iters: 25,
             check: Some(a.shared.join("golden/asot_plan_P36_webcam01_P36_salat.npy")),
         });
     } else {
-        eprintln!("note: {} absent; skipping the real salat case", salat.display());
+        eprintln!(
+            "note: {} absent; skipping the real salat case",
+            salat.display()
+        );
     }
-    for n in [1_000, 10_000, 100_000].into_iter().filter(|&n| n <= a.max_n) {
+    for n in [1_000, 10_000, 100_000]
+        .into_iter()
+        .filter(|&n| n <= a.max_n)
+    {
         for k in [8, 22, 48] {
             cases.push(Case {
                 name: format!("synthetic {n}×{k}"),
@@ -130,7 +144,11 @@ pub fn run(args: &[String]) -> Result<()> {
         }));
         assert_eq!(p.step, StepSize::Auto);
         solve(&c.cost, c.n, c.k, c.n, p)?; // warm-up
-        let s = median_time(a.repeats, || solve(&c.cost, c.n, c.k, c.n, p).map(|_| ()).map_err(Into::into))?;
+        let s = median_time(a.repeats, || {
+            solve(&c.cost, c.n, c.k, c.n, p)
+                .map(|_| ())
+                .map_err(Into::into)
+        })?;
         ours.push(s);
     }
     let spec_path = tmp.path().join("cases.json");
@@ -146,7 +164,10 @@ pub fn run(args: &[String]) -> Result<()> {
         .output()
         .with_context(|| format!("running {} (needs torch and numpy)", a.python))?;
     if !out.status.success() {
-        bail!("PyTorch peer failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "PyTorch peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let bound = exp_ln_seconds() / threads as f64;
@@ -194,8 +215,14 @@ pub fn run(args: &[String]) -> Result<()> {
             r["clot_ns_per_cell_iter"].as_f64().unwrap_or(0.0) / (bound * 1e9),
         );
     }
-    if let Some(r) = rows.first().filter(|r| !r["peer_max_abs_vs_reference"].is_null()) {
-        println!("PyTorch peer vs golden salat plan: max abs {:.2e}", r["peer_max_abs_vs_reference"].as_f64().unwrap_or(f64::NAN));
+    if let Some(r) = rows
+        .first()
+        .filter(|r| !r["peer_max_abs_vs_reference"].is_null())
+    {
+        println!(
+            "PyTorch peer vs golden salat plan: max abs {:.2e}",
+            r["peer_max_abs_vs_reference"].as_f64().unwrap_or(f64::NAN)
+        );
     }
     Ok(())
 }

@@ -112,7 +112,12 @@ impl Dataset {
         }
         let label_histogram = hist
             .iter()
-            .map(|(id, n)| (format!("{id} {}", self.mapping.name(*id).unwrap_or("?")), *n))
+            .map(|(id, n)| {
+                (
+                    format!("{id} {}", self.mapping.name(*id).unwrap_or("?")),
+                    *n,
+                )
+            })
             .collect();
         Summary {
             name: self.name.clone(),

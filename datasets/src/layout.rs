@@ -94,7 +94,10 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn is_feature_file(p: &Path) -> bool {
-    let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+    let hidden = p
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'));
     !hidden && p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("txt" | "npy"))
 }
 
@@ -102,16 +105,27 @@ fn discover(features: &Path) -> Result<Vec<Found>> {
     let mut found = Vec::new();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     let mut push = |path: PathBuf, folder: Option<String>| -> Result<()> {
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
         if let Some(first) = seen.insert(name.clone(), path.clone()) {
-            return Err(DatasetError::DuplicateVideo { video: name, first, second: path });
+            return Err(DatasetError::DuplicateVideo {
+                video: name,
+                first,
+                second: path,
+            });
         }
         found.push(Found { name, path, folder });
         Ok(())
     };
     for entry in list_dir(features)? {
         if entry.is_dir() {
-            let folder = entry.file_name().and_then(|n| n.to_str()).map(str::to_string);
+            let folder = entry
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string);
             for file in list_dir(&entry)?.into_iter().filter(|p| is_feature_file(p)) {
                 push(file, folder.clone())?;
             }
@@ -144,7 +158,10 @@ pub fn read_standard_with(
     opts: &ReadOptions,
     on_video: &(dyn Fn(&str) + Sync),
 ) -> Result<(Dataset, ReadReport)> {
-    let missing = |what: &str, path: PathBuf| DatasetError::Missing { what: what.into(), path };
+    let missing = |what: &str, path: PathBuf| DatasetError::Missing {
+        what: what.into(),
+        path,
+    };
     if !dir.is_dir() {
         return Err(missing("dataset folder", dir.to_path_buf()));
     }
@@ -162,8 +179,10 @@ pub fn read_standard_with(
 
     let mut found = discover(&features)?;
     let all_activities = |found: &[Found]| {
-        let mut a: Vec<String> =
-            found.iter().map(|f| opts.activity_rule.activity(&f.name, f.folder.as_deref())).collect();
+        let mut a: Vec<String> = found
+            .iter()
+            .map(|f| opts.activity_rule.activity(&f.name, f.folder.as_deref()))
+            .collect();
         a.sort();
         a.dedup();
         a.join(", ")
@@ -177,7 +196,8 @@ pub fn read_standard_with(
     if !opts.activities.is_empty() {
         let known = all_activities(&found);
         found.retain(|f| {
-            opts.activities.contains(&opts.activity_rule.activity(&f.name, f.folder.as_deref()))
+            opts.activities
+                .contains(&opts.activity_rule.activity(&f.name, f.folder.as_deref()))
         });
         if found.is_empty() {
             return Err(DatasetError::Unknown {
@@ -195,15 +215,30 @@ pub fn read_standard_with(
             gt_path = gt_dir.join(format!("{}.txt", f.name));
         }
         if !gt_path.is_file() {
-            return Err(missing(&format!("ground truth of video `{}`", f.name), gt_dir.join(&f.name)));
+            return Err(missing(
+                &format!("ground truth of video `{}`", f.name),
+                gt_dir.join(&f.name),
+            ));
         }
         let text = std::fs::read_to_string(&gt_path).map_err(io_err(&gt_path))?;
-        let labels = parse_labels(&text, &lookup, opts.background.as_deref(), &gt_path, &mapping_path)?;
+        let labels = parse_labels(
+            &text,
+            &lookup,
+            opts.background.as_deref(),
+            &gt_path,
+            &mapping_path,
+        )?;
         if m.rows == 0 {
-            return Err(DatasetError::EmptyVideo { video: f.name.clone(), path: f.path.clone() });
+            return Err(DatasetError::EmptyVideo {
+                video: f.name.clone(),
+                path: f.path.clone(),
+            });
         }
         if labels.is_empty() {
-            return Err(DatasetError::EmptyVideo { video: f.name.clone(), path: gt_path });
+            return Err(DatasetError::EmptyVideo {
+                video: f.name.clone(),
+                path: gt_path,
+            });
         }
         if m.rows < labels.len() {
             return Err(DatasetError::TooFewFeatures {
@@ -221,7 +256,12 @@ pub fn read_standard_with(
         let what = format!("video `{}`", f.name);
         let features = FrameFeatures::from_vec(m.values, m.cols, &what)?;
         let activity = opts.activity_rule.activity(&f.name, f.folder.as_deref());
-        let video = Video { name: f.name.clone(), activity, features, labels: Some(Labels::from_vec(labels)) };
+        let video = Video {
+            name: f.name.clone(),
+            activity,
+            features,
+            labels: Some(Labels::from_vec(labels)),
+        };
         on_video(&f.name);
         Ok((video, zeroed, dropped))
     };
@@ -236,24 +276,45 @@ pub fn read_standard_with(
         videos.push(v);
     }
     videos.sort_by(|a, b| (&a.activity, &a.name).cmp(&(&b.activity, &b.name)));
-    let paths: HashMap<&str, &Path> = found.iter().map(|f| (f.name.as_str(), f.path.as_path())).collect();
+    let paths: HashMap<&str, &Path> = found
+        .iter()
+        .map(|f| (f.name.as_str(), f.path.as_path()))
+        .collect();
     let (dim, reference) = match &opts.expected_dim {
         Some((d, why)) => (*d, why.clone()),
-        None => (videos[0].features.cols(), format!("as video `{}`", videos[0].name)),
+        None => (
+            videos[0].features.cols(),
+            format!("as video `{}`", videos[0].name),
+        ),
     };
     for v in &videos {
         if v.features.cols() != dim {
             return Err(DatasetError::Dim {
                 video: v.name.clone(),
-                path: paths.get(v.name.as_str()).map(|p| p.to_path_buf()).unwrap_or_default(),
+                path: paths
+                    .get(v.name.as_str())
+                    .map(|p| p.to_path_buf())
+                    .unwrap_or_default(),
                 found: v.features.cols(),
                 expected: dim,
                 reference,
             });
         }
     }
-    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("dataset").to_string();
-    Ok((Dataset { name, dim, mapping, videos }, report))
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("dataset")
+        .to_string();
+    Ok((
+        Dataset {
+            name,
+            dim,
+            mapping,
+            videos,
+        },
+        report,
+    ))
 }
 
 /// Fails on the first NaN/inf (naming the 1-based data row and column), or with `zero` replaces
@@ -298,7 +359,8 @@ pub fn format_text_matrix(values: &[f32], cols: usize) -> String {
 /// Writes `ds` in the standard layout under `dir` (features as `.txt`). Videos of the activity
 /// [`SINGLE_ACTIVITY`] go directly under `features/`. Each file is written atomically.
 pub fn write_standard(ds: &Dataset, dir: &Path) -> Result<()> {
-    ds.mapping.write_to(&dir.join("mapping").join("mapping.txt"))?;
+    ds.mapping
+        .write_to(&dir.join("mapping").join("mapping.txt"))?;
     ds.videos.par_iter().try_for_each(|v| -> Result<()> {
         let folder = if v.activity == SINGLE_ACTIVITY {
             dir.join("features")

@@ -45,15 +45,25 @@ pub fn open(spec: &str, opts: &ReadOptions) -> Result<(Dataset, ReadReport)> {
 }
 
 /// [`open`] with a per-video progress hook (called for standard-layout folders).
-pub fn open_with(spec: &str, opts: &ReadOptions, on_video: &(dyn Fn(&str) + Sync)) -> Result<(Dataset, ReadReport)> {
+pub fn open_with(
+    spec: &str,
+    opts: &ReadOptions,
+    on_video: &(dyn Fn(&str) + Sync),
+) -> Result<(Dataset, ReadReport)> {
     let path = Path::new(spec);
     let (mut ds, report) = if spec == DEMO && !path.exists() {
         (generate(&SynthConfig::demo())?, ReadReport::default())
     } else if path.extension().and_then(|e| e.to_str()) == Some("parquet") {
         if !path.is_file() {
-            return Err(DatasetError::Missing { what: "Parquet dataset".into(), path: path.to_path_buf() });
+            return Err(DatasetError::Missing {
+                what: "Parquet dataset".into(),
+                path: path.to_path_buf(),
+            });
         }
-        (read_parquet(path, &[], &opts.activities)?, ReadReport::default())
+        (
+            read_parquet(path, &[], &opts.activities)?,
+            ReadReport::default(),
+        )
     } else {
         return read_standard_with(path, opts, on_video);
     };
@@ -70,7 +80,10 @@ pub fn open_with(spec: &str, opts: &ReadOptions, on_video: &(dyn Fn(&str) + Sync
         }
     }
     if ds.videos.is_empty() {
-        return Err(DatasetError::Invalid { what: spec.to_string(), message: "no videos selected".into() });
+        return Err(DatasetError::Invalid {
+            what: spec.to_string(),
+            message: "no videos selected".into(),
+        });
     }
     Ok((ds, report))
 }

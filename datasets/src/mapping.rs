@@ -24,7 +24,11 @@ impl Mapping {
             if let Some(prev) = seen.insert(name.as_str(), i) {
                 return Err(DatasetError::Invalid {
                     what: "mapping".into(),
-                    message: format!("name `{name}` appears twice (entries {} and {})", prev + 1, i + 1),
+                    message: format!(
+                        "name `{name}` appears twice (entries {} and {})",
+                        prev + 1,
+                        i + 1
+                    ),
                 });
             }
         }
@@ -34,7 +38,10 @@ impl Mapping {
     /// Reads a mapping file.
     pub fn read(path: &Path) -> Result<Self> {
         if !path.is_file() {
-            return Err(DatasetError::Missing { what: "mapping file".into(), path: path.to_path_buf() });
+            return Err(DatasetError::Missing {
+                what: "mapping file".into(),
+                path: path.to_path_buf(),
+            });
         }
         let text = std::fs::read_to_string(path).map_err(io_err(path))?;
         Self::parse(&text, path)
@@ -56,13 +63,19 @@ impl Mapping {
             }
             let mut parts = line.split_whitespace();
             let (Some(id), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(err(i + 1, format!("expected `<id> <name>`, found `{line}`")));
+                return Err(err(
+                    i + 1,
+                    format!("expected `<id> <name>`, found `{line}`"),
+                ));
             };
             let id: i32 = id
                 .parse()
                 .map_err(|_| err(i + 1, format!("id `{id}` is not an integer")))?;
             if let Some(prev) = seen.insert(name.to_string(), i + 1) {
-                return Err(err(i + 1, format!("name `{name}` already defined on line {prev}")));
+                return Err(err(
+                    i + 1,
+                    format!("name `{name}` already defined on line {prev}"),
+                ));
             }
             entries.push((id, name.to_string()));
         }
@@ -83,12 +96,18 @@ impl Mapping {
 
     /// The id of `name`.
     pub fn id(&self, name: &str) -> Option<i32> {
-        self.entries.iter().find(|(_, n)| n == name).map(|(id, _)| *id)
+        self.entries
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(id, _)| *id)
     }
 
     /// The first name given for `id`.
     pub fn name(&self, id: i32) -> Option<&str> {
-        self.entries.iter().find(|(i, _)| *i == id).map(|(_, n)| n.as_str())
+        self.entries
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, n)| n.as_str())
     }
 
     /// The distinct ids, sorted.
@@ -101,7 +120,10 @@ impl Mapping {
 
     /// A lookup table name → id for parsing many label lines.
     pub fn lookup(&self) -> HashMap<&str, i32> {
-        self.entries.iter().map(|(id, n)| (n.as_str(), *id)).collect()
+        self.entries
+            .iter()
+            .map(|(id, n)| (n.as_str(), *id))
+            .collect()
     }
 }
 
@@ -117,7 +139,10 @@ pub fn parse_labels(
     mapping_path: &PathBuf,
 ) -> Result<Vec<i32>> {
     let lines: Vec<&str> = text.lines().collect();
-    let n = lines.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |p| p + 1);
+    let n = lines
+        .iter()
+        .rposition(|l| !l.trim().is_empty())
+        .map_or(0, |p| p + 1);
     let mut out = Vec::with_capacity(n);
     for (i, raw) in lines[..n].iter().enumerate() {
         let name = raw.trim();
@@ -128,7 +153,11 @@ pub fn parse_labels(
                 return Err(DatasetError::UnknownLabel {
                     path: path.to_path_buf(),
                     line: i + 1,
-                    label: if name.is_empty() { "<empty line>".into() } else { name.to_string() },
+                    label: if name.is_empty() {
+                        "<empty line>".into()
+                    } else {
+                        name.to_string()
+                    },
                     mapping: mapping_path.clone(),
                 });
             }
@@ -144,7 +173,8 @@ mod tests {
 
     #[test]
     fn many_to_one_and_negative_ids() {
-        let m = Mapping::parse("0 SIL\n1 a\n1 a_alias\n-1 background\n\n", Path::new("m")).expect("ok");
+        let m =
+            Mapping::parse("0 SIL\n1 a\n1 a_alias\n-1 background\n\n", Path::new("m")).expect("ok");
         assert_eq!(m.ids(), vec![-1, 0, 1]);
         assert_eq!(m.id("a_alias"), Some(1));
         assert_eq!(m.name(1), Some("a"));
@@ -161,11 +191,17 @@ mod tests {
 
     #[test]
     fn bad_mapping_lines_name_line() {
-        let e = Mapping::parse("0 a\nx b\n", Path::new("map.txt")).unwrap_err().to_string();
+        let e = Mapping::parse("0 a\nx b\n", Path::new("map.txt"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("map.txt:2") && e.contains("`x`"), "{e}");
-        let e = Mapping::parse("0 a\n1 a\n", Path::new("map.txt")).unwrap_err().to_string();
+        let e = Mapping::parse("0 a\n1 a\n", Path::new("map.txt"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("map.txt:2") && e.contains("already"), "{e}");
-        let e = Mapping::parse("0 a b\n", Path::new("map.txt")).unwrap_err().to_string();
+        let e = Mapping::parse("0 a b\n", Path::new("map.txt"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("map.txt:1"), "{e}");
         assert!(Mapping::parse("\n", Path::new("m")).is_err());
     }
@@ -173,15 +209,33 @@ mod tests {
     #[test]
     fn unknown_label_names_file_line_label() {
         let m = Mapping::parse("0 a\n", Path::new("m")).expect("ok");
-        let e = parse_labels("a\nb\n", &m.lookup(), None, Path::new("gt/v1"), &PathBuf::from("m"))
-            .unwrap_err()
-            .to_string();
+        let e = parse_labels(
+            "a\nb\n",
+            &m.lookup(),
+            None,
+            Path::new("gt/v1"),
+            &PathBuf::from("m"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("gt/v1:2") && e.contains("`b`"), "{e}");
-        let e = parse_labels("a\n\na\n", &m.lookup(), None, Path::new("gt/v1"), &PathBuf::from("m"))
-            .unwrap_err()
-            .to_string();
+        let e = parse_labels(
+            "a\n\na\n",
+            &m.lookup(),
+            None,
+            Path::new("gt/v1"),
+            &PathBuf::from("m"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("gt/v1:2") && e.contains("empty"), "{e}");
-        let bg = parse_labels("background\n", &m.lookup(), Some("background"), Path::new("g"), &PathBuf::from("m"));
+        let bg = parse_labels(
+            "background\n",
+            &m.lookup(),
+            Some("background"),
+            Path::new("g"),
+            &PathBuf::from("m"),
+        );
         assert_eq!(bg.expect("bg"), vec![-1]);
     }
 }

@@ -10,24 +10,39 @@ use crate::txt::TextMatrix;
 
 /// Reads an N×D float matrix from `.npy` bytes (the content of `path`).
 pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<TextMatrix> {
-    let bad = |message: String| DatasetError::Npy { path: path.to_path_buf(), message };
+    let bad = |message: String| DatasetError::Npy {
+        path: path.to_path_buf(),
+        message,
+    };
     // npyz multiplies the declared shape without overflow checks: refuse absurd shapes first
     if let Some(shape) = declared_shape(bytes) {
         let total = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
         if total.is_none_or(|t| t > bytes.len() as u64) {
-            return Err(bad(format!("data ends early or is unreadable (declared shape {shape:?} needs more than the {} bytes in the file)", bytes.len())));
+            return Err(bad(format!(
+                "data ends early or is unreadable (declared shape {shape:?} needs more than the {} bytes in the file)",
+                bytes.len()
+            )));
         }
     }
     let file = NpyFile::new(bytes).map_err(|e| bad(format!("bad header ({e})")))?;
     let shape = file.shape().to_vec();
     let (rows, cols) = match shape[..] {
         [r, c] => (r as usize, c as usize),
-        _ => return Err(bad(format!("shape {shape:?}, expected 2 dimensions (frames, features)"))),
+        _ => {
+            return Err(bad(format!(
+                "shape {shape:?}, expected 2 dimensions (frames, features)"
+            )));
+        }
     };
     let order = file.order();
     let width = match file.dtype() {
         DType::Plain(ts) if ts.type_char() == TypeChar::Float => ts.size_field() as usize,
-        other => return Err(bad(format!("dtype {}, expected float32 or float64", other.descr()))),
+        other => {
+            return Err(bad(format!(
+                "dtype {}, expected float32 or float64",
+                other.descr()
+            )));
+        }
     };
     // Check the declared size against the bytes present before allocating anything: a corrupt
     // header must not turn into a huge allocation.
@@ -44,11 +59,24 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<TextMatrix> {
     let truncated = |e: std::io::Error| bad(format!("data ends early or is unreadable ({e})"));
     let flat: Vec<f32> = match width {
         4 => file.into_vec::<f32>().map_err(truncated)?,
-        8 => file.into_vec::<f64>().map_err(truncated)?.into_iter().map(|v| v as f32).collect(),
-        w => return Err(bad(format!("{}-byte floats, expected float32 or float64", w))),
+        8 => file
+            .into_vec::<f64>()
+            .map_err(truncated)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        w => {
+            return Err(bad(format!(
+                "{}-byte floats, expected float32 or float64",
+                w
+            )));
+        }
     };
     if flat.len() != rows.saturating_mul(cols) {
-        return Err(bad(format!("{} values for shape ({rows}, {cols})", flat.len())));
+        return Err(bad(format!(
+            "{} values for shape ({rows}, {cols})",
+            flat.len()
+        )));
     }
     let values = match order {
         Order::C => flat,
@@ -107,14 +135,23 @@ fn declared_shape(bytes: &[u8]) -> Option<Vec<u64>> {
     }
     let (len, start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        _ if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        _ if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         _ => return None,
     };
     let header = std::str::from_utf8(bytes.get(start..start.checked_add(len)?)?).ok()?;
     let after = &header[header.find("'shape'")? + 7..];
     let open = after.find('(')?;
     let close = after.find(')')?;
-    after.get(open + 1..close)?.split(',').map(str::trim).filter(|t| !t.is_empty()).map(|t| t.parse().ok()).collect()
+    after
+        .get(open + 1..close)?
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().ok())
+        .collect()
 }
 
 #[cfg(test)]
@@ -132,31 +169,51 @@ mod tests {
         // Fortran order: the same bytes are column-major, so row 0 is 1, 3, 5
         let f = parse_npy(&npy_bytes("<f4", true, (2, 3), &le32), Path::new("a.npy")).expect("F");
         assert_eq!(f.values, vec![1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
-        let be64: Vec<u8> = vals.iter().flat_map(|v| (*v as f64).to_be_bytes()).collect();
+        let be64: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| (*v as f64).to_be_bytes())
+            .collect();
         let m = parse_npy(&npy_bytes(">f8", false, (3, 2), &be64), Path::new("a.npy")).expect("f8");
         assert_eq!((m.rows, m.cols, m.values), (3, 2, vals.to_vec()));
     }
 
     #[test]
     fn rejects_truncated_wrong_dtype_and_shape() {
-        let le32: Vec<u8> = [1.0f32, 2.0, 3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let le32: Vec<u8> = [1.0f32, 2.0, 3.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let dir = std::env::temp_dir().join(format!("clot-npy-{}", std::process::id()));
         let path = dir.join("w.npy");
         write_npy_f32(&path, 1, 3, &[1.0, 2.0, 3.0]).expect("write");
         let back = parse_npy(&std::fs::read(&path).expect("read"), &path).expect("parse");
-        assert_eq!((back.rows, back.cols, back.values), (1, 3, vec![1.0, 2.0, 3.0]));
+        assert_eq!(
+            (back.rows, back.cols, back.values),
+            (1, 3, vec![1.0, 2.0, 3.0])
+        );
         assert!(write_npy_f32(&path, 2, 2, &[1.0]).is_err());
         let _ = std::fs::remove_dir_all(&dir);
         let e = parse_npy(&npy_bytes("<f4", false, (2, 3), &le32), Path::new("t.npy")).unwrap_err();
-        assert!(e.to_string().contains("t.npy") && e.to_string().contains("ends early"), "{e}");
+        assert!(
+            e.to_string().contains("t.npy") && e.to_string().contains("ends early"),
+            "{e}"
+        );
         let e = parse_npy(&npy_bytes("<i4", false, (1, 3), &le32), Path::new("t.npy")).unwrap_err();
         assert!(e.to_string().contains("float32 or float64"), "{e}");
         let e = parse_npy(b"not an npy file at all", Path::new("t.npy")).unwrap_err();
         assert!(e.to_string().contains("bad header"), "{e}");
-        let e = parse_npy(&npy_bytes("<f4", false, (1, 3), &le32)[..20], Path::new("t.npy")).unwrap_err();
+        let e = parse_npy(
+            &npy_bytes("<f4", false, (1, 3), &le32)[..20],
+            Path::new("t.npy"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("t.npy"), "{e}");
         // a corrupt header claiming an enormous shape fails before allocating
-        let e = parse_npy(&npy_bytes("<f8", false, (1 << 40, 1 << 30), &le32), Path::new("t.npy")).unwrap_err();
+        let e = parse_npy(
+            &npy_bytes("<f8", false, (1 << 40, 1 << 30), &le32),
+            Path::new("t.npy"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("ends early"), "{e}");
     }
 }

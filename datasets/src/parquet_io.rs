@@ -19,12 +19,14 @@ use arrow_array::{
 use arrow_schema::Schema;
 use clot_schemas::{FrameFeatures, Labels, Table, check_schema};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
-use rayon::prelude::*;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::arrow_writer::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Dataset, Video};
@@ -142,12 +144,22 @@ pub fn write_parquet(ds: &Dataset, path: &Path, compression: ParquetCompression)
     })
 }
 
-fn video_batch(v: &Video, schema: Arc<Schema>) -> std::result::Result<RecordBatch, arrow_schema::ArrowError> {
+fn video_batch(
+    v: &Video,
+    schema: Arc<Schema>,
+) -> std::result::Result<RecordBatch, arrow_schema::ArrowError> {
     let n = v.frames();
-    let frames = u32::try_from(n).map_err(|e| arrow_schema::ArrowError::InvalidArgumentError(e.to_string()))?;
+    let frames = u32::try_from(n)
+        .map_err(|e| arrow_schema::ArrowError::InvalidArgumentError(e.to_string()))?;
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(v.name.as_str(), n))),
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(v.activity.as_str(), n))),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            v.name.as_str(),
+            n,
+        ))),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            v.activity.as_str(),
+            n,
+        ))),
         Arc::new(UInt32Array::from_iter_values(0..frames)),
         Arc::new(v.features.array().clone()),
         match &v.labels {
@@ -173,7 +185,12 @@ pub struct ParquetSelection {
 
 impl Default for ParquetSelection {
     fn default() -> Self {
-        ParquetSelection { videos: Vec::new(), activities: Vec::new(), features: true, labels: true }
+        ParquetSelection {
+            videos: Vec::new(),
+            activities: Vec::new(),
+            features: true,
+            labels: true,
+        }
     }
 }
 
@@ -190,17 +207,23 @@ pub struct PartialVideo {
 /// Reads only the file's index (no data pages), after checking its schema.
 pub fn read_parquet_index(path: &Path) -> Result<DatasetIndex> {
     let file = std::fs::File::open(path).map_err(io_err(path))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| DatasetError::Parquet { path: path.to_path_buf(), message: e.to_string() })?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| DatasetError::Parquet {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
     index_of(builder.schema(), path)
 }
 
 fn index_of(schema: &Schema, path: &Path) -> Result<DatasetIndex> {
     let info = check_schema(schema, Table::DatasetFrames, &path.display().to_string())?;
-    let raw = schema.metadata().get(KEY_INDEX).ok_or_else(|| DatasetError::Parquet {
-        path: path.to_path_buf(),
-        message: format!("no `{KEY_INDEX}` metadata; not a dataset written by clot"),
-    })?;
+    let raw = schema
+        .metadata()
+        .get(KEY_INDEX)
+        .ok_or_else(|| DatasetError::Parquet {
+            path: path.to_path_buf(),
+            message: format!("no `{KEY_INDEX}` metadata; not a dataset written by clot"),
+        })?;
     let index: DatasetIndex = serde_json::from_str(raw).map_err(|e| DatasetError::Parquet {
         path: path.to_path_buf(),
         message: format!("bad `{KEY_INDEX}` metadata: {e}"),
@@ -208,7 +231,10 @@ fn index_of(schema: &Schema, path: &Path) -> Result<DatasetIndex> {
     if info.dim != Some(index.dim as i32) {
         return Err(DatasetError::Parquet {
             path: path.to_path_buf(),
-            message: format!("index says D = {} but the features column has {:?}", index.dim, info.dim),
+            message: format!(
+                "index says D = {} but the features column has {:?}",
+                index.dim, info.dim
+            ),
         });
     }
     Ok(index)
@@ -216,14 +242,22 @@ fn index_of(schema: &Schema, path: &Path) -> Result<DatasetIndex> {
 
 /// Reads the selected videos and columns of a Parquet dataset. Videos are decoded in parallel
 /// (one reader per video over its own row groups, sharing the parsed footer).
-pub fn read_parquet_videos(path: &Path, sel: &ParquetSelection) -> Result<(DatasetIndex, Vec<PartialVideo>)> {
-    let perr = |message: String| DatasetError::Parquet { path: path.to_path_buf(), message };
+pub fn read_parquet_videos(
+    path: &Path,
+    sel: &ParquetSelection,
+) -> Result<(DatasetIndex, Vec<PartialVideo>)> {
+    let perr = |message: String| DatasetError::Parquet {
+        path: path.to_path_buf(),
+        message,
+    };
     let file = std::fs::File::open(path).map_err(io_err(path))?;
-    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::default()).map_err(|e| perr(e.to_string()))?;
+    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::default())
+        .map_err(|e| perr(e.to_string()))?;
     let index = index_of(meta.schema(), path)?;
     let total_groups = meta.metadata().num_row_groups();
 
-    let known: HashMap<&str, &IndexedVideo> = index.videos.iter().map(|v| (v.name.as_str(), v)).collect();
+    let known: HashMap<&str, &IndexedVideo> =
+        index.videos.iter().map(|v| (v.name.as_str(), v)).collect();
     for name in &sel.videos {
         if !known.contains_key(name.as_str()) {
             return Err(DatasetError::Unknown {
@@ -259,7 +293,9 @@ pub fn read_parquet_videos(path: &Path, sel: &ParquetSelection) -> Result<(Datas
                 )));
             }
             // the index must agree with the footer before anything is allocated from it
-            let rows: i64 = (v.row_groups.0..v.row_groups.1).map(|g| meta.metadata().row_group(g).num_rows()).sum();
+            let rows: i64 = (v.row_groups.0..v.row_groups.1)
+                .map(|g| meta.metadata().row_group(g).num_rows())
+                .sum();
             if rows != v.frames as i64 {
                 return Err(perr(format!(
                     "index says video `{}` has {} frames, its row groups hold {rows} rows",
@@ -287,7 +323,10 @@ fn read_video(
     sel: &ParquetSelection,
     path: &Path,
 ) -> Result<PartialVideo> {
-    let perr = |message: String| DatasetError::Parquet { path: path.to_path_buf(), message };
+    let perr = |message: String| DatasetError::Parquet {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut features = Vec::with_capacity(if sel.features { v.frames * dim } else { 0 });
     let mut labels = Vec::with_capacity(if sel.labels { v.frames } else { 0 });
     let mut null_labels = 0;
@@ -296,16 +335,26 @@ fn read_video(
         let batch = batch.map_err(|e| perr(e.to_string()))?;
         let n = batch.num_rows();
         if filled + n > v.frames {
-            return Err(perr(format!("video `{}` has more rows than the index says ({})", v.name, v.frames)));
+            return Err(perr(format!(
+                "video `{}` has more rows than the index says ({})",
+                v.name, v.frames
+            )));
         }
         let get = |name: &str| {
-            batch.column_by_name(name).ok_or_else(|| perr(format!("column `{name}` missing in batch")))
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| perr(format!("column `{name}` missing in batch")))
         };
         let videos = get("video")?;
-        let videos = videos.as_any().downcast_ref::<StringArray>().ok_or_else(|| perr("column `video` is not Utf8".into()))?;
+        let videos = videos
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| perr("column `video` is not Utf8".into()))?;
         let frames = get("frame")?;
-        let frames =
-            frames.as_any().downcast_ref::<UInt32Array>().ok_or_else(|| perr("column `frame` is not UInt32".into()))?;
+        let frames = frames
+            .as_any()
+            .downcast_ref::<UInt32Array>()
+            .ok_or_else(|| perr("column `frame` is not UInt32".into()))?;
         for r in 0..n {
             let want = (filled + r) as u32;
             if videos.value(r) != v.name || frames.value(r) != want {
@@ -333,24 +382,45 @@ fn read_video(
         }
         if sel.labels {
             let l = get("label")?;
-            let l = l.as_any().downcast_ref::<Int32Array>().ok_or_else(|| perr("column `label` is not Int32".into()))?;
+            let l = l
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .ok_or_else(|| perr("column `label` is not Int32".into()))?;
             null_labels += l.null_count();
             labels.extend_from_slice(&l.values()[..n]);
         }
         filled += n;
     }
     if filled != v.frames {
-        return Err(perr(format!("video `{}` has {filled} rows, the index says {}", v.name, v.frames)));
+        return Err(perr(format!(
+            "video `{}` has {filled} rows, the index says {}",
+            v.name, v.frames
+        )));
     }
     let what = format!("{}: video `{}`", path.display(), v.name);
-    let features = if sel.features { Some(FrameFeatures::from_vec(features, dim, &what)?) } else { None };
+    let features = if sel.features {
+        Some(FrameFeatures::from_vec(features, dim, &what)?)
+    } else {
+        None
+    };
     let labels = match (sel.labels, null_labels) {
         (false, _) => None,
         (true, 0) => Some(Labels::from_vec(labels)),
         (true, n) if n == v.frames => None,
-        (true, n) => return Err(perr(format!("video `{}`: {n} of {} labels are null", v.name, v.frames))),
+        (true, n) => {
+            return Err(perr(format!(
+                "video `{}`: {n} of {} labels are null",
+                v.name, v.frames
+            )));
+        }
     };
-    Ok(PartialVideo { name: v.name.clone(), activity: v.activity.clone(), frames: v.frames, features, labels })
+    Ok(PartialVideo {
+        name: v.name.clone(),
+        activity: v.activity.clone(),
+        frames: v.frames,
+        features,
+        labels,
+    })
 }
 
 /// Reads a whole Parquet dataset (or the selected videos/activities) into memory.
@@ -368,21 +438,37 @@ pub fn read_parquet(path: &Path, videos: &[String], activities: &[String]) -> Re
                 path: path.to_path_buf(),
                 message: format!("video `{}` has no features", p.name),
             })?;
-            Ok(Video { name: p.name, activity: p.activity, features, labels: p.labels })
+            Ok(Video {
+                name: p.name,
+                activity: p.activity,
+                features,
+                labels: p.labels,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Dataset { name: index.name, dim: index.dim, mapping: index.mapping, videos })
+    Ok(Dataset {
+        name: index.name,
+        dim: index.dim,
+        mapping: index.mapping,
+        videos,
+    })
 }
 
 /// Writes `batches` (all with `schema`) to `path` atomically, zstd-compressed. For result tables
 /// (predictions, metrics, plans) that scripts read.
 pub fn write_table(path: &Path, schema: Arc<Schema>, batches: &[RecordBatch]) -> Result<()> {
-    let perr = |e: &dyn std::fmt::Display| DatasetError::Parquet { path: path.to_path_buf(), message: e.to_string() };
+    let perr = |e: &dyn std::fmt::Display| DatasetError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| perr(&e))?))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).map_err(|e| perr(&e))?,
+        ))
         .build();
     write_atomic(path, |file| {
-        let mut w = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).map_err(|e| perr(&e))?;
+        let mut w =
+            ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).map_err(|e| perr(&e))?;
         for b in batches {
             w.write(b).map_err(|e| perr(&e))?;
         }
@@ -394,23 +480,49 @@ pub fn write_table(path: &Path, schema: Arc<Schema>, batches: &[RecordBatch]) ->
 /// Reads a [`Table::FrameMatrix`] file: its kind (`cost`, `affinity`, `plan`) and, per video in
 /// file order, the N×K matrix.
 pub fn read_frame_matrix(path: &Path) -> Result<(String, Vec<(String, clot_schemas::F32Matrix)>)> {
-    let perr = |message: String| DatasetError::Parquet { path: path.to_path_buf(), message };
+    let perr = |message: String| DatasetError::Parquet {
+        path: path.to_path_buf(),
+        message,
+    };
     let file = std::fs::File::open(path).map_err(io_err(path))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| perr(e.to_string()))?;
-    let info = check_schema(builder.schema(), Table::FrameMatrix, &path.display().to_string())?;
-    let kind = builder.schema().metadata().get(clot_schemas::KEY_MATRIX_KIND).cloned().unwrap_or_else(|| "cost".into());
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| perr(e.to_string()))?;
+    let info = check_schema(
+        builder.schema(),
+        Table::FrameMatrix,
+        &path.display().to_string(),
+    )?;
+    let kind = builder
+        .schema()
+        .metadata()
+        .get(clot_schemas::KEY_MATRIX_KIND)
+        .cloned()
+        .unwrap_or_else(|| "cost".into());
     let k = info.dim.unwrap_or(0).max(0) as usize;
     let reader = builder.build().map_err(|e| perr(e.to_string()))?;
     let mut videos: Vec<(String, Vec<f32>)> = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| perr(e.to_string()))?;
-        let names = batch.column_by_name("video").and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
-        let frames = batch.column_by_name("frame").and_then(|c| c.as_any().downcast_ref::<UInt32Array>().cloned());
-        let values = batch.column_by_name("values").and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>().cloned());
+        let names = batch
+            .column_by_name("video")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
+        let frames = batch
+            .column_by_name("frame")
+            .and_then(|c| c.as_any().downcast_ref::<UInt32Array>().cloned());
+        let values = batch
+            .column_by_name("values")
+            .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>().cloned());
         let (Some(names), Some(frames), Some(values)) = (names, frames, values) else {
-            return Err(perr("columns video/frame/values have unexpected types".into()));
+            return Err(perr(
+                "columns video/frame/values have unexpected types".into(),
+            ));
         };
-        let items = values.values().as_any().downcast_ref::<Float32Array>().cloned().ok_or_else(|| perr("values are not Float32".into()))?;
+        let items = values
+            .values()
+            .as_any()
+            .downcast_ref::<Float32Array>()
+            .cloned()
+            .ok_or_else(|| perr("values are not Float32".into()))?;
         let base = values.value_offset_at(0);
         for r in 0..batch.num_rows() {
             let name = names.value(r);
@@ -422,7 +534,11 @@ pub fn read_frame_matrix(path: &Path) -> Result<(String, Vec<(String, clot_schem
             }
             let (vname, vals) = videos.last_mut().ok_or_else(|| perr("no video".into()))?;
             if frames.value(r) as usize != vals.len() / k.max(1) {
-                return Err(perr(format!("video `{vname}`: frame {} out of order (expected {})", frames.value(r), vals.len() / k.max(1))));
+                return Err(perr(format!(
+                    "video `{vname}`: frame {} out of order (expected {})",
+                    frames.value(r),
+                    vals.len() / k.max(1)
+                )));
             }
             vals.extend_from_slice(&items.values()[base + r * k..base + (r + 1) * k]);
         }
@@ -438,13 +554,23 @@ pub fn read_frame_matrix(path: &Path) -> Result<(String, Vec<(String, clot_schem
 }
 
 /// Builds the record batch of one video's N×K matrix for a [`Table::FrameMatrix`] file.
-pub fn frame_matrix_batch(schema: Arc<Schema>, video: &str, m: &clot_schemas::F32Matrix) -> Result<RecordBatch> {
+pub fn frame_matrix_batch(
+    schema: Arc<Schema>,
+    video: &str,
+    m: &clot_schemas::F32Matrix,
+) -> Result<RecordBatch> {
     let n = m.rows();
-    let frames = u32::try_from(n).map_err(|e| DatasetError::Invalid { what: video.to_string(), message: e.to_string() })?;
+    let frames = u32::try_from(n).map_err(|e| DatasetError::Invalid {
+        what: video.to_string(),
+        message: e.to_string(),
+    })?;
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(std::iter::repeat_n(video, n))),
         Arc::new(UInt32Array::from_iter_values(0..frames)),
         Arc::new(m.array().clone()),
     ];
-    RecordBatch::try_new(schema, columns).map_err(|e| DatasetError::Invalid { what: video.to_string(), message: e.to_string() })
+    RecordBatch::try_new(schema, columns).map_err(|e| DatasetError::Invalid {
+        what: video.to_string(),
+        message: e.to_string(),
+    })
 }

@@ -101,13 +101,20 @@ pub struct Preset {
 impl Preset {
     /// K for `activity`.
     pub fn actions_for(&self, activity: &str) -> Result<usize> {
-        self.actions.iter().find(|(a, _)| *a == activity).map(|(_, k)| *k).ok_or_else(|| {
-            DatasetError::Unknown {
+        self.actions
+            .iter()
+            .find(|(a, _)| *a == activity)
+            .map(|(_, k)| *k)
+            .ok_or_else(|| DatasetError::Unknown {
                 what: "activity for this preset",
                 name: activity.to_string(),
-                known: self.actions.iter().map(|(a, _)| *a).collect::<Vec<_>>().join(", "),
-            }
-        })
+                known: self
+                    .actions
+                    .iter()
+                    .map(|(a, _)| *a)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 }
 
@@ -147,7 +154,13 @@ pub const PRESETS: &[Preset] = &[
     Preset {
         name: "yti",
         folder: "YTI",
-        actions: &[("changing_tire", 11), ("coffee", 10), ("cpr", 7), ("jump_car", 12), ("repot", 8)],
+        actions: &[
+            ("changing_tire", 11),
+            ("coffee", 10),
+            ("cpr", 7),
+            ("jump_car", 12),
+            ("repot", 8),
+        ],
         dim: 3000,
         mlp: &[3000, 32, 32],
         epochs: 10,
@@ -239,11 +252,18 @@ pub const PRESETS: &[Preset] = &[
 
 /// Finds a preset by name.
 pub fn preset(name: &str) -> Result<&'static Preset> {
-    PRESETS.iter().find(|p| p.name == name).ok_or_else(|| DatasetError::Unknown {
-        what: "preset",
-        name: name.to_string(),
-        known: PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
-    })
+    PRESETS
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| DatasetError::Unknown {
+            what: "preset",
+            name: name.to_string(),
+            known: PRESETS
+                .iter()
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 #[cfg(test)]
@@ -253,7 +273,12 @@ mod tests {
     fn check(p: &Preset) {
         assert_eq!(preset(p.name).expect("registered").name, p.name);
         assert_eq!(p.mlp.first(), Some(&p.dim), "{}: MLP input is D", p.name);
-        assert_eq!(p.mlp.last(), Some(&40).filter(|_| p.name != "yti").or(Some(&32)), "{}", p.name);
+        assert_eq!(
+            p.mlp.last(),
+            Some(&40).filter(|_| p.name != "yti").or(Some(&32)),
+            "{}",
+            p.name
+        );
         assert!(p.epochs > 0 && !p.actions.is_empty());
         assert!(p.alpha_train < p.alpha_eval);
         assert!(p.actions.iter().all(|(_, k)| *k >= 2));
@@ -271,9 +296,18 @@ mod tests {
         assert_eq!(p.actions.len(), 10);
         assert_eq!(p.actions_for("coffee").expect("coffee"), 7);
         assert_eq!(p.actions_for("pancake").expect("pancake"), 14);
-        assert_eq!((p.dim, p.epochs, p.rho, p.lambda_actions_train), (64, 15, 0.2, 0.1));
-        assert_eq!((p.radius, p.alpha_train, p.alpha_eval, p.standardise), (0.04, 0.4, 0.7, true));
-        assert_eq!(p.activity_rule.activity("P03_cam01_P03_coffee", None), "coffee");
+        assert_eq!(
+            (p.dim, p.epochs, p.rho, p.lambda_actions_train),
+            (64, 15, 0.2, 0.1)
+        );
+        assert_eq!(
+            (p.radius, p.alpha_train, p.alpha_eval, p.standardise),
+            (0.04, 0.4, 0.7, true)
+        );
+        assert_eq!(
+            p.activity_rule.activity("P03_cam01_P03_coffee", None),
+            "coffee"
+        );
     }
 
     #[test]
@@ -281,8 +315,14 @@ mod tests {
         let p = get("yti");
         assert_eq!(p.mlp, &[3000, 32, 32]);
         assert_eq!(p.actions_for("jump_car").expect("k"), 12);
-        assert_eq!((p.epochs, p.rho, p.lambda_actions_train, p.exclude), (10, 0.15, 0.12, Some(-1)));
-        assert_eq!(p.activity_rule.activity("changing_tire_0001", None), "changing_tire");
+        assert_eq!(
+            (p.epochs, p.rho, p.lambda_actions_train, p.exclude),
+            (10, 0.15, 0.12, Some(-1))
+        );
+        assert_eq!(
+            p.activity_rule.activity("changing_tire_0001", None),
+            "changing_tire"
+        );
         assert_eq!(p.background, Some("background"));
     }
 
@@ -290,21 +330,30 @@ mod tests {
     fn salads_eval() {
         let p = get("50salads-eval");
         assert_eq!(p.actions_for(SINGLE_ACTIVITY).expect("k"), 12);
-        assert_eq!((p.epochs, p.lambda_actions_train, p.mapping_file), (30, 0.11, "mappingeval.txt"));
+        assert_eq!(
+            (p.epochs, p.lambda_actions_train, p.mapping_file),
+            (30, 0.11, "mappingeval.txt")
+        );
     }
 
     #[test]
     fn salads_mid() {
         let p = get("50salads-mid");
         assert_eq!(p.actions_for(SINGLE_ACTIVITY).expect("k"), 19);
-        assert_eq!((p.lambda_actions_train, p.mapping_file), (0.15, "mapping.txt"));
+        assert_eq!(
+            (p.lambda_actions_train, p.mapping_file),
+            (0.15, "mapping.txt")
+        );
     }
 
     #[test]
     fn desktop_assembly() {
         let p = get("desktop-assembly");
         assert_eq!(p.actions_for(SINGLE_ACTIVITY).expect("k"), 22);
-        assert_eq!((p.dim, p.rho, p.lambda_actions_train, p.radius), (512, 0.25, 0.16, 0.02));
+        assert_eq!(
+            (p.dim, p.rho, p.lambda_actions_train, p.radius),
+            (512, 0.25, 0.16, 0.02)
+        );
     }
 
     #[test]
@@ -317,8 +366,16 @@ mod tests {
     fn registry_is_complete_and_unknown_names_list_known_ones() {
         assert_eq!(PRESETS.len(), 6);
         let msg = preset("breakfst").unwrap_err().to_string();
-        assert!(msg.contains("breakfast") && msg.contains("desktop-assembly"), "{msg}");
-        assert!(preset("breakfast").expect("p").actions_for("bagel").is_err());
+        assert!(
+            msg.contains("breakfast") && msg.contains("desktop-assembly"),
+            "{msg}"
+        );
+        assert!(
+            preset("breakfast")
+                .expect("p")
+                .actions_for("bagel")
+                .is_err()
+        );
         assert_eq!(COMMON.sampled_frames, 256);
         assert_eq!(COMMON.solver_iters, 25);
     }

@@ -106,19 +106,40 @@ impl SynthConfig {
     }
 
     fn check(&self) -> Result<()> {
-        let bad = |message: String| Err(DatasetError::Invalid { what: "synth config".into(), message });
-        if self.videos == 0 || self.actions < 2 || self.dim == 0 || self.median_len < 4 * (self.actions + 1) {
+        let bad = |message: String| {
+            Err(DatasetError::Invalid {
+                what: "synth config".into(),
+                message,
+            })
+        };
+        if self.videos == 0
+            || self.actions < 2
+            || self.dim == 0
+            || self.median_len < 4 * (self.actions + 1)
+        {
             return bad(format!(
                 "need videos ≥ 1, actions ≥ 2, dim ≥ 1 and median_len ≥ 4·(actions+1); got {} videos, {} actions, dim {}, median_len {}",
                 self.videos, self.actions, self.dim, self.median_len
             ));
         }
-        let probs = [self.swap_prob, self.skip_prob, self.repeat_prob, self.background_prob];
+        let probs = [
+            self.swap_prob,
+            self.skip_prob,
+            self.repeat_prob,
+            self.background_prob,
+        ];
         if probs.iter().any(|p| !(0.0..=1.0).contains(p)) {
             return bad(format!("probabilities must lie in [0, 1]: {probs:?}"));
         }
-        let stds = [self.prototype_std, self.progress_std, self.style_std, self.drift_std, self.noise_std];
-        if stds.iter().any(|s| !s.is_finite() || *s < 0.0) || !(0.0..1.0).contains(&self.drift_corr) {
+        let stds = [
+            self.prototype_std,
+            self.progress_std,
+            self.style_std,
+            self.drift_std,
+            self.noise_std,
+        ];
+        if stds.iter().any(|s| !s.is_finite() || *s < 0.0) || !(0.0..1.0).contains(&self.drift_corr)
+        {
             return bad("stds must be finite and ≥ 0, drift_corr in [0, 1)".into());
         }
         if !(self.len_sigma >= 0.0 && self.step_sigma >= 0.0 && self.segment_sigma >= 0.0) {
@@ -141,7 +162,8 @@ fn normal(std: f32) -> Normal<f32> {
 }
 
 fn lognormal(sigma: f64) -> LogNormal<f64> {
-    LogNormal::new(0.0, sigma).unwrap_or_else(|_| LogNormal::new(0.0, 0.0).expect("LN(0,0) is valid"))
+    LogNormal::new(0.0, sigma)
+        .unwrap_or_else(|_| LogNormal::new(0.0, 0.0).expect("LN(0,0) is valid"))
 }
 
 /// The step sequence of one video (ids; 0 is background).
@@ -155,7 +177,11 @@ fn video_script(cfg: &SynthConfig, rng: &mut ChaCha8Rng) -> Vec<i32> {
         }
         i += 1;
     }
-    let kept: Vec<i32> = steps.iter().copied().filter(|_| !rng.random_bool(cfg.skip_prob)).collect();
+    let kept: Vec<i32> = steps
+        .iter()
+        .copied()
+        .filter(|_| !rng.random_bool(cfg.skip_prob))
+        .collect();
     let mut steps = if kept.len() >= 2 { kept } else { steps };
     let mut with_repeats = Vec::with_capacity(steps.len() + 2);
     for (j, &s) in steps.iter().enumerate() {
@@ -185,8 +211,12 @@ pub fn generate(cfg: &SynthConfig) -> Result<Dataset> {
     let mut master = ChaCha8Rng::seed_from_u64(cfg.seed);
     let k = cfg.actions + 1;
     let d = cfg.dim;
-    let proto: Vec<f32> = (0..k * d).map(|_| normal(cfg.prototype_std).sample(&mut master)).collect();
-    let progress: Vec<f32> = (0..k * d).map(|_| normal(cfg.progress_std).sample(&mut master)).collect();
+    let proto: Vec<f32> = (0..k * d)
+        .map(|_| normal(cfg.prototype_std).sample(&mut master))
+        .collect();
+    let progress: Vec<f32> = (0..k * d)
+        .map(|_| normal(cfg.progress_std).sample(&mut master))
+        .collect();
     let step_ln = lognormal(cfg.step_sigma);
     let mut weight: Vec<f64> = (0..k).map(|_| step_ln.sample(&mut master)).collect();
     weight[0] = cfg.background_scale;
@@ -198,16 +228,27 @@ pub fn generate(cfg: &SynthConfig) -> Result<Dataset> {
         .map(|(vi, &seed)| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let script = video_script(cfg, &mut rng);
-            let len = ((cfg.median_len as f64) * lognormal(cfg.len_sigma).sample(&mut rng)).round() as usize;
+            let len = ((cfg.median_len as f64) * lognormal(cfg.len_sigma).sample(&mut rng)).round()
+                as usize;
             let len = len.max(script.len() * 4);
             let seg_ln = lognormal(cfg.segment_sigma);
-            let raw: Vec<f64> = script.iter().map(|&s| weight[s as usize] * seg_ln.sample(&mut rng)).collect();
+            let raw: Vec<f64> = script
+                .iter()
+                .map(|&s| weight[s as usize] * seg_ln.sample(&mut rng))
+                .collect();
             let total: f64 = raw.iter().sum();
-            let mut lens: Vec<usize> = raw.iter().map(|w| ((w / total) * len as f64).round().max(3.0) as usize).collect();
+            let mut lens: Vec<usize> = raw
+                .iter()
+                .map(|w| ((w / total) * len as f64).round().max(3.0) as usize)
+                .collect();
             let n: usize = lens.iter().sum();
-            let style: Vec<f32> = (0..d).map(|_| normal(cfg.style_std).sample(&mut rng)).collect();
+            let style: Vec<f32> = (0..d)
+                .map(|_| normal(cfg.style_std).sample(&mut rng))
+                .collect();
             let innov = normal(cfg.drift_std * (1.0 - cfg.drift_corr * cfg.drift_corr).sqrt());
-            let mut drift: Vec<f32> = (0..d).map(|_| normal(cfg.drift_std).sample(&mut rng)).collect();
+            let mut drift: Vec<f32> = (0..d)
+                .map(|_| normal(cfg.drift_std).sample(&mut rng))
+                .collect();
             let noise = normal(cfg.noise_std);
             let mut values = Vec::with_capacity(n * d);
             let mut labels = Vec::with_capacity(n);
@@ -218,22 +259,39 @@ pub fn generate(cfg: &SynthConfig) -> Result<Dataset> {
                     let pos = (t as f32 + 0.5) / m as f32 - 0.5;
                     for j in 0..d {
                         drift[j] = cfg.drift_corr * drift[j] + innov.sample(&mut rng);
-                        let v = proto[s * d + j] + pos * progress[s * d + j] + style[j] + drift[j] + noise.sample(&mut rng);
+                        let v = proto[s * d + j]
+                            + pos * progress[s * d + j]
+                            + style[j]
+                            + drift[j]
+                            + noise.sample(&mut rng);
                         values.push(v);
                     }
                     labels.push(s as i32);
                 }
             }
             lens.clear();
-            let zeros = rng.random_range(0..=cfg.max_leading_zeros).min(n.saturating_sub(1));
+            let zeros = rng
+                .random_range(0..=cfg.max_leading_zeros)
+                .min(n.saturating_sub(1));
             values[..zeros * d].fill(0.0);
             let name = format!("P{:02}_synth_{}", vi + 1, cfg.activity);
-            let features = FrameFeatures::from_vec(values, d, &format!("synthetic video `{name}`"))?;
-            Ok(Video { name, activity: cfg.activity.clone(), features, labels: Some(Labels::from_vec(labels)) })
+            let features =
+                FrameFeatures::from_vec(values, d, &format!("synthetic video `{name}`"))?;
+            Ok(Video {
+                name,
+                activity: cfg.activity.clone(),
+                features,
+                labels: Some(Labels::from_vec(labels)),
+            })
         })
         .collect();
     let videos = videos.into_iter().collect::<Result<Vec<_>>>()?;
-    Ok(Dataset { name: cfg.name.clone(), dim: d, mapping: cfg.mapping(), videos })
+    Ok(Dataset {
+        name: cfg.name.clone(),
+        dim: d,
+        mapping: cfg.mapping(),
+        videos,
+    })
 }
 
 #[cfg(test)]
@@ -242,7 +300,10 @@ mod tests {
 
     #[test]
     fn deterministic_and_seed_sensitive() {
-        let cfg = SynthConfig { videos: 4, ..SynthConfig::demo() };
+        let cfg = SynthConfig {
+            videos: 4,
+            ..SynthConfig::demo()
+        };
         let a = generate(&cfg).expect("gen");
         let b = generate(&cfg).expect("gen");
         assert_eq!(a, b);
@@ -281,7 +342,10 @@ mod tests {
             lens.push(v.frames());
             assert!(v.features.first_non_finite().is_none());
         }
-        assert!(reordered >= 3 && skipped >= 3 && repeated >= 1 && zero_led >= 8, "{reordered} {skipped} {repeated} {zero_led}");
+        assert!(
+            reordered >= 3 && skipped >= 3 && repeated >= 1 && zero_led >= 8,
+            "{reordered} {skipped} {repeated} {zero_led}"
+        );
         lens.sort_unstable();
         assert!(lens[15] > 2 * lens[0], "video lengths vary: {lens:?}");
     }
@@ -289,10 +353,22 @@ mod tests {
     #[test]
     fn rejects_bad_configs() {
         for bad in [
-            SynthConfig { actions: 1, ..SynthConfig::demo() },
-            SynthConfig { swap_prob: 1.5, ..SynthConfig::demo() },
-            SynthConfig { noise_std: f32::NAN, ..SynthConfig::demo() },
-            SynthConfig { videos: 0, ..SynthConfig::demo() },
+            SynthConfig {
+                actions: 1,
+                ..SynthConfig::demo()
+            },
+            SynthConfig {
+                swap_prob: 1.5,
+                ..SynthConfig::demo()
+            },
+            SynthConfig {
+                noise_std: f32::NAN,
+                ..SynthConfig::demo()
+            },
+            SynthConfig {
+                videos: 0,
+                ..SynthConfig::demo()
+            },
         ] {
             assert!(generate(&bad).is_err());
         }

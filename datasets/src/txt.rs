@@ -28,8 +28,16 @@ pub struct TextMatrix {
 
 /// Why a piece failed, with a line number relative to the piece.
 enum PieceError {
-    Parse { line: usize, column: usize, token: String },
-    Ragged { line: usize, expected: usize, found: usize },
+    Parse {
+        line: usize,
+        column: usize,
+        token: String,
+    },
+    Ragged {
+        line: usize,
+        expected: usize,
+        found: usize,
+    },
 }
 
 struct Piece {
@@ -53,7 +61,11 @@ fn parse_piece(text: &str, expect_cols: Option<usize>) -> Result<Piece, PieceErr
             match token.parse::<f64>() {
                 Ok(v) => values.push(v as f32),
                 Err(_) => {
-                    return Err(PieceError::Parse { line: newlines, column: c + 1, token: token.to_string() });
+                    return Err(PieceError::Parse {
+                        line: newlines,
+                        column: c + 1,
+                        token: token.to_string(),
+                    });
                 }
             }
         }
@@ -64,17 +76,30 @@ fn parse_piece(text: &str, expect_cols: Option<usize>) -> Result<Piece, PieceErr
         if rows == 0 && expect_cols.is_none() {
             cols = found;
         } else if found != cols {
-            return Err(PieceError::Ragged { line: newlines, expected: cols, found });
+            return Err(PieceError::Ragged {
+                line: newlines,
+                expected: cols,
+                found,
+            });
         }
         rows += 1;
     }
-    Ok(Piece { values, rows, cols, newlines: newlines.saturating_sub(1) })
+    Ok(Piece {
+        values,
+        rows,
+        cols,
+        newlines: newlines.saturating_sub(1),
+    })
 }
 
 /// Parses `bytes` (the content of `path`).
 pub fn parse_text_matrix(bytes: &[u8], path: &Path) -> Result<TextMatrix> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
         DatasetError::Parse {
             path: path.to_path_buf(),
             line,
@@ -82,18 +107,32 @@ pub fn parse_text_matrix(bytes: &[u8], path: &Path) -> Result<TextMatrix> {
             token: "<bytes that are not UTF-8 text>".into(),
         }
     })?;
-    let n = if bytes.len() >= PARALLEL_MIN_BYTES { rayon::current_num_threads() * 4 } else { 1 };
+    let n = if bytes.len() >= PARALLEL_MIN_BYTES {
+        rayon::current_num_threads() * 4
+    } else {
+        1
+    };
     let pieces = split_lines(text, n);
     // The first non-empty row decides the width: parse the first piece alone to learn it. If that
     // piece holds no row at all (only blank lines), parse the whole text serially instead.
     let first = parse_piece(pieces[0], None).map_err(|e| lift(e, 0, path))?;
     if first.cols == 0 && pieces.len() > 1 {
         let all = parse_piece(text, None).map_err(|e| lift(e, 0, path))?;
-        return Ok(TextMatrix { values: all.values, rows: all.rows, cols: all.cols });
+        return Ok(TextMatrix {
+            values: all.values,
+            rows: all.rows,
+            cols: all.cols,
+        });
     }
     let cols = first.cols;
-    let rest: Vec<_> = pieces[1..].par_iter().map(|p| parse_piece(p, Some(cols))).collect();
-    let total: usize = rest.iter().map(|r| r.as_ref().map_or(0, |p| p.values.len())).sum();
+    let rest: Vec<_> = pieces[1..]
+        .par_iter()
+        .map(|p| parse_piece(p, Some(cols)))
+        .collect();
+    let total: usize = rest
+        .iter()
+        .map(|r| r.as_ref().map_or(0, |p| p.values.len()))
+        .sum();
     let mut values = first.values;
     values.reserve_exact(total);
     let mut rows = first.rows;
@@ -109,13 +148,21 @@ pub fn parse_text_matrix(bytes: &[u8], path: &Path) -> Result<TextMatrix> {
 
 fn lift(e: PieceError, line_base: usize, path: &Path) -> DatasetError {
     match e {
-        PieceError::Parse { line, column, token } => DatasetError::Parse {
+        PieceError::Parse {
+            line,
+            column,
+            token,
+        } => DatasetError::Parse {
             path: path.to_path_buf(),
             line: line_base + line,
             column,
             token,
         },
-        PieceError::Ragged { line, expected, found } => DatasetError::Ragged {
+        PieceError::Ragged {
+            line,
+            expected,
+            found,
+        } => DatasetError::Ragged {
             path: path.to_path_buf(),
             line: line_base + line,
             expected,
@@ -175,10 +222,18 @@ mod tests {
     #[test]
     fn errors_name_line_column_token() {
         let e = parse("1 2\n3 x\n").unwrap_err().to_string();
-        assert!(e.contains("f.txt:2") && e.contains("column 2") && e.contains("`x`"), "{e}");
+        assert!(
+            e.contains("f.txt:2") && e.contains("column 2") && e.contains("`x`"),
+            "{e}"
+        );
         let e = parse("1 2\n\n3 4 5\n").unwrap_err().to_string();
-        assert!(e.contains("f.txt:3") && e.contains("3 values, expected 2"), "{e}");
-        let e = parse_text_matrix(b"1 2\n\xff\xfe\n", Path::new("f.txt")).unwrap_err().to_string();
+        assert!(
+            e.contains("f.txt:3") && e.contains("3 values, expected 2"),
+            "{e}"
+        );
+        let e = parse_text_matrix(b"1 2\n\xff\xfe\n", Path::new("f.txt"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("f.txt:2") && e.contains("UTF-8"), "{e}");
     }
 
@@ -210,6 +265,9 @@ mod tests {
         let nl = bad[at..].find('\n').expect("nl") + at + 1;
         bad.insert_str(nl, "oops 1 2 3 4 5 6 7\n");
         let e = parse(&bad).unwrap_err().to_string();
-        assert!(e.contains(&format!("f.txt:{}", line + 1)) && e.contains("`oops`"), "{e}");
+        assert!(
+            e.contains(&format!("f.txt:{}", line + 1)) && e.contains("`oops`"),
+            "{e}"
+        );
     }
 }

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use clot_datasets::{
-    DatasetError, ParquetCompression, ReadOptions, SynthConfig, generate, read_parquet, read_standard,
-    write_parquet,
+    DatasetError, ParquetCompression, ReadOptions, SynthConfig, generate, read_parquet,
+    read_standard, write_parquet,
 };
 
 /// A small valid layout: activity `act`, videos `a` and `b`, 3 frames each, D = 2.
@@ -57,13 +57,18 @@ fn valid_layout_reads() {
     let l = Layout::new();
     let ds = l.read().expect("valid");
     assert_eq!(ds.videos.len(), 2);
-    assert_eq!(ds.videos[0].labels.as_ref().expect("gt").as_slice(), &[0, 1, 1]);
+    assert_eq!(
+        ds.videos[0].labels.as_ref().expect("gt").as_slice(),
+        &[0, 1, 1]
+    );
     assert_eq!(ds.videos[0].zero_rows(), (1, 1));
 }
 
 #[test]
 fn missing_folder_and_mapping() {
-    let e = read_standard(Path::new("/nonexistent/DS"), &ReadOptions::default()).unwrap_err().to_string();
+    let e = read_standard(Path::new("/nonexistent/DS"), &ReadOptions::default())
+        .unwrap_err()
+        .to_string();
     has(&e, &["dataset folder not found", "/nonexistent/DS"]);
     let l = Layout::new();
     std::fs::remove_file(l.dir.join("mapping/mapping.txt")).expect("rm");
@@ -97,11 +102,20 @@ fn non_numeric_token_and_ragged_row() {
 fn nan_and_inf_fail_unless_zeroing_is_opted_in() {
     let l = Layout::new();
     l.write("features/act/a.txt", "0 0\n1 nan\n3 inf\n");
-    has(&l.err(), &["a.txt", "row 2, column 2", "NaN", "--zero-non-finite"]);
-    let opts = ReadOptions { zero_non_finite: true, ..ReadOptions::default() };
+    has(
+        &l.err(),
+        &["a.txt", "row 2, column 2", "NaN", "--zero-non-finite"],
+    );
+    let opts = ReadOptions {
+        zero_non_finite: true,
+        ..ReadOptions::default()
+    };
     let (ds, report) = read_standard(&l.dir, &opts).expect("opt-in");
     assert_eq!(report.zeroed_non_finite, 2);
-    assert_eq!(ds.videos[0].features.as_slice(), &[0.0, 0.0, 1.0, 0.0, 3.0, 0.0]);
+    assert_eq!(
+        ds.videos[0].features.as_slice(),
+        &[0.0, 0.0, 1.0, 0.0, 3.0, 0.0]
+    );
 }
 
 #[test]
@@ -131,12 +145,25 @@ fn empty_video() {
 fn dimension_mismatch_between_videos_and_with_preset() {
     let l = Layout::new();
     l.write("features/act/b.txt", "0 0 0\n1 2 3\n3 4 5\n");
-    has(&l.err(), &["video `b`", "dimension 3, expected 2", "as video `a`"]);
+    has(
+        &l.err(),
+        &["video `b`", "dimension 3, expected 2", "as video `a`"],
+    );
     let l = Layout::new();
     let opts = ReadOptions::for_preset(clot_datasets::preset("breakfast").expect("p"));
-    let opts = ReadOptions { activity_rule: clot_datasets::ActivityRule::Folder, ..opts };
+    let opts = ReadOptions {
+        activity_rule: clot_datasets::ActivityRule::Folder,
+        ..opts
+    };
     let e = read_standard(&l.dir, &opts).unwrap_err().to_string();
-    has(&e, &["video `a`", "dimension 2, expected 64", "preset `breakfast`"]);
+    has(
+        &e,
+        &[
+            "video `a`",
+            "dimension 2, expected 64",
+            "preset `breakfast`",
+        ],
+    );
 }
 
 fn npy(descr: &str, shape: (usize, usize), data: &[u8]) -> Vec<u8> {
@@ -147,10 +174,16 @@ fn npy(descr: &str, shape: (usize, usize), data: &[u8]) -> Vec<u8> {
 fn npy_features_and_truncated_or_unreadable_npy() {
     let l = Layout::new();
     std::fs::remove_file(l.dir.join("features/act/a.txt")).expect("rm");
-    let vals: Vec<u8> = [0.0f64, 0.0, 1.5, 2.0, 3.0, 0.4].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let vals: Vec<u8> = [0.0f64, 0.0, 1.5, 2.0, 3.0, 0.4]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     l.write_bytes("features/act/a.npy", &npy("<f8", (3, 2), &vals));
     let ds = l.read().expect("npy reads");
-    assert_eq!(ds.videos[0].features.as_slice(), ds.videos[1].features.as_slice());
+    assert_eq!(
+        ds.videos[0].features.as_slice(),
+        ds.videos[1].features.as_slice()
+    );
     l.write_bytes("features/act/a.npy", &npy("<f8", (3, 2), &vals[..30]));
     has(&l.err(), &["a.npy", "ends early"]);
     l.write_bytes("features/act/a.npy", b"garbage");
@@ -161,7 +194,10 @@ fn npy_features_and_truncated_or_unreadable_npy() {
 fn duplicate_video_names() {
     let l = Layout::new();
     l.write("features/other/a.txt", "0 0\n1 2\n3 4\n");
-    has(&l.err(), &["duplicate video `a`", "act/a.txt", "other/a.txt"]);
+    has(
+        &l.err(),
+        &["duplicate video `a`", "act/a.txt", "other/a.txt"],
+    );
     let l = Layout::new();
     let vals: Vec<u8> = [0.0f32; 6].iter().flat_map(|v| v.to_le_bytes()).collect();
     l.write_bytes("features/act/a.npy", &npy("<f4", (3, 2), &vals));
@@ -171,7 +207,10 @@ fn duplicate_video_names() {
 #[test]
 fn unknown_activity_lists_known_ones() {
     let l = Layout::new();
-    let opts = ReadOptions { activities: vec!["tea".into()], ..ReadOptions::default() };
+    let opts = ReadOptions {
+        activities: vec!["tea".into()],
+        ..ReadOptions::default()
+    };
     let e = read_standard(&l.dir, &opts).unwrap_err().to_string();
     has(&e, &["unknown activity `tea`", "known: act"]);
 }
@@ -183,9 +222,15 @@ fn parquet_with_wrong_schema_or_version() {
     let tmp = tempfile::tempdir().expect("tmp");
     // a plain Parquet file that clot did not write
     let path = tmp.path().join("foreign.parquet");
-    let batch = RecordBatch::try_from_iter([("video", Arc::new(Int64Array::from(vec![1i64])) as _)]).expect("batch");
-    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).expect("f"), batch.schema(), None)
-        .expect("writer");
+    let batch =
+        RecordBatch::try_from_iter([("video", Arc::new(Int64Array::from(vec![1i64])) as _)])
+            .expect("batch");
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).expect("f"),
+        batch.schema(),
+        None,
+    )
+    .expect("writer");
     w.write(&batch).expect("write");
     w.close().expect("close");
     let e = read_parquet(&path, &[], &[]).unwrap_err().to_string();
@@ -197,24 +242,39 @@ fn parquet_with_wrong_schema_or_version() {
     fields[2] = arrow_schema::Field::new("frame", arrow_schema::DataType::Int64, false);
     schema = arrow_schema::Schema::new(fields).with_metadata(schema.metadata().clone());
     let path = tmp.path().join("wrongtype.parquet");
-    let w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).expect("f"), Arc::new(schema), None)
-        .expect("writer");
+    let w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).expect("f"),
+        Arc::new(schema),
+        None,
+    )
+    .expect("writer");
     w.close().expect("close");
     let e = read_parquet(&path, &[], &[]).unwrap_err().to_string();
     has(&e, &["wrongtype.parquet", "`frame`", "Int64", "UInt32"]);
 
     // newer schema version
     let mut schema = clot_schemas::Table::DatasetFrames.schema(2);
-    schema.metadata.insert(clot_schemas::KEY_SCHEMA_VERSION.to_string(), "99".to_string());
+    schema.metadata.insert(
+        clot_schemas::KEY_SCHEMA_VERSION.to_string(),
+        "99".to_string(),
+    );
     let path = tmp.path().join("newer.parquet");
-    let w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).expect("f"), Arc::new(schema), None)
-        .expect("writer");
+    let w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).expect("f"),
+        Arc::new(schema),
+        None,
+    )
+    .expect("writer");
     w.close().expect("close");
     let e = read_parquet(&path, &[], &[]).unwrap_err().to_string();
     has(&e, &["newer.parquet", "version 99", "upgrade"]);
 
     // truncated file
-    let ds = generate(&SynthConfig { videos: 2, ..SynthConfig::demo() }).expect("gen");
+    let ds = generate(&SynthConfig {
+        videos: 2,
+        ..SynthConfig::demo()
+    })
+    .expect("gen");
     let path = tmp.path().join("cut.parquet");
     write_parquet(&ds, &path, ParquetCompression::Snappy).expect("write");
     let bytes = std::fs::read(&path).expect("read");

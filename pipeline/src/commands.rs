@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clot_datasets::{
-    DEMO, Dataset, ParquetCompression, ReadOptions, ReadReport, SynthConfig, generate, open_with, preset,
-    write_parquet, write_standard,
+    DEMO, Dataset, ParquetCompression, ReadOptions, ReadReport, SynthConfig, generate, open_with,
+    preset, write_parquet, write_standard,
 };
 use clot_stages::baselines::{equal_split, kmeans_labels};
 use clot_stages::eval::activity_mof;
@@ -49,10 +49,14 @@ pub fn resolve(args: &DatasetArgs) -> Result<Resolved> {
 pub fn load(args: &DatasetArgs, quiet: bool) -> Result<(Dataset, ReadReport, Resolved)> {
     let r = resolve(args)?;
     let bar = counter(quiet, &format!("reading {}", r.spec));
-    let (ds, report) = open_with(&r.spec, &r.opts, &|_| bar.inc(1)).with_context(|| format!("reading dataset {}", r.spec))?;
+    let (ds, report) = open_with(&r.spec, &r.opts, &|_| bar.inc(1))
+        .with_context(|| format!("reading dataset {}", r.spec))?;
     bar.finish_and_clear();
     if report.zeroed_non_finite > 0 {
-        eprintln!("warning: replaced {} non-finite feature values by 0 (--zero-non-finite)", report.zeroed_non_finite);
+        eprintln!(
+            "warning: replaced {} non-finite feature values by 0 (--zero-non-finite)",
+            report.zeroed_non_finite
+        );
     }
     Ok((ds, report, r))
 }
@@ -92,14 +96,28 @@ pub fn baselines(ds: &Dataset, r: &Resolved, k: Option<usize>, seed: u64) -> Res
             }
         };
         let eq: Vec<Vec<i32>> = videos.iter().map(|v| equal_split(v.frames(), k)).collect();
-        let pairs: Vec<(&[i32], &[i32])> = eq.iter().map(|p| p.as_slice()).zip(gts.iter().copied()).collect();
+        let pairs: Vec<(&[i32], &[i32])> = eq
+            .iter()
+            .map(|p| p.as_slice())
+            .zip(gts.iter().copied())
+            .collect();
         let equal_split_mof = activity_mof(&pairs, exclude)?;
         let blocks: Vec<&[f32]> = videos.iter().map(|v| v.features.as_slice()).collect();
         let km = kmeans_labels(&blocks, ds.dim, k, seed)
             .with_context(|| format!("activity `{activity}`: fewer frames than K = {k}"))?;
-        let pairs: Vec<(&[i32], &[i32])> = km.iter().map(|p| p.as_slice()).zip(gts.iter().copied()).collect();
+        let pairs: Vec<(&[i32], &[i32])> = km
+            .iter()
+            .map(|p| p.as_slice())
+            .zip(gts.iter().copied())
+            .collect();
         let kmeans_mof = activity_mof(&pairs, exclude)?;
-        out.push(Baseline { activity: activity.to_string(), k, videos: videos.len(), equal_split_mof, kmeans_mof });
+        out.push(Baseline {
+            activity: activity.to_string(),
+            k,
+            videos: videos.len(),
+            equal_split_mof,
+            kmeans_mof,
+        });
     }
     Ok(out)
 }
@@ -108,7 +126,11 @@ pub fn baselines(ds: &Dataset, r: &Resolved, k: Option<usize>, seed: u64) -> Res
 pub fn inspect(a: &InspectArgs, quiet: bool) -> Result<()> {
     let (ds, report, r) = load(&a.dataset, quiet || a.json)?;
     let s = ds.summary();
-    let base = if a.baselines { Some(baselines(&ds, &r, a.k, a.seed)?) } else { None };
+    let base = if a.baselines {
+        Some(baselines(&ds, &r, a.k, a.seed)?)
+    } else {
+        None
+    };
     if a.json {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -128,30 +150,57 @@ pub fn inspect(a: &InspectArgs, quiet: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    let acts: Vec<String> = s.activities.iter().map(|(a, n)| format!("{a} ({n})")).collect();
+    let acts: Vec<String> = s
+        .activities
+        .iter()
+        .map(|(a, n)| format!("{a} ({n})"))
+        .collect();
     println!("dataset     {} ({})", s.name, r.spec);
-    println!("videos      {}    frames {}    feature dim {}", s.videos, s.frames, s.dim);
+    println!(
+        "videos      {}    frames {}    feature dim {}",
+        s.videos, s.frames, s.dim
+    );
     println!("activities  {}", acts.join(", "));
-    println!("lengths     min {}    median {}    max {}", s.min_len, s.median_len, s.max_len);
-    println!("classes     {} in the mapping, {} present: {:?}", s.mapping_classes, s.classes_present.len(), s.classes_present);
+    println!(
+        "lengths     min {}    median {}    max {}",
+        s.min_len, s.median_len, s.max_len
+    );
+    println!(
+        "classes     {} in the mapping, {} present: {:?}",
+        s.mapping_classes,
+        s.classes_present.len(),
+        s.classes_present
+    );
     println!("zero rows   {} in all", s.zero_rows);
     if report.dropped_extra_rows > 0 {
-        println!("note        {} feature rows beyond the label count were dropped", report.dropped_extra_rows);
+        println!(
+            "note        {} feature rows beyond the label count were dropped",
+            report.dropped_extra_rows
+        );
     }
     println!("\nlabel histogram");
     let total = s.frames.max(1) as f64;
     for (label, n) in &s.label_histogram {
         println!("  {label:<28} {n:>9}  {:>5.1}%", 100.0 * *n as f64 / total);
     }
-    println!("\n  {:<36} {:>8} {:>10} {:>14}", "video", "frames", "zero rows", "leading zeros");
+    println!(
+        "\n  {:<36} {:>8} {:>10} {:>14}",
+        "video", "frames", "zero rows", "leading zeros"
+    );
     for (name, n, z, lead) in &s.per_video {
         println!("  {name:<36} {n:>8} {z:>10} {lead:>14}");
     }
     if let Some(base) = base {
         println!("\nbaselines (activity-level MoF after Hungarian matching)");
-        println!("  {:<20} {:>4} {:>7} {:>12} {:>10}", "activity", "K", "videos", "equal split", "k-means");
+        println!(
+            "  {:<20} {:>4} {:>7} {:>12} {:>10}",
+            "activity", "K", "videos", "equal split", "k-means"
+        );
         for b in base {
-            println!("  {:<20} {:>4} {:>7} {:>12.4} {:>10.4}", b.activity, b.k, b.videos, b.equal_split_mof, b.kmeans_mof);
+            println!(
+                "  {:<20} {:>4} {:>7} {:>12.4} {:>10.4}",
+                b.activity, b.k, b.videos, b.equal_split_mof, b.kmeans_mof
+            );
         }
     }
     Ok(())
@@ -175,13 +224,17 @@ fn file_size(p: &Path) -> String {
 /// `clot convert`.
 pub fn convert(a: &ConvertArgs, quiet: bool) -> Result<()> {
     if a.out.extension().and_then(|e| e.to_str()) != Some("parquet") {
-        bail!("--out {}: the output of convert is a Parquet file and must end in .parquet", a.out.display());
+        bail!(
+            "--out {}: the output of convert is a Parquet file and must end in .parquet",
+            a.out.display()
+        );
     }
     let t = Instant::now();
     let (ds, _, r) = load(&a.dataset, quiet)?;
     let read_s = t.elapsed().as_secs_f64();
     let bar = counter(quiet, &format!("writing {}", a.out.display()));
-    write_parquet(&ds, &a.out, compression(a.compression)).with_context(|| format!("writing {}", a.out.display()))?;
+    write_parquet(&ds, &a.out, compression(a.compression))
+        .with_context(|| format!("writing {}", a.out.display()))?;
     bar.finish_and_clear();
     println!(
         "converted {} → {}: {} videos, {} frames, D = {} ({}; read {:.2} s, total {:.2} s)",
@@ -201,8 +254,10 @@ pub fn convert(a: &ConvertArgs, quiet: bool) -> Result<()> {
 pub fn synth_config(a: &SynthArgs) -> Result<SynthConfig> {
     let mut cfg = match &a.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str::<SynthConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<SynthConfig>(&text)
+                .with_context(|| format!("parsing {}", path.display()))?
         }
         None => SynthConfig::demo(),
     };
@@ -237,10 +292,18 @@ pub fn synth(a: &SynthArgs, quiet: bool) -> Result<()> {
     let ds = generate(&cfg).context("generating the synthetic dataset")?;
     let out: &PathBuf = &a.out;
     if out.extension().and_then(|e| e.to_str()) == Some("parquet") {
-        write_parquet(&ds, out, compression(a.compression)).with_context(|| format!("writing {}", out.display()))?;
+        write_parquet(&ds, out, compression(a.compression))
+            .with_context(|| format!("writing {}", out.display()))?;
     } else {
-        if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
-            bail!("--out {}: folder exists and is not empty; choose a new folder", out.display());
+        if out.exists()
+            && std::fs::read_dir(out)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+        {
+            bail!(
+                "--out {}: folder exists and is not empty; choose a new folder",
+                out.display()
+            );
         }
         write_standard(&ds, out).with_context(|| format!("writing {}", out.display()))?;
     }

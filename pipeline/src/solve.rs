@@ -39,7 +39,10 @@ pub struct Scores {
 fn params(a: &SolveArgs) -> Result<AsotParams> {
     let step = match a.step.as_str() {
         "auto" => StepSize::Auto,
-        s => StepSize::Fixed(s.parse().with_context(|| format!("--step `{s}`: expected `auto` or a number"))?),
+        s => StepSize::Fixed(
+            s.parse()
+                .with_context(|| format!("--step `{s}`: expected `auto` or a number"))?,
+        ),
     };
     Ok(AsotParams {
         eps: a.eps,
@@ -59,17 +62,28 @@ fn params(a: &SolveArgs) -> Result<AsotParams> {
 fn read_input(path: &Path) -> Result<(bool, Vec<(String, F32Matrix)>)> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("npy") => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let m = parse_npy(&bytes, path)?;
-            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("video").to_string();
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("video")
+                .to_string();
             let what = format!("{}", path.display());
-            Ok((false, vec![(name, F32Matrix::from_vec(m.values, m.cols, &what)?)]))
+            Ok((
+                false,
+                vec![(name, F32Matrix::from_vec(m.values, m.cols, &what)?)],
+            ))
         }
         Some("parquet") => {
             let (kind, videos) = read_frame_matrix(path)?;
             match kind.as_str() {
                 "cost" | "affinity" => Ok((kind == "affinity", videos)),
-                k => bail!("{}: holds `{k}` matrices; clot solve needs costs or affinities", path.display()),
+                k => bail!(
+                    "{}: holds `{k}` matrices; clot solve needs costs or affinities",
+                    path.display()
+                ),
             }
         }
         _ => bail!("{}: expected a .npy or .parquet file", path.display()),
@@ -84,35 +98,61 @@ pub fn solve_input(a: &SolveArgs) -> Result<Vec<Solved>> {
     let mut out = Vec::with_capacity(videos.len());
     for (name, m) in videos {
         let (n, k) = (m.rows(), m.cols());
-        let mut cost: Vec<f32> =
-            if affinity { m.as_slice().iter().map(|x| 1.0 - x).collect() } else { m.as_slice().to_vec() };
+        let mut cost: Vec<f32> = if affinity {
+            m.as_slice().iter().map(|x| 1.0 - x).collect()
+        } else {
+            m.as_slice().to_vec()
+        };
         add_temporal_prior(&mut cost, n, k, a.rho);
-        let plan = asot(&cost, n, k, n, &p).with_context(|| format!("{}: video `{name}`", a.input.display()))?;
+        let plan = asot(&cost, n, k, n, &p)
+            .with_context(|| format!("{}: video `{name}`", a.input.display()))?;
         let mut prediction = Vec::with_capacity(n);
         let mut confidence = Vec::with_capacity(n);
         for row in plan.chunks(k) {
-            let (j, v) = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
+            let (j, v) = row
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (j, &v)| if v > b.1 { (j, v) } else { b },
+                );
             prediction.push(j as i32);
             confidence.push(v);
         }
         let plan = F32Matrix::from_vec(plan, k, &name)?;
-        out.push(Solved { name, plan, prediction, confidence });
+        out.push(Solved {
+            name,
+            plan,
+            prediction,
+            confidence,
+        });
     }
     Ok(out)
 }
 
 /// Ground truth for each solved video, checked against its length.
 fn ground_truth(a: &SolveArgs, solved: &[Solved]) -> Result<Option<Vec<Vec<i32>>>> {
-    let (Some(gt), Some(mapping)) = (&a.gt, &a.mapping) else { return Ok(None) };
+    let (Some(gt), Some(mapping)) = (&a.gt, &a.mapping) else {
+        return Ok(None);
+    };
     let map = Mapping::read(mapping)?;
     let lookup = map.lookup();
     let mut out = Vec::with_capacity(solved.len());
     for s in solved {
-        let path = if gt.is_dir() { gt.join(&s.name) } else { gt.clone() };
+        let path = if gt.is_dir() {
+            gt.join(&s.name)
+        } else {
+            gt.clone()
+        };
         if gt.is_file() && solved.len() > 1 {
-            bail!("--gt {} is one file but the input has {} videos; pass a folder", gt.display(), solved.len());
+            bail!(
+                "--gt {} is one file but the input has {} videos; pass a folder",
+                gt.display(),
+                solved.len()
+            );
         }
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading ground truth {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading ground truth {}", path.display()))?;
         let labels = parse_labels(&text, &lookup, None, &path, &mapping.clone())?;
         if labels.len() != s.prediction.len() {
             bail!(
@@ -129,8 +169,17 @@ fn ground_truth(a: &SolveArgs, solved: &[Solved]) -> Result<Option<Vec<Vec<i32>>
 }
 
 /// Scores the solved videos against their ground truth.
-pub fn score(solved: &[Solved], gts: &[Vec<i32>], exclude: Option<i32>, f1_seed: u64) -> Result<Scores> {
-    let pairs: Vec<(&[i32], &[i32])> = solved.iter().map(|s| s.prediction.as_slice()).zip(gts.iter().map(|g| g.as_slice())).collect();
+pub fn score(
+    solved: &[Solved],
+    gts: &[Vec<i32>],
+    exclude: Option<i32>,
+    f1_seed: u64,
+) -> Result<Scores> {
+    let pairs: Vec<(&[i32], &[i32])> = solved
+        .iter()
+        .map(|s| s.prediction.as_slice())
+        .zip(gts.iter().map(|g| g.as_slice()))
+        .collect();
     let activity = activity_level(&pairs, exclude, f1_seed)?;
     let (video, per) = video_level(&pairs, exclude, f1_seed)?;
     let (segmental, edit) = segmental_extras(&pairs, exclude)?;
@@ -148,9 +197,14 @@ fn write_outputs(dir: &Path, solved: &[Solved], gts: Option<&Vec<Vec<i32>>>) -> 
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let k = solved.first().map_or(1, |s| s.plan.cols()) as i32;
     let mut schema = Table::FrameMatrix.schema(k);
-    schema.metadata.insert(KEY_MATRIX_KIND.to_string(), "plan".to_string());
+    schema
+        .metadata
+        .insert(KEY_MATRIX_KIND.to_string(), "plan".to_string());
     let schema = Arc::new(schema);
-    let batches = solved.iter().map(|s| frame_matrix_batch(Arc::clone(&schema), &s.name, &s.plan)).collect::<Result<Vec<_>, _>>()?;
+    let batches = solved
+        .iter()
+        .map(|s| frame_matrix_batch(Arc::clone(&schema), &s.name, &s.plan))
+        .collect::<Result<Vec<_>, _>>()?;
     write_table(&dir.join("plan.parquet"), schema, &batches)?;
     let schema = Arc::new(Table::Predictions.schema(0));
     let mut batches = Vec::new();
@@ -161,7 +215,10 @@ fn write_outputs(dir: &Path, solved: &[Solved], gts: Option<&Vec<Vec<i32>>>) -> 
             None => Int32Array::new_null(n),
         };
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(s.name.as_str(), n))),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                s.name.as_str(),
+                n,
+            ))),
             Arc::new(UInt32Array::from_iter_values(0..n as u32)),
             Arc::new(Int32Array::from(s.prediction.clone())),
             Arc::new(gt),
@@ -186,7 +243,13 @@ pub fn solve(a: &SolveArgs) -> Result<()> {
     }
     let segs: Vec<(String, usize, usize)> = solved
         .iter()
-        .map(|s| (s.name.clone(), s.prediction.len(), clot_stages::eval::segments(&s.prediction).len()))
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.prediction.len(),
+                clot_stages::eval::segments(&s.prediction).len(),
+            )
+        })
         .collect();
     if a.json {
         let v = serde_json::json!({ "videos": segs, "scores": scores, "out": a.out });
@@ -199,13 +262,26 @@ pub fn solve(a: &SolveArgs) -> Result<()> {
     }
     if let Some(s) = scores {
         println!("\n{:<14} {:>8} {:>8} {:>8}", "level", "MoF", "F1", "mIoU");
-        println!("{:<14} {:>8.4} {:>8.4} {:>8.4}", "activity", s.activity.mof, s.activity.f1, s.activity.miou);
-        println!("{:<14} {:>8.4} {:>8.4} {:>8.4}", "video", s.video.mof, s.video.f1, s.video.miou);
+        println!(
+            "{:<14} {:>8.4} {:>8.4} {:>8.4}",
+            "activity", s.activity.mof, s.activity.f1, s.activity.miou
+        );
+        println!(
+            "{:<14} {:>8.4} {:>8.4} {:>8.4}",
+            "video", s.video.mof, s.video.f1, s.video.miou
+        );
         let f = s.segmental_f1_10_25_50;
-        println!("\nextras: segmental F1@10/25/50 = {:.1} / {:.1} / {:.1}, Edit = {:.1} (F1 sampled with seed {})", f[0], f[1], f[2], s.edit, s.f1_seed);
+        println!(
+            "\nextras: segmental F1@10/25/50 = {:.1} / {:.1} / {:.1}, Edit = {:.1} (F1 sampled with seed {})",
+            f[0], f[1], f[2], s.edit, s.f1_seed
+        );
     }
     if let Some(dir) = &a.out {
-        println!("\nwrote {} and {}", dir.join("plan.parquet").display(), dir.join("segmentation.parquet").display());
+        println!(
+            "\nwrote {} and {}",
+            dir.join("plan.parquet").display(),
+            dir.join("segmentation.parquet").display()
+        );
     }
     Ok(())
 }

@@ -4,18 +4,29 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn clot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clot")).args(args).output().expect("run clot")
+    Command::new(env!("CARGO_BIN_EXE_clot"))
+        .args(args)
+        .output()
+        .expect("run clot")
 }
 
 fn ok(args: &[&str]) -> String {
     let out = clot(args);
-    assert!(out.status.success(), "clot {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "clot {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf8")
 }
 
 fn fails(args: &[&str]) -> String {
     let out = clot(args);
-    assert_eq!(out.status.code(), Some(2), "clot {args:?} should fail with 2");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clot {args:?} should fail with 2"
+    );
     String::from_utf8(out.stderr).expect("utf8")
 }
 
@@ -34,15 +45,29 @@ fn synth_convert_inspect_agree() {
     assert!(Path::new(d).join("mapping/mapping.txt").is_file());
     assert!(Path::new(d).join("features/demo").is_dir());
     let out = ok(&["convert", d, "--out", p, "--compression", "zstd"]);
-    assert!(out.contains("converted") && out.contains("4 videos"), "{out}");
+    assert!(
+        out.contains("converted") && out.contains("4 videos"),
+        "{out}"
+    );
     let a = json(&["inspect", d, "--json"]);
     let b = json(&["inspect", p, "--json"]);
     assert_eq!(a["summary"]["per_video"], b["summary"]["per_video"]);
-    assert_eq!(a["summary"]["label_histogram"], b["summary"]["label_histogram"]);
+    assert_eq!(
+        a["summary"]["label_histogram"],
+        b["summary"]["label_histogram"]
+    );
     assert_eq!(b["summary"]["videos"], 4);
     // synth straight to Parquet gives the same data as layout → convert
     let direct = tmp.path().join("direct.parquet");
-    ok(&["synth", "--videos", "4", "--seed", "3", "--out", direct.to_str().expect("p")]);
+    ok(&[
+        "synth",
+        "--videos",
+        "4",
+        "--seed",
+        "3",
+        "--out",
+        direct.to_str().expect("p"),
+    ]);
     let mut c = json(&["inspect", direct.to_str().expect("p"), "--json"]);
     assert_eq!(c["summary"]["name"], "demo");
     c["summary"]["name"] = b["summary"]["name"].clone(); // the layout's name is its folder
@@ -67,16 +92,28 @@ fn demo_is_not_solved_by_trivial_baselines() {
 #[test]
 fn errors_name_the_problem_and_exit_2() {
     let e = fails(&["inspect", "/nonexistent/Breakfast"]);
-    assert!(e.starts_with("error: reading dataset /nonexistent/Breakfast"), "{e}");
+    assert!(
+        e.starts_with("error: reading dataset /nonexistent/Breakfast"),
+        "{e}"
+    );
     assert!(e.contains("dataset folder not found"), "{e}");
     let e = fails(&["inspect", "--preset", "nope"]);
-    assert!(e.contains("unknown preset `nope`") && e.contains("breakfast"), "{e}");
+    assert!(
+        e.contains("unknown preset `nope`") && e.contains("breakfast"),
+        "{e}"
+    );
     let e = fails(&["convert", "demo", "--out", "x.csv"]);
     assert!(e.contains("must end in .parquet"), "{e}");
     let tmp = tempfile::tempdir().expect("tmp");
     let cfg = tmp.path().join("bad.toml");
     std::fs::write(&cfg, "videos = 3\nwobble = 1\n").expect("write");
-    let e = fails(&["synth", "--config", cfg.to_str().expect("p"), "--out", "unused"]);
+    let e = fails(&[
+        "synth",
+        "--config",
+        cfg.to_str().expect("p"),
+        "--out",
+        "unused",
+    ]);
     assert!(e.contains("bad.toml") && e.contains("wobble"), "{e}");
     let e = fails(&["inspect", "demo", "--activity", "tea"]);
     assert!(e.contains("no videos selected"), "{e}");
@@ -89,7 +126,10 @@ fn help_explains_every_command() {
         assert!(h.contains(cmd), "{h}");
     }
     let h = ok(&["convert", "--help"]);
-    assert!(h.contains("--preset") && h.contains("--activity") && h.contains("--zero-non-finite"), "{h}");
+    assert!(
+        h.contains("--preset") && h.contains("--activity") && h.contains("--zero-non-finite"),
+        "{h}"
+    );
 }
 
 #[test]
@@ -100,9 +140,19 @@ fn real_breakfast_inspect() {
         return;
     }
     let v = json(&[
-        "inspect", "--data", root.to_str().expect("p"), "--preset", "breakfast", "--activity", "coffee", "--json",
+        "inspect",
+        "--data",
+        root.to_str().expect("p"),
+        "--preset",
+        "breakfast",
+        "--activity",
+        "coffee",
+        "--json",
     ]);
     assert_eq!(v["summary"]["frames"], 3350);
     assert_eq!(v["summary"]["dim"], 64);
-    assert_eq!(v["summary"]["classes_present"].as_array().expect("a").len(), 5);
+    assert_eq!(
+        v["summary"]["classes_present"].as_array().expect("a").len(),
+        5
+    );
 }

@@ -38,9 +38,14 @@ print(json.dumps({"videos": checked, "rows": len(videos)}))
 #[test]
 fn pyarrow_and_numpy_read_what_clot_writes() {
     let required = std::env::var("CLOT_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
-    let probe = Command::new("python3").args(["-c", "import numpy, pyarrow"]).output();
+    let probe = Command::new("python3")
+        .args(["-c", "import numpy, pyarrow"])
+        .output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        assert!(!required, "CLOT_REQUIRE_PYTHON=1 but python3 with numpy and pyarrow is missing");
+        assert!(
+            !required,
+            "CLOT_REQUIRE_PYTHON=1 but python3 with numpy and pyarrow is missing"
+        );
         eprintln!("SKIP: python3 with numpy and pyarrow not found");
         return;
     }
@@ -49,14 +54,37 @@ fn pyarrow_and_numpy_read_what_clot_writes() {
     let pq = tmp.path().join("d.parquet");
     let clot = env!("CARGO_BIN_EXE_clot");
     for args in [
-        vec!["-q", "synth", "--videos", "5", "--out", layout.to_str().expect("p")],
-        vec!["-q", "convert", layout.to_str().expect("p"), "--out", pq.to_str().expect("p")],
+        vec![
+            "-q",
+            "synth",
+            "--videos",
+            "5",
+            "--out",
+            layout.to_str().expect("p"),
+        ],
+        vec![
+            "-q",
+            "convert",
+            layout.to_str().expect("p"),
+            "--out",
+            pq.to_str().expect("p"),
+        ],
     ] {
         let o = Command::new(clot).args(&args).output().expect("clot");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    let o = Command::new("python3").arg("-c").arg(SCRIPT).arg(&layout).arg(&pq).output().expect("python");
-    assert!(o.status.success(), "python: {}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(&layout)
+        .arg(&pq)
+        .output()
+        .expect("python");
+    assert!(
+        o.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["videos"], 5);
 }

@@ -27,9 +27,15 @@ pub struct F32Matrix {
 impl F32Matrix {
     /// Wraps `array` after checking it. `what` names the data in errors (e.g. a video).
     pub fn try_new(array: FixedSizeListArray, what: &str) -> Result<Self, SchemaError> {
-        let invalid = |message: String| SchemaError::Invalid { what: what.to_string(), message };
+        let invalid = |message: String| SchemaError::Invalid {
+            what: what.to_string(),
+            message,
+        };
         if array.value_type() != DataType::Float32 {
-            return Err(invalid(format!("items are {}, expected Float32", array.value_type())));
+            return Err(invalid(format!(
+                "items are {}, expected Float32",
+                array.value_type()
+            )));
         }
         if array.value_length() < 0 {
             return Err(invalid("negative list width".into()));
@@ -58,9 +64,13 @@ impl F32Matrix {
         })?;
         let item = Arc::new(Field::new("item", DataType::Float32, false));
         let values = Float32Array::new(ScalarBuffer::from(values), None);
-        let array = FixedSizeListArray::try_new(item, width, Arc::new(values), None).map_err(|e| {
-            SchemaError::Invalid { what: what.to_string(), message: e.to_string() }
-        })?;
+        let array =
+            FixedSizeListArray::try_new(item, width, Arc::new(values), None).map_err(|e| {
+                SchemaError::Invalid {
+                    what: what.to_string(),
+                    message: e.to_string(),
+                }
+            })?;
         Ok(F32Matrix { array })
     }
 
@@ -94,7 +104,9 @@ impl F32Matrix {
 
     /// Rows `offset..offset + len` as a new matrix sharing the same buffer.
     pub fn slice_rows(&self, offset: usize, len: usize) -> Self {
-        F32Matrix { array: self.array.slice(offset, len) }
+        F32Matrix {
+            array: self.array.slice(offset, len),
+        }
     }
 
     /// The underlying Arrow array.
@@ -316,8 +328,13 @@ mod tests {
     fn features_reject_non_finite_with_position() {
         let mut v = vec![0.5f32; 6];
         v[4] = f32::NAN;
-        let err = FrameFeatures::from_vec(v.clone(), 3, "video P03").unwrap_err().to_string();
-        assert!(err.contains("video P03") && err.contains("row 1, column 1"), "{err}");
+        let err = FrameFeatures::from_vec(v.clone(), 3, "video P03")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("video P03") && err.contains("row 1, column 1"),
+            "{err}"
+        );
         // embeddings may hold anything (a diverging run is reported by its stage, not here)
         assert!(FrameEmbeddings::from_vec(v, 3, "e").is_ok());
     }
@@ -350,7 +367,14 @@ mod tests {
         let mut world = bevy_ecs::world::World::new();
         let f = FrameFeatures::from_vec(vec![1.0, 2.0], 2, "v").expect("valid");
         let e = world
-            .spawn((VideoId { name: "v".into(), activity: "a".into() }, f, Labels::from_vec(vec![1])))
+            .spawn((
+                VideoId {
+                    name: "v".into(),
+                    activity: "a".into(),
+                },
+                f,
+                Labels::from_vec(vec![1]),
+            ))
             .id();
         let got = world.get::<FrameFeatures>(e).expect("component");
         assert_eq!(got.as_slice(), &[1.0, 2.0]);

@@ -21,15 +21,15 @@ pub use components::{
 };
 pub use error::SchemaError;
 pub use tables::{
-    KEY_CRATE_VERSION, KEY_MATRIX_KIND, KEY_SCHEMA_VERSION, KEY_TABLE, SCHEMA_VERSION, Table, check_schema,
-    SchemaInfo, features_field, matrix_type,
+    KEY_CRATE_VERSION, KEY_MATRIX_KIND, KEY_SCHEMA_VERSION, KEY_TABLE, SCHEMA_VERSION, SchemaInfo,
+    Table, check_schema, features_field, matrix_type,
 };
 
 /// One import for users: `use clot_schemas::prelude::*;`.
 pub mod prelude {
     pub use crate::components::{
-        F32Matrix, FrameEmbeddings, FrameFeatures, Labels, Mask, RefinedFrames,
-        SegmentEmbeddings, TransportPlan, VideoId,
+        F32Matrix, FrameEmbeddings, FrameFeatures, Labels, Mask, RefinedFrames, SegmentEmbeddings,
+        TransportPlan, VideoId,
     };
     pub use crate::error::SchemaError;
     pub use crate::tables::{SCHEMA_VERSION, Table, check_schema};

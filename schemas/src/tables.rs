@@ -176,7 +176,10 @@ impl Table {
         [
             (KEY_TABLE.to_string(), self.name().to_string()),
             (KEY_SCHEMA_VERSION.to_string(), SCHEMA_VERSION.to_string()),
-            (KEY_CRATE_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            (
+                KEY_CRATE_VERSION.to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
         ]
         .into_iter()
         .collect()
@@ -216,13 +219,13 @@ pub fn check_schema(found: &Schema, table: Table, source: &str) -> Result<Schema
         }
     }
     let raw = md.get(KEY_SCHEMA_VERSION);
-    let version = raw.and_then(|v| v.parse::<u32>().ok()).ok_or_else(|| {
-        SchemaError::MissingVersion {
-            origin: source.to_string(),
-            key: KEY_SCHEMA_VERSION,
-            found: raw.cloned(),
-        }
-    })?;
+    let version =
+        raw.and_then(|v| v.parse::<u32>().ok())
+            .ok_or_else(|| SchemaError::MissingVersion {
+                origin: source.to_string(),
+                key: KEY_SCHEMA_VERSION,
+                found: raw.cloned(),
+            })?;
     if version > SCHEMA_VERSION {
         return Err(SchemaError::NewerVersion {
             origin: source.to_string(),
@@ -269,7 +272,10 @@ mod tests {
             assert_eq!(Table::from_name(t.name()), Some(t));
             let info = check_schema(&t.schema(64), t, "mem").expect("own schema");
             assert_eq!(info.version, SCHEMA_VERSION);
-            let has_matrix = t.fields(0).iter().any(|f| matches!(f.data_type(), DataType::FixedSizeList(..)));
+            let has_matrix = t
+                .fields(0)
+                .iter()
+                .any(|f| matches!(f.data_type(), DataType::FixedSizeList(..)));
             assert_eq!(info.dim.is_some(), has_matrix, "{t:?}");
         }
         assert_eq!(Table::from_name("nope"), None);
@@ -282,7 +288,10 @@ mod tests {
         let schema = Schema::new(fields).with_metadata(Table::DatasetFrames.metadata());
         let err = check_schema(&schema, Table::DatasetFrames, "x.parquet").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("x.parquet") && msg.contains("`frame`"), "{msg}");
+        assert!(
+            msg.contains("x.parquet") && msg.contains("`frame`"),
+            "{msg}"
+        );
         assert!(msg.contains("Int64") && msg.contains("UInt32"), "{msg}");
     }
 
@@ -295,31 +304,50 @@ mod tests {
             false,
         );
         let schema = Schema::new(fields).with_metadata(Table::DatasetFrames.metadata());
-        let msg = check_schema(&schema, Table::DatasetFrames, "f").unwrap_err().to_string();
-        assert!(msg.contains("`features`") && msg.contains("Float64"), "{msg}");
+        let msg = check_schema(&schema, Table::DatasetFrames, "f")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`features`") && msg.contains("Float64"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn missing_column_wrong_table_and_versions() {
         let fields: Vec<Field> = Table::Predictions.fields(0).into_iter().skip(1).collect();
         let schema = Schema::new(fields).with_metadata(Table::Predictions.metadata());
-        let msg = check_schema(&schema, Table::Predictions, "p").unwrap_err().to_string();
+        let msg = check_schema(&schema, Table::Predictions, "p")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("missing column `video`"), "{msg}");
 
         let schema = Table::Predictions.schema(0);
-        let msg = check_schema(&schema, Table::DatasetFrames, "p").unwrap_err().to_string();
-        assert!(msg.contains("`predictions` table, expected a `dataset_frames`"), "{msg}");
+        let msg = check_schema(&schema, Table::DatasetFrames, "p")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`predictions` table, expected a `dataset_frames`"),
+            "{msg}"
+        );
 
         let mut md = Table::Predictions.metadata();
         md.insert(KEY_SCHEMA_VERSION.into(), (SCHEMA_VERSION + 1).to_string());
         let schema = Schema::new(Table::Predictions.fields(0)).with_metadata(md.clone());
-        let msg = check_schema(&schema, Table::Predictions, "p").unwrap_err().to_string();
+        let msg = check_schema(&schema, Table::Predictions, "p")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("newer"), "{msg}");
 
         md.insert(KEY_SCHEMA_VERSION.into(), "one".into());
         let schema = Schema::new(Table::Predictions.fields(0)).with_metadata(md);
-        let msg = check_schema(&schema, Table::Predictions, "p").unwrap_err().to_string();
-        assert!(msg.contains("clot.schema_version") && msg.contains("one"), "{msg}");
+        let msg = check_schema(&schema, Table::Predictions, "p")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("clot.schema_version") && msg.contains("one"),
+            "{msg}"
+        );
 
         let schema = Schema::new(Table::Predictions.fields(0));
         assert!(matches!(

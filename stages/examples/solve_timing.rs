@@ -2,17 +2,35 @@
 use clot_stages::ot::{AsotParams, solve};
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let (n, k) = (args.first().copied().unwrap_or(5292), args.get(1).copied().unwrap_or(8));
-    let cost: Vec<f32> = (0..n * k).map(|x| 1.0 - ((x / k) * k / n == x % k) as i32 as f32 * 0.5 - 0.3 * ((x as f32 * 0.618).fract() - 0.5)).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let (n, k) = (
+        args.first().copied().unwrap_or(5292),
+        args.get(1).copied().unwrap_or(8),
+    );
+    let cost: Vec<f32> = (0..n * k)
+        .map(|x| {
+            1.0 - ((x / k) * k / n == x % k) as i32 as f32 * 0.5
+                - 0.3 * ((x as f32 * 0.618).fract() - 0.5)
+        })
+        .collect();
     let p = AsotParams::default();
     let mut best = f64::INFINITY;
-    let reps: usize = std::env::var("REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+    let reps: usize = std::env::var("REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
     for _ in 0..reps {
         let t = std::time::Instant::now();
         let plan = solve(&cost, n, k, n, &p).expect("solve");
         std::hint::black_box(plan);
         best = best.min(t.elapsed().as_secs_f64());
     }
-    println!("{n}×{k}: best {:.3} ms, {:.2} ns per cell-iteration", best * 1e3, best / (n * k * p.iters) as f64 * 1e9);
+    println!(
+        "{n}×{k}: best {:.3} ms, {:.2} ns per cell-iteration",
+        best * 1e3,
+        best / (n * k * p.iters) as f64 * 1e9
+    );
 }

@@ -18,7 +18,12 @@ pub fn kmeans_labels(videos: &[&[f32]], d: usize, k: usize, seed: u64) -> Option
     let mut at = 0;
     for v in videos {
         let n = v.len() / d;
-        out.push(km.assignment[at..at + n].iter().map(|&a| a as i32).collect());
+        out.push(
+            km.assignment[at..at + n]
+                .iter()
+                .map(|&a| a as i32)
+                .collect(),
+        );
         at += n;
     }
     Some(out)

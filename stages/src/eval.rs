@@ -12,9 +12,9 @@
 use std::collections::BTreeSet;
 
 use pathfinding::kuhn_munkres::kuhn_munkres;
+use pathfinding::matrix::Matrix;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use pathfinding::matrix::Matrix;
 
 /// Why scoring failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,7 +22,11 @@ use pathfinding::matrix::Matrix;
 pub enum EvalError {
     /// Prediction and ground truth differ in length.
     #[error("{what}: {pred} predictions for {gt} ground-truth frames")]
-    Length { what: String, pred: usize, gt: usize },
+    Length {
+        what: String,
+        pred: usize,
+        gt: usize,
+    },
     /// Nothing to score.
     #[error("{0}: no frames to score")]
     Empty(String),
@@ -42,7 +46,11 @@ pub struct Matching {
 impl Matching {
     /// Mean over frames: matched / frames (0 for no frames).
     pub fn mof(&self) -> f64 {
-        if self.frames == 0 { 0.0 } else { self.matched as f64 / self.frames as f64 }
+        if self.frames == 0 {
+            0.0
+        } else {
+            self.matched as f64 / self.frames as f64
+        }
     }
 
     /// The ground-truth class matched to predicted label `p`.
@@ -57,16 +65,39 @@ impl Matching {
 }
 
 /// Matches `pred` to `gt` (equal lengths), ignoring frames whose ground truth is `exclude`.
-pub fn hungarian(pred: &[i32], gt: &[i32], exclude: Option<i32>, what: &str) -> Result<Matching, EvalError> {
+pub fn hungarian(
+    pred: &[i32],
+    gt: &[i32],
+    exclude: Option<i32>,
+    what: &str,
+) -> Result<Matching, EvalError> {
     if pred.len() != gt.len() {
-        return Err(EvalError::Length { what: what.to_string(), pred: pred.len(), gt: gt.len() });
+        return Err(EvalError::Length {
+            what: what.to_string(),
+            pred: pred.len(),
+            gt: gt.len(),
+        });
     }
     let keep = |i: &usize| exclude != Some(gt[*i]);
     let idx: Vec<usize> = (0..gt.len()).filter(keep).collect();
-    let plabels: Vec<i32> = idx.iter().map(|&i| pred[i]).collect::<BTreeSet<_>>().into_iter().collect();
-    let glabels: Vec<i32> = idx.iter().map(|&i| gt[i]).collect::<BTreeSet<_>>().into_iter().collect();
+    let plabels: Vec<i32> = idx
+        .iter()
+        .map(|&i| pred[i])
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let glabels: Vec<i32> = idx
+        .iter()
+        .map(|&i| gt[i])
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     if idx.is_empty() {
-        return Ok(Matching { pairs: Vec::new(), matched: 0, frames: 0 });
+        return Ok(Matching {
+            pairs: Vec::new(),
+            matched: 0,
+            frames: 0,
+        });
     }
     let mut counts = vec![0i64; plabels.len() * glabels.len()];
     for &i in &idx {
@@ -79,16 +110,30 @@ pub fn hungarian(pred: &[i32], gt: &[i32], exclude: Option<i32>, what: &str) -> 
     let transpose = np > ng;
     let (rows, cols) = if transpose { (ng, np) } else { (np, ng) };
     let weights = Matrix::from_fn(rows, cols, |(r, c)| {
-        if transpose { counts[c * ng + r] } else { counts[r * ng + c] }
+        if transpose {
+            counts[c * ng + r]
+        } else {
+            counts[r * ng + c]
+        }
     });
     let (total, assign) = kuhn_munkres(&weights);
     let mut pairs: Vec<(i32, i32)> = assign
         .iter()
         .enumerate()
-        .map(|(r, &c)| if transpose { (plabels[c], glabels[r]) } else { (plabels[r], glabels[c]) })
+        .map(|(r, &c)| {
+            if transpose {
+                (plabels[c], glabels[r])
+            } else {
+                (plabels[r], glabels[c])
+            }
+        })
         .collect();
     pairs.sort_unstable();
-    Ok(Matching { pairs, matched: total as usize, frames: idx.len() })
+    Ok(Matching {
+        pairs,
+        matched: total as usize,
+        frames: idx.len(),
+    })
 }
 
 /// mIoU: Σ over matched pairs |p∩g| / |p∪g|, divided by the number of ground-truth classes
@@ -130,7 +175,13 @@ pub const F1_SAMPLES: usize = 15;
 /// The sampled-F1 counts of one video: for each ground-truth segment [lo, up] (boundaries
 /// `[0] + changes + [len−1]`), 50 times draw 15 indices uniformly from [lo, up] inclusive; a hit
 /// when more than half carry the prediction matched to gt[lo]. Excluded frames are dropped first.
-pub fn f1_counts(pred: &[i32], gt: &[i32], m: &Matching, exclude: Option<i32>, rng: &mut ChaCha8Rng) -> F1Counts {
+pub fn f1_counts(
+    pred: &[i32],
+    gt: &[i32],
+    m: &Matching,
+    exclude: Option<i32>,
+    rng: &mut ChaCha8Rng,
+) -> F1Counts {
     let keep: Vec<usize> = (0..gt.len()).filter(|&i| exclude != Some(gt[i])).collect();
     let (pred, gt): (Vec<i32>, Vec<i32>) = keep.iter().map(|&i| (pred[i], gt[i])).unzip();
     if gt.is_empty() {
@@ -139,12 +190,19 @@ pub fn f1_counts(pred: &[i32], gt: &[i32], m: &Matching, exclude: Option<i32>, r
     let mut bd = vec![0usize];
     bd.extend((1..gt.len()).filter(|&i| gt[i] != gt[i - 1]));
     bd.push(gt.len() - 1);
-    let mut c = F1Counts { hits: 0, segments: bd.len() - 1 };
+    let mut c = F1Counts {
+        hits: 0,
+        segments: bd.len() - 1,
+    };
     for _ in 0..F1_REPEATS {
         for w in bd.windows(2) {
             let (lo, up) = (w[0], w[1]);
-            let Some(target) = m.pred_of(gt[lo]) else { continue };
-            let agree = (0..F1_SAMPLES).filter(|_| pred[rng.random_range(lo..=up)] == target).count();
+            let Some(target) = m.pred_of(gt[lo]) else {
+                continue;
+            };
+            let agree = (0..F1_SAMPLES)
+                .filter(|_| pred[rng.random_range(lo..=up)] == target)
+                .count();
             c.hits += (agree * 2 > F1_SAMPLES) as usize;
         }
     }
@@ -168,10 +226,18 @@ pub struct Metrics {
 
 /// Activity-level ("full") metrics: one matching over all frames of all videos. The F1 RNG is
 /// ChaCha8 seeded with `f1_seed`.
-pub fn activity_level(videos: &[(&[i32], &[i32])], exclude: Option<i32>, f1_seed: u64) -> Result<Metrics, EvalError> {
+pub fn activity_level(
+    videos: &[(&[i32], &[i32])],
+    exclude: Option<i32>,
+    f1_seed: u64,
+) -> Result<Metrics, EvalError> {
     for (v, (p, g)) in videos.iter().enumerate() {
         if p.len() != g.len() {
-            return Err(EvalError::Length { what: format!("video {v}"), pred: p.len(), gt: g.len() });
+            return Err(EvalError::Length {
+                what: format!("video {v}"),
+                pred: p.len(),
+                gt: g.len(),
+            });
         }
     }
     let pred: Vec<i32> = videos.iter().flat_map(|(p, _)| p.iter().copied()).collect();
@@ -187,19 +253,39 @@ pub fn activity_level(videos: &[(&[i32], &[i32])], exclude: Option<i32>, f1_seed
         counts.hits += c.hits;
         counts.segments += c.segments;
     }
-    let classes = gt.iter().filter(|&&g| exclude != Some(g)).collect::<BTreeSet<_>>().len();
-    Ok(Metrics { mof: m.mof(), f1: f1_from_counts(counts, videos.len(), classes), miou: miou(&pred, &gt, &m, exclude) })
+    let classes = gt
+        .iter()
+        .filter(|&&g| exclude != Some(g))
+        .collect::<BTreeSet<_>>()
+        .len();
+    Ok(Metrics {
+        mof: m.mof(),
+        f1: f1_from_counts(counts, videos.len(), classes),
+        miou: miou(&pred, &gt, &m, exclude),
+    })
 }
 
 /// Video-level ("per") metrics: one matching per video, each metric averaged over videos.
-pub fn video_level(videos: &[(&[i32], &[i32])], exclude: Option<i32>, f1_seed: u64) -> Result<(Metrics, Vec<Metrics>), EvalError> {
+pub fn video_level(
+    videos: &[(&[i32], &[i32])],
+    exclude: Option<i32>,
+    f1_seed: u64,
+) -> Result<(Metrics, Vec<Metrics>), EvalError> {
     let mut rng = ChaCha8Rng::seed_from_u64(f1_seed);
     let mut per = Vec::with_capacity(videos.len());
     for (v, (p, g)) in videos.iter().enumerate() {
         let m = hungarian(p, g, exclude, &format!("video {v}"))?;
         let c = f1_counts(p, g, &m, exclude, &mut rng);
-        let classes = g.iter().filter(|&&x| exclude != Some(x)).collect::<BTreeSet<_>>().len();
-        per.push(Metrics { mof: m.mof(), f1: f1_from_counts(c, 1, classes), miou: miou(p, g, &m, exclude) });
+        let classes = g
+            .iter()
+            .filter(|&&x| exclude != Some(x))
+            .collect::<BTreeSet<_>>()
+            .len();
+        per.push(Metrics {
+            mof: m.mof(),
+            f1: f1_from_counts(c, 1, classes),
+            miou: miou(p, g, &m, exclude),
+        });
     }
     if per.is_empty() {
         return Err(EvalError::Empty("videos".into()));
@@ -240,7 +326,11 @@ pub fn edit_score(pred: &[i32], gt: &[i32]) -> f64 {
         d[0] = i;
         for j in 1..=n {
             let cur = d[j];
-            d[j] = if p[i - 1] == g[j - 1] { prev } else { 1 + prev.min(d[j]).min(d[j - 1]) };
+            d[j] = if p[i - 1] == g[j - 1] {
+                prev
+            } else {
+                1 + prev.min(d[j]).min(d[j - 1])
+            };
             prev = cur;
         }
     }
@@ -278,7 +368,10 @@ pub fn segmental_counts(pred: &[i32], gt: &[i32], tau: f64) -> (usize, usize, us
 }
 
 /// Extras over videos (activity-level matching): segmental F1 at 10, 25, 50 % IoU and mean Edit.
-pub fn segmental_extras(videos: &[(&[i32], &[i32])], exclude: Option<i32>) -> Result<([f64; 3], f64), EvalError> {
+pub fn segmental_extras(
+    videos: &[(&[i32], &[i32])],
+    exclude: Option<i32>,
+) -> Result<([f64; 3], f64), EvalError> {
     let pred: Vec<i32> = videos.iter().flat_map(|(p, _)| p.iter().copied()).collect();
     let gt: Vec<i32> = videos.iter().flat_map(|(_, g)| g.iter().copied()).collect();
     let m = hungarian(&pred, &gt, exclude, "activity")?;
@@ -288,7 +381,10 @@ pub fn segmental_extras(videos: &[(&[i32], &[i32])], exclude: Option<i32>) -> Re
         // unmatched clusters map to a label no class uses
         let none = i32::MIN;
         let keep: Vec<usize> = (0..g.len()).filter(|&i| exclude != Some(g[i])).collect();
-        let mapped: Vec<i32> = keep.iter().map(|&i| m.gt_of(p[i]).unwrap_or(none)).collect();
+        let mapped: Vec<i32> = keep
+            .iter()
+            .map(|&i| m.gt_of(p[i]).unwrap_or(none))
+            .collect();
         let g: Vec<i32> = keep.iter().map(|&i| g[i]).collect();
         edit += edit_score(&mapped, &g);
         for (c, tau) in counts.iter_mut().zip([0.1, 0.25, 0.5]) {
@@ -301,7 +397,11 @@ pub fn segmental_extras(videos: &[(&[i32], &[i32])], exclude: Option<i32>) -> Re
     let f1 = counts.map(|(tp, fp, fn_)| {
         let p = tp as f64 / (tp + fp).max(1) as f64;
         let r = tp as f64 / (tp + fn_).max(1) as f64;
-        if p + r > 0.0 { 2.0 * p * r / (p + r) * 100.0 } else { 0.0 }
+        if p + r > 0.0 {
+            2.0 * p * r / (p + r) * 100.0
+        } else {
+            0.0
+        }
     });
     Ok((f1, edit / videos.len().max(1) as f64))
 }
@@ -330,8 +430,14 @@ mod tests {
         assert!((perfect.f1 - 1.0).abs() < 1e-6, "{}", perfect.f1);
         assert_eq!(edit_score(&[1, 1, 2, 2], &[1, 2, 2, 2]), 100.0);
         assert_eq!(edit_score(&[1, 2, 1], &[1, 2]), 100.0 * (1.0 - 1.0 / 3.0));
-        assert_eq!(segmental_counts(&[0, 0, 1, 1], &[0, 0, 1, 1], 0.5), (2, 0, 0));
-        assert_eq!(segmental_counts(&[0, 1, 1, 1], &[0, 0, 0, 1], 0.5), (0, 2, 2));
+        assert_eq!(
+            segmental_counts(&[0, 0, 1, 1], &[0, 0, 1, 1], 0.5),
+            (2, 0, 0)
+        );
+        assert_eq!(
+            segmental_counts(&[0, 1, 1, 1], &[0, 0, 0, 1], 0.5),
+            (0, 2, 2)
+        );
         assert_eq!(segments(&[4, 4, 2]), vec![(4, 0, 2), (2, 2, 3)]);
     }
 
@@ -376,7 +482,9 @@ mod tests {
     fn matches_brute_force_on_small_random_cases() {
         let mut s = 12345u64;
         let mut next = |m: u64| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 33) % m) as i32
         };
         for _ in 0..200 {
@@ -386,8 +494,18 @@ mod tests {
             let gt: Vec<i32> = (0..n).map(|_| next(kg)).collect();
             let m = hungarian(&pred, &gt, None, "t").expect("ok");
             // brute force over injective maps pred-label -> gt-label (or unmatched)
-            let ps: Vec<i32> = pred.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
-            let gs: Vec<i32> = gt.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+            let ps: Vec<i32> = pred
+                .iter()
+                .copied()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let gs: Vec<i32> = gt
+                .iter()
+                .copied()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
             let mut best = 0;
             let total = (gs.len() + 1).pow(ps.len() as u32);
             for code in 0..total {

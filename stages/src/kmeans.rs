@@ -63,11 +63,16 @@ pub fn kmeans(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> Opti
         };
         centroids.extend_from_slice(rows(pick));
         let cen = &centroids[c * d..(c + 1) * d];
-        best.par_iter_mut().enumerate().for_each(|(i, b)| *b = b.min(dist2(rows(i), cen)));
+        best.par_iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = b.min(dist2(rows(i), cen)));
     }
     let mut assignment = vec![0usize; n];
     for _ in 0..iters.max(1) {
-        let next: Vec<usize> = (0..n).into_par_iter().map(|i| nearest(rows(i), &centroids, d).0).collect();
+        let next: Vec<usize> = (0..n)
+            .into_par_iter()
+            .map(|i| nearest(rows(i), &centroids, d).0)
+            .collect();
         let changed = next != assignment;
         assignment = next;
         let mut sums = vec![0f64; k * d];
@@ -89,7 +94,12 @@ pub fn kmeans(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> Opti
             break;
         }
     }
-    Some(KMeans { centroids, assignment, k, d })
+    Some(KMeans {
+        centroids,
+        assignment,
+        k,
+        d,
+    })
 }
 
 #[cfg(test)]

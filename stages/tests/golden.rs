@@ -15,13 +15,19 @@ fn shared() -> Option<PathBuf> {
     if root.join("golden/golden.json").is_file() && root.join("data").is_dir() {
         Some(root)
     } else {
-        eprintln!("SKIP: {} has no golden/ and data/ (a fresh clone has no shared data)", root.display());
+        eprintln!(
+            "SKIP: {} has no golden/ and data/ (a fresh clone has no shared data)",
+            root.display()
+        );
         None
     }
 }
 
 fn golden(root: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(root.join("golden/golden.json")).expect("golden.json")).expect("json")
+    serde_json::from_str(
+        &std::fs::read_to_string(root.join("golden/golden.json")).expect("golden.json"),
+    )
+    .expect("json")
 }
 
 fn labels(gt: &Path, mapping: &Path) -> Vec<i32> {
@@ -51,7 +57,10 @@ fn check_example(video: &str, mapping: &str) {
     let path = ex.join(format!("affinity/{video}.npy"));
     let aff = parse_npy(&std::fs::read(&path).expect("npy"), &path).expect("affinity");
     let (n, k) = (aff.rows, aff.cols);
-    assert_eq!((n as u64, k as u64), (g["N"].as_u64().expect("N"), g["K"].as_u64().expect("K")));
+    assert_eq!(
+        (n as u64, k as u64),
+        (g["N"].as_u64().expect("N"), g["K"].as_u64().expect("K"))
+    );
     let cost: Vec<f32> = aff.values.iter().map(|a| 1.0 - a).collect();
     let f = |key: &str| g[key].as_f64().expect(key) as f32;
     let params = AsotParams {
@@ -67,27 +76,52 @@ fn check_example(video: &str, mapping: &str) {
     let plan = solve(&cost, n, k, n, &params).expect("solve");
     let gpath = root.join(format!("golden/asot_plan_{video}.npy"));
     let reference = parse_npy(&std::fs::read(&gpath).expect("plan"), &gpath).expect("plan npy");
-    let max_err = plan.iter().zip(&reference.values).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let max_err = plan
+        .iter()
+        .zip(&reference.values)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
     eprintln!("{video}: max abs error vs reference plan {max_err:.3e}");
     assert!(max_err <= 2e-4, "{video}: max abs error {max_err}");
     let pred = argmax(&plan, k);
-    assert_eq!(pred, argmax(&reference.values, k), "argmax segmentation differs");
-    assert_eq!(segments(&pred).len() as u64, g["n_segments"].as_u64().expect("segs"));
-    let gt = labels(&ex.join(format!("gt/{video}")), &ex.join(format!("gt/{mapping}")));
+    assert_eq!(
+        pred,
+        argmax(&reference.values, k),
+        "argmax segmentation differs"
+    );
+    assert_eq!(
+        segments(&pred).len() as u64,
+        g["n_segments"].as_u64().expect("segs")
+    );
+    let gt = labels(
+        &ex.join(format!("gt/{video}")),
+        &ex.join(format!("gt/{mapping}")),
+    );
     assert_eq!(gt.len(), n);
     let m = hungarian(&pred, &gt, None, video).expect("match");
-    assert!((m.mof() - g["mof"].as_f64().expect("mof")).abs() < 1e-9, "MoF {}", m.mof());
+    assert!(
+        (m.mof() - g["mof"].as_f64().expect("mof")).abs() < 1e-9,
+        "MoF {}",
+        m.mof()
+    );
     let mi = miou(&pred, &gt, &m, None);
-    assert!((mi - g["miou"].as_f64().expect("miou")).abs() < 1e-9, "mIoU {mi}");
-    let f1s: Vec<f64> =
-        (0..200).map(|s| activity_level(&[(&pred, &gt)], None, s).expect("f1").f1).collect();
+    assert!(
+        (mi - g["miou"].as_f64().expect("miou")).abs() < 1e-9,
+        "mIoU {mi}"
+    );
+    let f1s: Vec<f64> = (0..200)
+        .map(|s| activity_level(&[(&pred, &gt)], None, s).expect("f1").f1)
+        .collect();
     let mean = f1s.iter().sum::<f64>() / 200.0;
     let want = g["f1_sampled_mean_seeds_0_199"].as_f64().expect("f1 mean");
     eprintln!("{video}: sampled F1 mean over 200 seeds {mean:.4} (reference {want:.4})");
     assert!((mean - want).abs() < 0.005, "F1 mean {mean} vs {want}");
     for (i, row) in plan.chunks(k).enumerate() {
         let s: f32 = row.iter().sum();
-        assert!((s - 1.0).abs() < 1e-4 && row.iter().all(|&x| x >= 0.0), "row {i} sums to {s}");
+        assert!(
+            (s - 1.0).abs() < 1e-4 && row.iter().all(|&x| x >= 0.0),
+            "row {i} sums to {s}"
+        );
     }
 }
 
@@ -110,11 +144,26 @@ fn cte_reference_segmentation_scores_exactly() {
     let mut gts = Vec::new();
     for v in g["videos"].as_array().expect("videos") {
         let v = v.as_str().expect("name");
-        let seg = std::fs::read_to_string(root.join(format!("golden/cte_coffee_2019/segmentation/{v}.txt"))).expect("seg");
-        preds.push(seg.lines().filter(|l| !l.trim().is_empty()).map(|l| l.trim().parse::<i32>().expect("int")).collect::<Vec<_>>());
-        gts.push(labels(&bf.join(format!("groundTruth/{v}")), &bf.join("mapping/mapping.txt")));
+        let seg = std::fs::read_to_string(
+            root.join(format!("golden/cte_coffee_2019/segmentation/{v}.txt")),
+        )
+        .expect("seg");
+        preds.push(
+            seg.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| l.trim().parse::<i32>().expect("int"))
+                .collect::<Vec<_>>(),
+        );
+        gts.push(labels(
+            &bf.join(format!("groundTruth/{v}")),
+            &bf.join("mapping/mapping.txt"),
+        ));
     }
-    let pairs: Vec<(&[i32], &[i32])> = preds.iter().map(|p| p.as_slice()).zip(gts.iter().map(|g| g.as_slice())).collect();
+    let pairs: Vec<(&[i32], &[i32])> = preds
+        .iter()
+        .map(|p| p.as_slice())
+        .zip(gts.iter().map(|g| g.as_slice()))
+        .collect();
     let act = activity_level(&pairs, None, 0).expect("activity");
     let (per, _) = video_level(&pairs, None, 0).expect("video");
     let close = |a: f64, key: &str| {

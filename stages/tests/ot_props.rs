@@ -6,7 +6,14 @@ use clot_stages::ot::{AsotParams, OtError, StepSize, solve, solve_batch};
 use proptest::prelude::*;
 
 /// SPEC §3 in float64 with the dense masked C_v (rows and columns of padded frames zeroed).
-fn dense_reference(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize], p: &AsotParams) -> Vec<f64> {
+fn dense_reference(
+    costs: &[f32],
+    b: usize,
+    n: usize,
+    k: usize,
+    valid: &[usize],
+    p: &AsotParams,
+) -> Vec<f64> {
     let a = (n as f64 * p.radius as f64).floor() as usize;
     let mut cv = vec![0f64; n * n];
     for i in 0..n {
@@ -19,7 +26,17 @@ fn dense_reference(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize],
     }
     let mut t: Vec<Vec<f64>> = valid
         .iter()
-        .map(|&nv| (0..n * k).map(|x| if x / k < nv { 1.0 / (nv * k) as f64 } else { 0.0 }).collect())
+        .map(|&nv| {
+            (0..n * k)
+                .map(|x| {
+                    if x / k < nv {
+                        1.0 / (nv * k) as f64
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
         .collect();
     let (alpha, eps, lam) = (p.alpha as f64, p.eps as f64, p.lambda_actions as f64);
     let mut step = match p.step {
@@ -31,8 +48,12 @@ fn dense_reference(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize],
         for v in 0..b {
             let (tv, nv) = (&t[v], valid[v]);
             let c = &costs[v * n * k..(v + 1) * n * k];
-            let rows: Vec<f64> = (0..n).map(|i| tv[i * k..(i + 1) * k].iter().sum()).collect();
-            let cols: Vec<f64> = (0..k).map(|j| (0..n).map(|i| tv[i * k + j]).sum()).collect();
+            let rows: Vec<f64> = (0..n)
+                .map(|i| tv[i * k..(i + 1) * k].iter().sum())
+                .collect();
+            let cols: Vec<f64> = (0..k)
+                .map(|j| (0..n).map(|i| tv[i * k + j]).sum())
+                .collect();
             let mut g = vec![0f64; n * k];
             for i in 0..n {
                 for j in 0..k {
@@ -51,7 +72,12 @@ fn dense_reference(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize],
             grads.push(g);
         }
         if it == 0 && p.step == StepSize::Auto {
-            step = 4.0 / grads.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+            step = 4.0
+                / grads
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .fold(f64::NEG_INFINITY, f64::max);
         }
         for v in 0..b {
             let nv = valid[v];
@@ -64,38 +90,50 @@ fn dense_reference(costs: &[f32], b: usize, n: usize, k: usize, valid: &[usize],
                 }
                 for j in 0..k {
                     let x = &mut t[v][i * k + j];
-                    *x = if i < nv && s > 0.0 { *x / s / nv as f64 } else { 0.0 };
+                    *x = if i < nv && s > 0.0 {
+                        *x / s / nv as f64
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
     }
-    t.iter().zip(valid).flat_map(|(tv, &nv)| tv.iter().map(move |x| x * nv as f64)).collect()
+    t.iter()
+        .zip(valid)
+        .flat_map(|(tv, &nv)| tv.iter().map(move |x| x * nv as f64))
+        .collect()
 }
 
 fn costs_strategy() -> impl Strategy<Value = (usize, usize, usize, Vec<usize>, Vec<f32>, f32)> {
-    (1usize..4, 1usize..160, 1usize..12, 0.0f32..0.5)
-        .prop_flat_map(|(b, n, k, r)| {
-            (
-                Just(b),
-                Just(n),
-                Just(k),
-                proptest::collection::vec(1..=n, b),
-                proptest::collection::vec(0.0f32..2.0, b * n * k),
-                Just(r),
-            )
-        })
+    (1usize..4, 1usize..160, 1usize..12, 0.0f32..0.5).prop_flat_map(|(b, n, k, r)| {
+        (
+            Just(b),
+            Just(n),
+            Just(k),
+            proptest::collection::vec(1..=n, b),
+            proptest::collection::vec(0.0f32..2.0, b * n * k),
+            Just(r),
+        )
+    })
 }
 
 fn check_invariants(plan: &[f32], n: usize, k: usize, valid: &[usize]) {
     for (v, &nv) in valid.iter().enumerate() {
         for i in 0..n {
             let row = &plan[(v * n + i) * k..(v * n + i + 1) * k];
-            assert!(row.iter().all(|&x| x >= 0.0 && x.is_finite()), "video {v} row {i}: {row:?}");
+            assert!(
+                row.iter().all(|&x| x >= 0.0 && x.is_finite()),
+                "video {v} row {i}: {row:?}"
+            );
             let s: f64 = row.iter().map(|&x| x as f64).sum();
             if i < nv {
                 assert!((s - 1.0).abs() < 1e-4, "video {v} row {i} sums to {s}");
             } else {
-                assert!(row.iter().all(|&x| x == 0.0), "padded row {i} of video {v} is not 0");
+                assert!(
+                    row.iter().all(|&x| x == 0.0),
+                    "padded row {i} of video {v} is not 0"
+                );
             }
         }
     }
@@ -147,9 +185,20 @@ proptest! {
 
 #[test]
 fn large_and_wide_problems_keep_the_invariants() {
-    for (n, k, r, valid) in [(100_000, 8, 0.04, 99_000), (20_000, 64, 0.5, 20_000), (1, 1, 0.0, 1), (3, 64, 0.3, 2)] {
-        let costs: Vec<f32> = (0..n * k).map(|x| (x as f32 * 0.618).fract() * 2.0).collect();
-        let p = AsotParams { radius: r, alpha: if r > 0.0 { 0.4 } else { 0.0 }, ..AsotParams::default() };
+    for (n, k, r, valid) in [
+        (100_000, 8, 0.04, 99_000),
+        (20_000, 64, 0.5, 20_000),
+        (1, 1, 0.0, 1),
+        (3, 64, 0.3, 2),
+    ] {
+        let costs: Vec<f32> = (0..n * k)
+            .map(|x| (x as f32 * 0.618).fract() * 2.0)
+            .collect();
+        let p = AsotParams {
+            radius: r,
+            alpha: if r > 0.0 { 0.4 } else { 0.0 },
+            ..AsotParams::default()
+        };
         let plan = solve(&costs, n, k, valid, &p).expect("solve");
         check_invariants(&plan, n, k, &[valid]);
     }
@@ -170,7 +219,10 @@ fn bad_input_is_an_error_not_a_panic() {
     assert!(msg(solve(&[0.5; 11], 4, 3, 4, &p)).contains("11 cost values"));
     let bad = AsotParams { alpha: 1.5, ..p };
     assert!(msg(solve(&[0.5; 12], 4, 3, 4, &bad)).contains("alpha"));
-    let bad = AsotParams { step: StepSize::Fixed(-1.0), ..p };
+    let bad = AsotParams {
+        step: StepSize::Fixed(-1.0),
+        ..p
+    };
     assert!(msg(solve(&[0.5; 12], 4, 3, 4, &bad)).contains("step"));
     assert!(msg(solve_batch(&[0.5; 12], 2, 2, 3, &[2], &p)).contains("valid-frame counts"));
 }

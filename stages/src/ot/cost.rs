@@ -25,11 +25,20 @@ pub fn cosine_cost(f: &[f32], a: &[f32], d: usize) -> Vec<f32> {
     // which are live and do not overlap (c is freshly allocated).
     unsafe {
         matrixmultiply::sgemm(
-            n, d, k, -1.0,
-            f.as_ptr(), d as isize, 1,
-            a.as_ptr(), 1, d as isize,
+            n,
+            d,
+            k,
+            -1.0,
+            f.as_ptr(),
+            d as isize,
+            1,
+            a.as_ptr(),
+            1,
+            d as isize,
             1.0,
-            c.as_mut_ptr(), k as isize, 1,
+            c.as_mut_ptr(),
+            k as isize,
+            1,
         );
     }
     c
@@ -71,7 +80,11 @@ pub struct SwdParams {
 
 impl Default for SwdParams {
     fn default() -> Self {
-        SwdParams { variant: SwdVariant::Released, projections: 150, radius: 2.0 }
+        SwdParams {
+            variant: SwdVariant::Released,
+            projections: 150,
+            radius: 2.0,
+        }
     }
 }
 
@@ -96,7 +109,12 @@ fn circular_projection(x: &[f32], theta: &[f32], d: usize, radius: f32) -> Vec<f
         let row = &mut out[i * p..(i + 1) * p];
         for (q, r) in row.iter_mut().enumerate() {
             let th = &theta[q * d..(q + 1) * d];
-            *r = xi.iter().zip(th).map(|(a, t)| (a - radius * t).powi(2)).sum::<f32>().sqrt();
+            *r = xi
+                .iter()
+                .zip(th)
+                .map(|(a, t)| (a - radius * t).powi(2))
+                .sum::<f32>()
+                .sqrt();
         }
         let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
         row.iter_mut().for_each(|v| *v /= norm);
@@ -120,7 +138,12 @@ pub fn swd_cost(f: &[f32], a: &[f32], d: usize, theta: &[f32], params: &SwdParam
                 let fi = &xf[i * p..(i + 1) * p];
                 for j in 0..k {
                     let aj = &xa[j * p..(j + 1) * p];
-                    c[i * k + j] = fi.iter().zip(aj).map(|(x, y)| (x - y).powi(2)).sum::<f32>().sqrt();
+                    c[i * k + j] = fi
+                        .iter()
+                        .zip(aj)
+                        .map(|(x, y)| (x - y).powi(2))
+                        .sum::<f32>()
+                        .sqrt();
                 }
             }
         }
@@ -186,7 +209,16 @@ mod tests {
         assert!((theta[..3].iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
         let f = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
         let a = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
-        let paper = swd_cost(&f, &a, d, &theta, &SwdParams { variant: SwdVariant::Paper, ..SwdParams::default() });
+        let paper = swd_cost(
+            &f,
+            &a,
+            d,
+            &theta,
+            &SwdParams {
+                variant: SwdVariant::Paper,
+                ..SwdParams::default()
+            },
+        );
         // identical points cost 0, different ones more
         assert!(paper[0] < 1e-6 && paper[3] < 1e-6 && paper[1] > 1e-3);
         let rel = swd_cost(&f, &a, d, &theta, &SwdParams::default());

@@ -77,7 +77,10 @@ mod tests {
         let want: Vec<f32> = x.iter().map(|v| (v + 1e-12f32).ln()).collect();
         ln_plus(&mut x, 1e-12);
         for (a, b) in x.iter().zip(&want) {
-            assert!((a - b).abs() <= 4.0 * f32::EPSILON * b.abs().max(1.0), "{a} vs {b}");
+            assert!(
+                (a - b).abs() <= 4.0 * f32::EPSILON * b.abs().max(1.0),
+                "{a} vs {b}"
+            );
         }
         let mut y: Vec<f32> = (0..1003).map(|i| -60.0 + i as f32 * 0.06).collect();
         let want: Vec<f32> = y.iter().map(|v| v.exp()).collect();
