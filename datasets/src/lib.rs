@@ -11,6 +11,8 @@
 //!
 //! Errors are [`DatasetError`]; every variant names the file, line, row or video at fault.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod dataset;
 pub mod error;
 pub mod fsio;
@@ -68,8 +70,10 @@ pub fn open_with(
         return read_standard_with(path, opts, on_video);
     };
     ds.retain_activities(&opts.activities);
-    if let Some((d, why)) = &opts.expected_dim {
-        if let Some(v) = ds.videos.iter().find(|v| v.features.cols() != *d) {
+    if let Some((d, why)) = &opts.expected_dim
+        && let Some(v) = ds.videos.iter().find(|v| v.features.cols() != *d)
+    {
+        {
             return Err(DatasetError::Dim {
                 video: v.name.clone(),
                 path: path.to_path_buf(),

@@ -3,7 +3,7 @@
 //! preset says so).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -136,7 +136,7 @@ pub fn parse_labels(
     lookup: &HashMap<&str, i32>,
     background: Option<&str>,
     path: &Path,
-    mapping_path: &PathBuf,
+    mapping_path: &Path,
 ) -> Result<Vec<i32>> {
     let lines: Vec<&str> = text.lines().collect();
     let n = lines
@@ -158,7 +158,7 @@ pub fn parse_labels(
                     } else {
                         name.to_string()
                     },
-                    mapping: mapping_path.clone(),
+                    mapping: mapping_path.to_path_buf(),
                 });
             }
         };
@@ -183,7 +183,7 @@ mod tests {
             &m.lookup(),
             None,
             Path::new("gt"),
-            &PathBuf::from("m"),
+            Path::new("m"),
         )
         .expect("labels");
         assert_eq!(labels, vec![0, 1, -1]);
@@ -214,7 +214,7 @@ mod tests {
             &m.lookup(),
             None,
             Path::new("gt/v1"),
-            &PathBuf::from("m"),
+            Path::new("m"),
         )
         .unwrap_err()
         .to_string();
@@ -224,7 +224,7 @@ mod tests {
             &m.lookup(),
             None,
             Path::new("gt/v1"),
-            &PathBuf::from("m"),
+            Path::new("m"),
         )
         .unwrap_err()
         .to_string();
@@ -234,7 +234,7 @@ mod tests {
             &m.lookup(),
             Some("background"),
             Path::new("g"),
-            &PathBuf::from("m"),
+            Path::new("m"),
         );
         assert_eq!(bg.expect("bg"), vec![-1]);
     }

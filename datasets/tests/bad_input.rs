@@ -1,6 +1,8 @@
 //! Every kind of bad input gives a clear error naming the file, line/row and what was expected,
 //! and never a panic.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use clot_datasets::{

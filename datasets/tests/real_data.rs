@@ -1,5 +1,7 @@
 //! The real Breakfast "coffee" videos in `../shared/data/Breakfast` (skips when absent).
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use clot_datasets::{

@@ -1,6 +1,8 @@
 //! Round trips: synthetic data → standard layout → memory → Parquet → memory, bit-exact; and the
 //! Parquet reader's video and column selection.
 
+#![allow(clippy::unwrap_used)]
+
 use clot_datasets::{
     ParquetCompression, ParquetSelection, ReadOptions, SynthConfig, generate, read_parquet,
     read_parquet_index, read_parquet_videos, read_standard, write_parquet, write_standard,

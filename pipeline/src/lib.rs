@@ -3,6 +3,8 @@
 //! [`commands`] holds one function per subcommand so that tests and scripts can call them without
 //! a process; `main.rs` only parses arguments and prints errors (exit code 2).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod cli;
 pub mod commands;
 pub mod progress;

@@ -153,7 +153,7 @@ fn ground_truth(a: &SolveArgs, solved: &[Solved]) -> Result<Option<Vec<Vec<i32>>
         }
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading ground truth {}", path.display()))?;
-        let labels = parse_labels(&text, &lookup, None, &path, &mapping.clone())?;
+        let labels = parse_labels(&text, &lookup, None, &path, mapping)?;
         if labels.len() != s.prediction.len() {
             bail!(
                 "{}: {} labels, but the matrix of video `{}` has {} frames",

@@ -1,5 +1,7 @@
 //! The `clot` binary end to end: synth → convert → inspect, errors with exit code 2, help text.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

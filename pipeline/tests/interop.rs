@@ -2,6 +2,8 @@
 //! standard layout it writes, to the same float32 values. Skips when python3 with numpy and
 //! pyarrow is absent, unless `CLOT_REQUIRE_PYTHON=1` (set by `.ci/run`), which makes that a failure.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 const SCRIPT: &str = r#"

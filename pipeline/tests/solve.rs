@@ -2,6 +2,8 @@
 //! plan and scores; Parquet input equals `.npy` input; bad input fails with exit 2 and a message
 //! that names the file and place.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;

@@ -52,7 +52,7 @@ impl F32Matrix {
 
     /// Builds a `rows`×`cols` matrix from row-major values without copying them.
     pub fn from_vec(values: Vec<f32>, cols: usize, what: &str) -> Result<Self, SchemaError> {
-        if cols == 0 || values.len() % cols != 0 {
+        if cols == 0 || !values.len().is_multiple_of(cols) {
             return Err(SchemaError::Invalid {
                 what: what.to_string(),
                 message: format!("{} values do not form rows of width {cols}", values.len()),

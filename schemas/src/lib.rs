@@ -11,6 +11,8 @@
 //!
 //! Everything a user needs is in [`prelude`].
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod components;
 pub mod error;
 pub mod tables;

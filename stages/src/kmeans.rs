@@ -35,7 +35,7 @@ fn nearest(row: &[f32], centroids: &[f32], d: usize) -> (usize, f64) {
 /// Clusters the `data.len() / d` rows of `data` into `k` clusters (`k` ≤ rows, `d` > 0).
 /// Returns `None` when there are fewer rows than clusters.
 pub fn kmeans(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> Option<KMeans> {
-    let n = if d == 0 { 0 } else { data.len() / d };
+    let n = data.len().checked_div(d).unwrap_or(0);
     if k == 0 || n < k {
         return None;
     }

@@ -6,6 +6,8 @@
 //! * [`kmeans`]: seeded k-means++ (used to initialise the action embeddings and as a baseline).
 //! * [`baselines`]: trivial segmentations that any learned method must beat.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod baselines;
 pub mod eval;
 pub mod kmeans;

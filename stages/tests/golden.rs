@@ -1,6 +1,8 @@
 //! The solver and the metrics against the reference outputs in `../shared/golden`, on the real
 //! data in `../shared/data` (skips, saying so, when those folders are absent).
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use clot_datasets::mapping::{Mapping, parse_labels};
@@ -33,7 +35,7 @@ fn golden(root: &Path) -> serde_json::Value {
 fn labels(gt: &Path, mapping: &Path) -> Vec<i32> {
     let m = Mapping::read(mapping).expect("mapping");
     let text = std::fs::read_to_string(gt).expect("gt");
-    parse_labels(&text, &m.lookup(), None, gt, &mapping.to_path_buf()).expect("labels")
+    parse_labels(&text, &m.lookup(), None, gt, mapping).expect("labels")
 }
 
 fn argmax(plan: &[f32], k: usize) -> Vec<i32> {

@@ -2,6 +2,8 @@
 //! padded rows are exactly 0, and the O(N·K) box-filter solver equals a dense float64
 //! implementation of SPEC §3 that multiplies by the banded N×N matrix C_v.
 
+#![allow(clippy::unwrap_used)]
+
 use clot_stages::ot::{AsotParams, OtError, StepSize, solve, solve_batch};
 use proptest::prelude::*;
 

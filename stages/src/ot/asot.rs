@@ -219,8 +219,10 @@ fn check(
             return Err(OtError::Param { name, value, why });
         }
     }
-    if let StepSize::Fixed(s) = p.step {
-        if !(s.is_finite() && s > 0.0) {
+    if let StepSize::Fixed(s) = p.step
+        && !(s.is_finite() && s > 0.0)
+    {
+        {
             return Err(OtError::Param {
                 name: "step",
                 value: s,
@@ -344,8 +346,8 @@ fn gradient(w: &mut Work, c: &[f32], n: usize, k: usize, nv: usize, a: usize, p:
     col.fill(0.0);
     let mut total_rows = 0.0f64;
     for (tot, off) in totals.chunks(k1).zip(offsets.chunks_mut(k1)) {
+        off[..k].copy_from_slice(&col[..k]);
         for j in 0..k {
-            off[j] = col[j];
             col[j] += tot[j];
         }
         off[k] = total_rows;
