@@ -27,12 +27,14 @@ pub enum Command {
     /// Examples:
     ///   clot inspect demo --baselines
     ///   clot inspect --data ~/data Breakfast --preset breakfast --activity coffee
+    #[command(verbatim_doc_comment)]
     Inspect(InspectArgs),
     /// Convert a dataset (standard layout, Parquet or `demo`) into a Parquet dataset: one row per
     /// frame, row groups aligned to videos.
     ///
     /// Example:
     ///   clot convert --data ~/data Breakfast --preset breakfast --out breakfast.parquet
+    #[command(verbatim_doc_comment)]
     Convert(ConvertArgs),
     /// Generate a synthetic dataset with known ground truth (the built-in `demo` by default),
     /// as a standard-layout folder or, if OUT ends in `.parquet`, a Parquet dataset.
@@ -40,6 +42,7 @@ pub enum Command {
     /// Examples:
     ///   clot synth --out demo-data
     ///   clot synth --videos 100 --actions 10 --seed 3 --out big.parquet
+    #[command(verbatim_doc_comment)]
     Synth(SynthArgs),
     /// Run the ASOT solver on your own cost or affinity matrix and score the segmentation.
     ///
@@ -50,8 +53,10 @@ pub enum Command {
     /// Edit as extras). This is how to check the solver against your own PyTorch runs.
     ///
     /// Example (the reference's settings for Breakfast salat):
-    ///   clot solve salat.npy --affinity --eps 0.01 --alpha 0.6 --radius 0.04 --lambda-actions 0.06
-    ///       --gt groundTruth/P36_webcam01_P36_salat --mapping mapping.txt --out solved
+    ///   clot solve salat.npy --affinity --eps 0.01 --alpha 0.6 --radius 0.04 \
+    ///       --lambda-actions 0.06 --gt groundTruth/P36_webcam01_P36_salat \
+    ///       --mapping mapping.txt --out solved
+    #[command(verbatim_doc_comment)]
     Solve(SolveArgs),
 }
 
