@@ -15,7 +15,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use clot_datasets::npy::parse_npy;
-use clot_stages::ot::{AsotParams, StepSize, solve};
+use clot_stages::ot::{AsotParams, solve};
 
 use crate::median_time;
 
@@ -142,7 +142,6 @@ pub fn run(args: &[String]) -> Result<()> {
             "name": c.name, "path": path, "eps": p.eps, "alpha": p.alpha, "radius": p.radius,
             "lambda_actions": p.lambda_actions, "iters": c.peer_iters, "check": c.check,
         }));
-        assert_eq!(p.step, StepSize::Auto);
         solve(&c.cost, c.n, c.k, c.n, p)?; // warm-up
         let s = median_time(a.repeats, || {
             solve(&c.cost, c.n, c.k, c.n, p)
@@ -155,12 +154,11 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::write(&spec_path, serde_json::to_vec(&spec)?)?;
     let threads = rayon::current_num_threads();
     eprintln!("running the PyTorch peer (the N = 100 000 cases take minutes)…");
-    let peer_repeats = |_: usize| a.repeats;
     let out = Command::new(&a.python)
         .arg(crate::python_script("asot_peer.py"))
         .arg(&spec_path)
         .arg(threads.to_string())
-        .arg(peer_repeats(0).to_string())
+        .arg(a.repeats.to_string())
         .output()
         .with_context(|| format!("running {} (needs torch and numpy)", a.python))?;
     if !out.status.success() {

@@ -237,7 +237,7 @@ pub fn generate(cfg: &SynthConfig) -> Result<Dataset> {
                 .map(|&s| weight[s as usize] * seg_ln.sample(&mut rng))
                 .collect();
             let total: f64 = raw.iter().sum();
-            let mut lens: Vec<usize> = raw
+            let lens: Vec<usize> = raw
                 .iter()
                 .map(|w| ((w / total) * len as f64).round().max(3.0) as usize)
                 .collect();
@@ -269,7 +269,6 @@ pub fn generate(cfg: &SynthConfig) -> Result<Dataset> {
                     labels.push(s as i32);
                 }
             }
-            lens.clear();
             let zeros = rng
                 .random_range(0..=cfg.max_leading_zeros)
                 .min(n.saturating_sub(1));
