@@ -2,39 +2,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{fails, json, ok};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn clot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clot"))
-        .args(args)
-        .output()
-        .expect("run clot")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = clot(args);
-    assert!(
-        out.status.success(),
-        "clot {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf8")
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = clot(args);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "clot {args:?} should fail with 2"
-    );
-    String::from_utf8(out.stderr).expect("utf8")
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    serde_json::from_str(&ok(args)).expect("json")
-}
 
 #[test]
 fn synth_convert_inspect_agree() {

@@ -4,37 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{fails, json};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
-
-fn clot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clot"))
-        .args(args)
-        .output()
-        .expect("run clot")
-}
-
-fn ok_json(args: &[&str]) -> serde_json::Value {
-    let out = clot(args);
-    assert!(
-        out.status.success(),
-        "clot {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = clot(args);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "clot {args:?} should fail: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr).expect("utf8")
-}
 
 fn npy(path: &Path, shape: (usize, usize), values: &[f32]) {
     clot_datasets::npy::write_npy_f32(path, shape.0, shape.1, values).expect("write npy");
@@ -67,7 +42,7 @@ fn reference_settings_reproduce_the_golden_salat_run() {
         s(&ex.join("gt/mapping_salat.txt")),
         s(&tmp.path().join("out")),
     );
-    let v = ok_json(&[
+    let v = json(&[
         "solve",
         &input,
         "--affinity",
@@ -129,13 +104,13 @@ fn parquet_input_equals_npy_input() {
     let batch = clot_datasets::frame_matrix_batch(Arc::clone(&schema), "v1", &m).expect("batch");
     let pq = tmp.path().join("in.parquet");
     clot_datasets::write_table(&pq, schema, &[batch]).expect("write");
-    let a = ok_json(&[
+    let a = json(&[
         "solve",
         npy_path.to_str().expect("p"),
         "--affinity",
         "--json",
     ]);
-    let b = ok_json(&["solve", pq.to_str().expect("p"), "--json"]);
+    let b = json(&["solve", pq.to_str().expect("p"), "--json"]);
     assert_eq!(a["videos"], b["videos"]);
     assert_eq!(a["videos"][0][2], 5, "five segments recovered: {a}");
 }

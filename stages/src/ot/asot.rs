@@ -294,12 +294,15 @@ fn iterate(
         StepSize::Auto => f32::NAN,
     };
     for it in 0..p.iters {
+        // G of padded rows only matters for the automatic step (it takes the batch's max over
+        // every row, as the reference does); afterwards only valid rows are computed
+        let all_rows = it == 0 && p.step == StepSize::Auto;
         works
             .par_iter_mut()
             .zip(costs.par_chunks(n * k))
             .zip(valid.par_iter())
             .for_each(|((w, c), &nv)| {
-                gradient(w, c, n, k, nv, a, p);
+                gradient(w, c, n, k, nv, if all_rows { n } else { nv }, a, p);
             });
         if it == 0 && p.step == StepSize::Auto {
             let max = works
@@ -324,8 +327,18 @@ fn iterate(
     Ok(out)
 }
 
-/// G for one video into `w.g`.
-fn gradient(w: &mut Work, c: &[f32], n: usize, k: usize, nv: usize, a: usize, p: &AsotParams) {
+/// G for the first `rows` rows (valid rows first, then padding) of one video into `w.g`.
+#[allow(clippy::too_many_arguments)]
+fn gradient(
+    w: &mut Work,
+    c: &[f32],
+    n: usize,
+    k: usize,
+    nv: usize,
+    rows: usize,
+    a: usize,
+    p: &AsotParams,
+) {
     let Work {
         t,
         g,
@@ -371,7 +384,7 @@ fn gradient(w: &mut Work, c: &[f32], n: usize, k: usize, nv: usize, a: usize, p:
     // prefix sum number x (rows 0..x) is the local prefix plus the offset of row x−1's chunk
     let chunk_of = |x: usize| x.saturating_sub(1) / rows_c;
     // rows are independent from here on: chunks of rows run on the rayon pool
-    g[..n * k]
+    g[..rows * k]
         .par_chunks_mut(ROWS_PER_TASK * k)
         .enumerate()
         .for_each(|(chunk, gs)| {

@@ -1,0 +1,41 @@
+//! Helpers shared by the `clot` binary's integration tests.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+/// Runs `clot` with `args`.
+pub fn clot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clot"))
+        .args(args)
+        .output()
+        .expect("run clot")
+}
+
+/// Runs `clot`, asserts success, returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = clot(args);
+    assert!(
+        out.status.success(),
+        "clot {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// Runs `clot`, asserts success, parses stdout as JSON.
+pub fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args)).expect("json")
+}
+
+/// Runs `clot`, asserts exit code 2, returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = clot(args);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clot {args:?} should fail with 2: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).expect("utf8")
+}
