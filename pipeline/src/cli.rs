@@ -58,6 +58,77 @@ pub enum Command {
     ///       --mapping mapping.txt --out solved
     #[command(verbatim_doc_comment)]
     Solve(SolveArgs),
+    /// Train and evaluate on the built-in demo data (or any dataset), print the results and write
+    /// a run folder (Parquet predictions, metrics, summary, training curve, checkpoint, PNG).
+    ///
+    /// Examples:
+    ///   clot run
+    ///   clot run --seed 3 --epochs 30 --out runs/demo-3
+    #[command(verbatim_doc_comment)]
+    Run(RunArgs),
+    /// Train on a dataset activity with a preset; every hyperparameter can be set as a flag or in
+    /// a TOML file (flags override the file, the file overrides the preset).
+    ///
+    /// Example:
+    ///   clot train --data ~/data --dataset Breakfast --activity coffee --preset breakfast \
+    ///       --seed 0 --out runs/coffee-0
+    #[command(verbatim_doc_comment)]
+    Train(RunArgs),
+    /// Evaluate a checkpoint written by `clot run`/`clot train` on a dataset (full-length videos,
+    /// eval OT settings); the configuration comes from the checkpoint.
+    ///
+    /// Example:
+    ///   clot eval --checkpoint runs/coffee-0/checkpoint.safetensors \
+    ///       --data ~/data --dataset Breakfast --activity coffee --preset breakfast
+    #[command(verbatim_doc_comment)]
+    Eval(EvalArgs),
+    /// Print a mode's stage graph: phases in order, each stage with what it reads and writes.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// A TOML file of hyperparameters (same names as the flags, with underscores).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: crate::config::Overrides,
+    /// The run folder to write. Default: runs/<dataset>-<activity>-<mode>-seed<seed>.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the time spent in each stage.
+    #[arg(long)]
+    pub profile: bool,
+    /// Videos drawn in segments.png.
+    #[arg(long, default_value_t = 6)]
+    pub plot_videos: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// A checkpoint.safetensors written by clot.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// A folder to write predictions, metrics and the picture into.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The mode whose graph to print.
+    #[arg(long, default_value = "asot")]
+    pub mode: String,
 }
 
 /// Which dataset to read, shared by the commands that read one.
@@ -66,6 +137,9 @@ pub struct DatasetArgs {
     /// `demo`, a `.parquet` file or a standard-layout folder. Default: the preset's folder name
     /// (under --data), or `demo` without a preset.
     pub dataset: Option<String>,
+    /// The dataset, as a flag (same as the positional DATASET).
+    #[arg(long = "dataset", value_name = "DATASET", conflicts_with = "dataset")]
+    pub dataset_flag: Option<String>,
     /// Folder that holds the datasets (e.g. the one containing `Breakfast/`).
     #[arg(long, value_name = "ROOT")]
     pub data: Option<PathBuf>,

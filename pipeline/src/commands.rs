@@ -30,7 +30,7 @@ pub struct Resolved {
 /// Turns the dataset arguments into a spec and read options.
 pub fn resolve(args: &DatasetArgs) -> Result<Resolved> {
     let preset = args.preset.as_deref().map(preset).transpose()?;
-    let name = match (&args.dataset, preset) {
+    let name = match (args.dataset.as_ref().or(args.dataset_flag.as_ref()), preset) {
         (Some(d), _) => d.clone(),
         (None, Some(p)) if p.name != DEMO => p.folder.to_string(),
         _ => DEMO.to_string(),

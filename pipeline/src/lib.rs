@@ -7,5 +7,11 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod graphs;
+pub mod output;
+pub mod plot;
 pub mod progress;
+pub mod run;
 pub mod solve;
+pub mod train;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use clot_pipeline::cli::{Cli, Command};
-use clot_pipeline::commands;
+use clot_pipeline::{commands, run};
 
 fn main() {
     let cli = Cli::parse();
@@ -11,6 +11,9 @@ fn main() {
         Command::Convert(a) => commands::convert(a, cli.quiet),
         Command::Synth(a) => commands::synth(a, cli.quiet),
         Command::Solve(a) => commands::solve(a),
+        Command::Run(a) | Command::Train(a) => run::run(a, cli.quiet),
+        Command::Eval(a) => run::eval(a, cli.quiet),
+        Command::Explain(a) => run::explain(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

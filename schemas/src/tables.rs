@@ -143,6 +143,8 @@ impl Table {
                 f("loss_frames", Float64, false),
                 f("loss_segments", Float64, true),
                 f("loss_refined", Float64, true),
+                // activity-level MoF on the validation crops, on the last step of each epoch
+                f("val_mof", Float64, true),
             ],
             Table::SweepTrial => vec![
                 f("sweep", Utf8, false),

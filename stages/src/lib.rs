@@ -1,14 +1,42 @@
-//! The numeric stages of clot, each a CPU reference kernel (wgpu versions come behind the `wgpu`
-//! feature). So far:
+//! The stage framework and the numeric stages of clot. Each stage is one module: a CPU reference
+//! kernel (wgpu versions come behind the `wgpu` feature) and the systems that run it in a
+//! [`graph::StageGraph`].
 //!
-//! * [`eval`]: Hungarian matching of predicted clusters to ground-truth classes and the
-//!   mean-over-frames accuracy (MoF), activity-level and per video.
-//! * [`kmeans`]: seeded k-means++ (used to initialise the action embeddings and as a baseline).
-//! * [`baselines`]: trivial segmentations that any learned method must beat.
+//! Framework: [`graph`] (phases, schedules, `Stage`, `StageInfo`), [`batch`] (the batch, run
+//! settings and per-batch components), [`params`] (named tensors: parameters, gradients).
+//!
+//! Stages, in forward order: [`load`] (sampling, standardisation), [`actions`] (A re-normalised),
+//! [`encode`] (MLP), [`ot::stage`] (OT1), [`loss`] (cross-entropy), [`predict`] (argmax), and
+//! [`optim`] (Adam, in the Step schedule).
+//!
+//! Also: [`ot`] (the ASOT solver and cost terms), [`eval`] (Hungarian matching, MoF, F1, mIoU),
+//! [`kmeans`] (k-means++, initialises A), [`baselines`], [`sample`] and [`linalg`] (kernels).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod actions;
 pub mod baselines;
+pub mod batch;
+pub mod encode;
 pub mod eval;
+pub mod graph;
 pub mod kmeans;
+pub mod linalg;
+pub mod load;
+pub mod loss;
+pub mod optim;
 pub mod ot;
+pub mod params;
+pub mod predict;
+pub mod sample;
+
+/// One import for users writing or assembling stages.
+pub mod prelude {
+    pub use crate::batch::{Batch, Input, LossValue, ModelConfig, Prediction, RunRng, VideoIndex};
+    pub use crate::graph::{
+        Backward, Device, Failures, Forward, Grad, Phase, Stage, StageError, StageGraph, StageInfo,
+        Step,
+    };
+    pub use crate::params::{Grads, ParamSet, Params};
+    pub use clot_schemas::prelude::*;
+}

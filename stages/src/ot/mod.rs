@@ -10,3 +10,4 @@ pub mod cost;
 pub mod simd;
 
 pub use asot::{AsotParams, OtError, StepSize, solve, solve_batch};
+pub mod stage;

@@ -1,0 +1,314 @@
+//! The training configuration: every hyperparameter of a run, resolved in three layers —
+//! the dataset preset (SPEC §1), then a TOML file, then command-line flags (flags override the
+//! file, the file overrides the preset). [`Overrides`] is both the flag group and the TOML
+//! schema, so the two can never disagree; unknown TOML keys are an error.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use clot_datasets::{COMMON, Preset};
+use clot_stages::ot::{AsotParams, StepSize};
+use serde::{Deserialize, Serialize};
+
+/// A fully resolved run configuration (also written to the run folder and the checkpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// `asot` (encode + OT1 + loss).
+    pub mode: String,
+    pub seed: u64,
+    pub epochs: usize,
+    /// Videos per batch.
+    pub batch_videos: usize,
+    /// Frames sampled per video in training.
+    pub sampled_frames: usize,
+    pub lr: f32,
+    /// L2 weight decay added to the gradient.
+    pub weight_decay: f32,
+    /// Softmax temperature τ.
+    pub temperature: f32,
+    /// MLP widths, input first (the last is the embedding size d).
+    pub mlp: Vec<usize>,
+    /// Number of actions K.
+    pub actions: usize,
+    /// Weight ρ of the temporal prior.
+    pub rho: f32,
+    /// Radius r of the temporal GW term.
+    pub radius: f32,
+    pub alpha_train: f32,
+    pub alpha_eval: f32,
+    pub eps_train: f32,
+    pub eps_eval: f32,
+    pub lambda_actions_train: f32,
+    pub lambda_actions_eval: f32,
+    pub solver_iters: usize,
+    /// Per-video standardisation of the sampled features.
+    pub standardise: bool,
+    /// k-means iterations of the initialisation of A.
+    pub kmeans_iters: usize,
+    /// Seed of the sampled F1.
+    pub f1_seed: u64,
+    /// A ground-truth id excluded from the metrics.
+    pub exclude: Option<i32>,
+    /// Score the validation crops every this many epochs (0: never).
+    pub val_every: usize,
+}
+
+impl TrainConfig {
+    /// The preset's settings for an activity with K actions.
+    pub fn from_preset(p: &Preset, actions: usize) -> Self {
+        TrainConfig {
+            mode: "asot".into(),
+            seed: COMMON.seed,
+            epochs: p.epochs,
+            batch_videos: COMMON.batch_videos,
+            sampled_frames: COMMON.sampled_frames,
+            lr: COMMON.lr,
+            weight_decay: COMMON.weight_decay,
+            temperature: COMMON.temperature,
+            mlp: p.mlp.to_vec(),
+            actions,
+            rho: p.rho,
+            radius: p.radius,
+            alpha_train: p.alpha_train,
+            alpha_eval: p.alpha_eval,
+            eps_train: COMMON.eps_train,
+            eps_eval: COMMON.eps_eval,
+            lambda_actions_train: p.lambda_actions_train,
+            lambda_actions_eval: COMMON.lambda_actions_eval,
+            solver_iters: COMMON.solver_iters,
+            standardise: p.standardise,
+            kmeans_iters: 300,
+            f1_seed: 0,
+            exclude: p.exclude,
+            val_every: 1,
+        }
+    }
+
+    /// The solver settings of training or evaluation.
+    pub fn ot(&self, train: bool) -> AsotParams {
+        AsotParams {
+            eps: if train { self.eps_train } else { self.eps_eval },
+            alpha: if train {
+                self.alpha_train
+            } else {
+                self.alpha_eval
+            },
+            radius: self.radius,
+            lambda_actions: if train {
+                self.lambda_actions_train
+            } else {
+                self.lambda_actions_eval
+            },
+            iters: self.solver_iters,
+            step: StepSize::Auto,
+            ..AsotParams::default()
+        }
+    }
+
+    /// Checks ranges; names the setting.
+    pub fn validate(&self, dim: usize) -> Result<()> {
+        if self.mode != "asot" {
+            bail!("mode `{}` is not available yet (known: asot)", self.mode);
+        }
+        if self.mlp.len() < 2 {
+            bail!(
+                "mlp must list at least the input and output widths, got {:?}",
+                self.mlp
+            );
+        }
+        if self.mlp[0] != dim {
+            bail!(
+                "mlp input width {} does not match the dataset's feature dimension D = {dim}",
+                self.mlp[0]
+            );
+        }
+        if self.mlp.contains(&0) {
+            bail!("mlp widths must be positive, got {:?}", self.mlp);
+        }
+        for (name, v) in [
+            ("actions", self.actions),
+            ("batch_videos", self.batch_videos),
+            ("sampled_frames", self.sampled_frames),
+            ("solver_iters", self.solver_iters),
+        ] {
+            if v == 0 {
+                bail!("{name} must be positive");
+            }
+        }
+        for (name, v) in [
+            ("lr", self.lr),
+            ("temperature", self.temperature),
+            ("eps_train", self.eps_train),
+            ("eps_eval", self.eps_eval),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                bail!("{name} must be a positive number, got {v}");
+            }
+        }
+        Ok(())
+    }
+
+    /// A short stable hash of the configuration (FNV-1a of its TOML), for provenance.
+    pub fn hash(&self) -> String {
+        let text = toml::to_string(self).unwrap_or_default();
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in text.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
+/// Hyperparameters given as flags or in a TOML file; each one present replaces the preset's.
+#[derive(Debug, Clone, Default, PartialEq, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// Graph: `asot` (encode + OT1 + cross-entropy).
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Seed of everything (initialisation, sampling, shuffling, k-means).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Videos per batch.
+    #[arg(long)]
+    pub batch_videos: Option<usize>,
+    /// Frames sampled per video in training.
+    #[arg(long)]
+    pub sampled_frames: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// L2 weight decay (added to the gradient).
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Softmax temperature τ.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// MLP widths, input first, comma-separated (e.g. 64,128,40).
+    #[arg(long, value_delimiter = ',')]
+    pub mlp: Option<Vec<usize>>,
+    /// Number of actions K (default: the preset's K for the activity).
+    #[arg(long)]
+    pub actions: Option<usize>,
+    /// Weight ρ of the temporal prior.
+    #[arg(long)]
+    pub rho: Option<f32>,
+    /// Radius r of the temporal Gromov-Wasserstein term.
+    #[arg(long)]
+    pub radius: Option<f32>,
+    #[arg(long)]
+    pub alpha_train: Option<f32>,
+    #[arg(long)]
+    pub alpha_eval: Option<f32>,
+    #[arg(long)]
+    pub eps_train: Option<f32>,
+    #[arg(long)]
+    pub eps_eval: Option<f32>,
+    #[arg(long)]
+    pub lambda_actions_train: Option<f32>,
+    #[arg(long)]
+    pub lambda_actions_eval: Option<f32>,
+    /// Mirror-descent iterations of each OT solve.
+    #[arg(long)]
+    pub solver_iters: Option<usize>,
+    /// Per-video standardisation of the sampled features (true/false).
+    #[arg(long)]
+    pub standardise: Option<bool>,
+    /// k-means iterations of the initialisation of A.
+    #[arg(long)]
+    pub kmeans_iters: Option<usize>,
+    /// Seed of the sampled F1.
+    #[arg(long)]
+    pub f1_seed: Option<u64>,
+    /// A ground-truth id excluded from the metrics.
+    #[arg(long, allow_hyphen_values = true)]
+    pub exclude: Option<i32>,
+    /// Score the validation crops (evenly spaced frames) every this many epochs; 0: never.
+    #[arg(long)]
+    pub val_every: Option<usize>,
+}
+
+impl Overrides {
+    /// Reads a TOML file of overrides; unknown keys are an error naming the file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+    }
+
+    /// Applies every present value to `c`.
+    pub fn apply(&self, c: &mut TrainConfig) {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
+        }
+        set!(
+            mode,
+            seed,
+            epochs,
+            batch_videos,
+            sampled_frames,
+            lr,
+            weight_decay,
+            temperature,
+            mlp,
+            actions,
+            rho,
+            radius,
+            alpha_train,
+            alpha_eval,
+            eps_train,
+            eps_eval,
+            lambda_actions_train,
+            lambda_actions_eval,
+            solver_iters,
+            standardise,
+            kmeans_iters,
+            f1_seed,
+            val_every
+        );
+        if self.exclude.is_some() {
+            c.exclude = self.exclude;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_override_preset() {
+        let p = clot_datasets::preset("breakfast").unwrap();
+        let mut c = TrainConfig::from_preset(p, 7);
+        assert_eq!((c.epochs, c.rho, c.alpha_eval), (15, 0.2, 0.7));
+        let file: Overrides = toml::from_str("epochs = 3\nlr = 0.01\nmlp = [64, 32, 16]").unwrap();
+        file.apply(&mut c);
+        let flags = Overrides {
+            epochs: Some(5),
+            ..Overrides::default()
+        };
+        flags.apply(&mut c);
+        assert_eq!((c.epochs, c.lr, c.mlp.clone()), (5, 0.01, vec![64, 32, 16]));
+        assert_eq!(c.rho, 0.2, "untouched values keep the preset's");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let err = toml::from_str::<Overrides>("epoch = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epoch"), "{err}");
+        let p = clot_datasets::preset("breakfast").unwrap();
+        let mut c = TrainConfig::from_preset(p, 7);
+        assert!(c.validate(64).is_ok());
+        let e = c.validate(32).unwrap_err().to_string();
+        assert!(e.contains("D = 32"), "{e}");
+        c.lr = -1.0;
+        assert!(c.validate(64).unwrap_err().to_string().contains("lr"));
+    }
+}

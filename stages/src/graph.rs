@@ -1,0 +1,410 @@
+//! The stage framework: one entity per video, stages as systems in public [`Phase`] sets, three
+//! schedules per batch ([`Forward`], [`Backward`], [`Step`]).
+//!
+//! * A [`Stage`] adds systems to one phase of one or more schedules and describes itself with a
+//!   [`StageInfo`] (name, phase, reads, writes, devices, differentiable or detached). It never
+//!   orders itself against another stage's systems: the phase order does that.
+//! * [`Forward`] runs the phases in SPEC §2 order, [`Backward`] runs them mirrored (each
+//!   differentiable stage turns output gradients into input and parameter gradients), [`Step`]
+//!   runs the optimizer. The OT solves are detached: no backward.
+//! * Executors are single-threaded: rayon parallelises inside stages, so two pools never fight
+//!   over the cores.
+//! * Systems report failures through the [`Failures`] resource (shared access, interior
+//!   mutability), which the driver checks after each schedule; nothing panics on user data.
+//!
+//! Build a graph with [`StageGraph::new`], add stages with [`StageGraph::add_stage`], then
+//! [`StageGraph::initialize`] (with [`StageGraph::strict`] first, ambiguous system order is an
+//! error).
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::{
+    IntoScheduleConfigs, LogLevel, ScheduleBuildSettings, ScheduleLabel, SystemSet,
+};
+use bevy_ecs::system::ScheduleSystem;
+
+/// The phases of a batch, in forward order (SPEC §2). Backward runs them in reverse.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// Sample and standardise the batch's frames.
+    Load,
+    /// X → E (MLP + normalisation).
+    Encode,
+    /// E → F (feature dispatching).
+    Dispatch,
+    /// OT1 on frames × actions.
+    Solve1,
+    /// F → S (parallel decoder).
+    Decode,
+    /// OT2 on segments × actions.
+    Solve2,
+    /// F, S → F_R (cross-attention refinement).
+    Refine,
+    /// OT3 on refined frames × actions.
+    Solve3,
+    /// The cross-entropies.
+    Loss,
+    /// The optimizer (Step schedule only).
+    Optimize,
+    /// Predictions and outputs.
+    Write,
+}
+
+impl Phase {
+    /// Every phase in forward order.
+    pub const ALL: [Phase; 11] = [
+        Phase::Load,
+        Phase::Encode,
+        Phase::Dispatch,
+        Phase::Solve1,
+        Phase::Decode,
+        Phase::Solve2,
+        Phase::Refine,
+        Phase::Solve3,
+        Phase::Loss,
+        Phase::Optimize,
+        Phase::Write,
+    ];
+}
+
+/// The forward pass of a batch.
+#[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Forward;
+/// The backward pass of a batch (phases mirrored).
+#[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Backward;
+/// The optimizer step.
+#[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Step;
+
+/// Where a stage can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Wgpu,
+}
+
+/// Whether gradients flow through a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grad {
+    /// Has a backward in the Backward schedule.
+    Differentiable,
+    /// No gradient flows through it (the OT solves, sampling, prediction).
+    Detached,
+}
+
+/// What a stage is, for `clot explain`, registry tests and provenance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageInfo {
+    pub name: &'static str,
+    pub phase: Phase,
+    /// Components and resources read.
+    pub reads: &'static [&'static str],
+    /// Components and resources written.
+    pub writes: &'static [&'static str],
+    pub grad: Grad,
+    /// One line on what it does.
+    pub about: &'static str,
+}
+
+impl StageInfo {
+    /// The devices this stage has kernels for. Only the CPU reference exists so far.
+    pub fn devices(&self) -> &'static [Device] {
+        &[Device::Cpu]
+    }
+}
+
+/// A stage: adds systems to a phase; describes itself.
+pub trait Stage {
+    /// What the stage is.
+    fn info(&self) -> StageInfo;
+    /// Adds the stage's systems (and any resources it owns) to the graph.
+    fn build(&self, graph: &mut StageGraph);
+}
+
+/// A failure inside a stage, reported by a system.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("stage {stage}: {message}")]
+pub struct StageError {
+    pub stage: &'static str,
+    pub message: String,
+}
+
+/// Failures reported during a schedule run. Systems take `Res<Failures>` (shared access: it never
+/// orders or conflicts with anything) and call [`Failures::report`].
+#[derive(Resource, Debug, Default)]
+pub struct Failures(Mutex<Vec<StageError>>);
+
+impl Failures {
+    /// Records a failure.
+    pub fn report(&self, stage: &'static str, message: impl std::fmt::Display) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(StageError {
+                stage,
+                message: message.to_string(),
+            });
+        }
+    }
+
+    /// Takes the first failure, clearing the list.
+    pub fn take(&self) -> Option<StageError> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut v| (!v.is_empty()).then(|| v.remove(0)).inspect(|_| v.clear()))
+    }
+}
+
+/// Stops the forward pass after this phase when set (a resource; `None` runs every phase).
+#[derive(Resource, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForwardLimit(pub Option<Phase>);
+
+/// Wall time spent in each stage's systems (a resource, shared access like [`Failures`]).
+/// A system times itself with `let _span = profile.span("name");`.
+#[derive(Resource, Debug, Default)]
+pub struct Profile(Mutex<Vec<(&'static str, std::time::Duration, u64)>>);
+
+/// Adds its lifetime to a [`Profile`] entry when dropped.
+#[derive(Debug)]
+pub struct Span<'a> {
+    profile: &'a Profile,
+    name: &'static str,
+    start: std::time::Instant,
+}
+
+impl Drop for Span<'_> {
+    fn drop(&mut self) {
+        self.profile.add(self.name, self.start.elapsed());
+    }
+}
+
+impl Profile {
+    /// Times the caller's scope under `name`.
+    pub fn span(&self, name: &'static str) -> Span<'_> {
+        Span {
+            profile: self,
+            name,
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Adds one call of duration `dt` to `name`.
+    pub fn add(&self, name: &'static str, dt: std::time::Duration) {
+        if let Ok(mut v) = self.0.lock() {
+            match v.iter_mut().find(|(n, ..)| *n == name) {
+                Some(e) => {
+                    e.1 += dt;
+                    e.2 += 1;
+                }
+                None => v.push((name, dt, 1)),
+            }
+        }
+    }
+
+    /// (name, total time, calls) per timed name, in first-seen order.
+    pub fn totals(&self) -> Vec<(&'static str, std::time::Duration, u64)> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Clears the totals.
+    pub fn reset(&self) {
+        if let Ok(mut v) = self.0.lock() {
+            v.clear();
+        }
+    }
+}
+
+/// An assembled stage graph: a `World` holding the three schedules, and the stages' infos.
+#[derive(Debug)]
+pub struct StageGraph {
+    pub world: World,
+    stages: Vec<StageInfo>,
+}
+
+impl Default for StageGraph {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StageGraph {
+    /// An empty graph: the three schedules with their phase order, single-threaded.
+    pub fn new() -> Self {
+        let mut world = World::new();
+        world.init_resource::<Failures>();
+        let mut forward = Schedule::new(Forward);
+        forward.configure_sets(
+            (
+                Phase::Load,
+                Phase::Encode,
+                Phase::Dispatch,
+                Phase::Solve1,
+                Phase::Decode,
+                Phase::Solve2,
+                Phase::Refine,
+                Phase::Solve3,
+                Phase::Loss,
+                Phase::Optimize,
+                Phase::Write,
+            )
+                .chain(),
+        );
+        let mut backward = Schedule::new(Backward);
+        backward.configure_sets(
+            (
+                Phase::Write,
+                Phase::Optimize,
+                Phase::Loss,
+                Phase::Solve3,
+                Phase::Refine,
+                Phase::Solve2,
+                Phase::Decode,
+                Phase::Solve1,
+                Phase::Dispatch,
+                Phase::Encode,
+                Phase::Load,
+            )
+                .chain(),
+        );
+        // `ForwardLimit` stops the forward pass after a phase (e.g. embeddings for k-means init)
+        for phase in Phase::ALL {
+            forward
+                .configure_sets(phase.run_if(move |limit: Res<'_, ForwardLimit>| {
+                    limit.0.is_none_or(|p| phase <= p)
+                }));
+        }
+        world.init_resource::<ForwardLimit>();
+        world.init_resource::<Profile>();
+        let step = Schedule::new(Step);
+        for mut s in [forward, backward, step] {
+            s.set_executor(bevy_ecs::schedule::SingleThreadedExecutor::new());
+            world.add_schedule(s);
+        }
+        StageGraph {
+            world,
+            stages: Vec::new(),
+        }
+    }
+
+    /// Adds a stage. Adding a stage with the same name twice is ignored.
+    pub fn add_stage(&mut self, stage: impl Stage) -> &mut Self {
+        let info = stage.info();
+        if self.stages.iter().any(|s| s.name == info.name) {
+            return self;
+        }
+        stage.build(self);
+        self.stages.push(info);
+        self
+    }
+
+    /// Adds `systems` to `phase` of `schedule`.
+    pub fn add_systems<M>(
+        &mut self,
+        schedule: impl ScheduleLabel,
+        phase: Phase,
+        systems: impl IntoScheduleConfigs<ScheduleSystem, M>,
+    ) -> &mut Self {
+        self.world
+            .resource_mut::<Schedules>()
+            .add_systems(schedule, systems.in_set(phase));
+        self
+    }
+
+    /// The stages in the order they were added.
+    pub fn stages(&self) -> &[StageInfo] {
+        &self.stages
+    }
+
+    /// Whether a stage of this name is in the graph.
+    pub fn has(&self, name: &str) -> bool {
+        self.stages.iter().any(|s| s.name == name)
+    }
+
+    /// Makes ambiguous system order (two systems with conflicting access and no order) an error
+    /// at [`StageGraph::initialize`].
+    pub fn strict(&mut self) -> &mut Self {
+        let mut schedules = self.world.resource_mut::<Schedules>();
+        for label in [Forward.intern(), Backward.intern(), Step.intern()] {
+            if let Some(s) = schedules.get_mut(label) {
+                s.set_build_settings(ScheduleBuildSettings {
+                    ambiguity_detection: LogLevel::Error,
+                    ..ScheduleBuildSettings::default()
+                });
+            }
+        }
+        self
+    }
+
+    /// Builds the three schedules; reports ambiguities (in strict mode) and cycles.
+    pub fn initialize(&mut self) -> Result<(), StageError> {
+        for label in [Forward.intern(), Backward.intern(), Step.intern()] {
+            let res = self
+                .world
+                .schedule_scope(label, |world, s| s.initialize(world).map(|_| ()));
+            res.map_err(|e| StageError {
+                stage: "graph",
+                message: format!("schedule {label:?}: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, label: impl ScheduleLabel) -> Result<(), StageError> {
+        self.world.run_schedule(label);
+        match self.world.resource::<Failures>().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the forward pass of the current batch.
+    pub fn forward(&mut self) -> Result<(), StageError> {
+        self.run(Forward)
+    }
+
+    /// Runs the forward pass up to and including `phase`.
+    pub fn forward_until(&mut self, phase: Phase) -> Result<(), StageError> {
+        self.world.insert_resource(ForwardLimit(Some(phase)));
+        let r = self.run(Forward);
+        self.world.insert_resource(ForwardLimit(None));
+        r
+    }
+
+    /// Runs the backward pass of the current batch.
+    pub fn backward(&mut self) -> Result<(), StageError> {
+        self.run(Backward)
+    }
+
+    /// Runs the optimizer step.
+    pub fn step(&mut self) -> Result<(), StageError> {
+        self.run(Step)
+    }
+
+    /// A table of the graph: phases in forward order, each stage with its reads and writes.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        for phase in Phase::ALL {
+            for s in self.stages.iter().filter(|s| s.phase == phase) {
+                let grad = match s.grad {
+                    Grad::Differentiable => "differentiable",
+                    Grad::Detached => "detached",
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<9} {:<12} {:<15} reads: {}\n{:<38}writes: {}\n{:<38}{}",
+                    format!("{phase:?}"),
+                    s.name,
+                    grad,
+                    s.reads.join(", "),
+                    "",
+                    s.writes.join(", "),
+                    "",
+                    s.about
+                );
+            }
+        }
+        out
+    }
+}
