@@ -340,9 +340,12 @@ impl StageGraph {
     /// Builds the three schedules; reports ambiguities (in strict mode) and cycles.
     pub fn initialize(&mut self) -> Result<(), StageError> {
         for label in [Forward.intern(), Backward.intern(), Step.intern()] {
-            let res = self
-                .world
-                .schedule_scope(label, |world, s| s.initialize(world).map(|_| ()));
+            // render the error with system names while the schedule is at hand
+            let res = self.world.schedule_scope(label, |world, s| {
+                s.initialize(world)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string(s.graph(), world))
+            });
             res.map_err(|e| StageError {
                 stage: "graph",
                 message: format!("schedule {label:?}: {e}"),

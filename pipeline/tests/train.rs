@@ -1,0 +1,260 @@
+//! End-to-end training through the stage graph: `clot run` on the demo, determinism, checkpoint
+//! round trip through `clot eval`, configuration layering and errors, and the real Breakfast
+//! coffee run against the reference ASOT scores (skipped where ../shared is absent).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use clot_datasets::Video;
+use clot_pipeline::config::TrainConfig;
+use clot_pipeline::output::read_checkpoint;
+use clot_pipeline::train::{fit, score};
+use common::{fails, json, ok};
+use indicatif::ProgressBar;
+
+fn demo_config(epochs: usize, seed: u64) -> TrainConfig {
+    let mut c = TrainConfig::from_preset(clot_datasets::preset("demo").unwrap(), 7);
+    c.epochs = epochs;
+    c.seed = seed;
+    c
+}
+
+#[test]
+fn run_on_the_demo_writes_a_complete_run_folder_and_beats_equal_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out_s = out.to_str().unwrap();
+    let r = json(&["run", "--out", out_s, "--json"]);
+    for f in [
+        "predictions.parquet",
+        "video_metrics.parquet",
+        "summary.parquet",
+        "training_curve.parquet",
+        "checkpoint.safetensors",
+        "config.toml",
+        "segments.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let mof = r["scores"]["activity"]["mof"].as_f64().unwrap();
+    let equal = r["baseline_equal_split_mof"].as_f64().unwrap();
+    assert!(
+        mof > equal,
+        "trained MoF {mof} should beat the equal split {equal}"
+    );
+    assert_eq!(r["config"]["epochs"], 15);
+    assert_eq!(r["videos"], 16);
+    let stages: Vec<&str> = r["profile"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["stage"].as_str().unwrap())
+        .collect();
+    for s in [
+        "load",
+        "encode",
+        "ot1",
+        "loss",
+        "encode.backward",
+        "loss.backward",
+    ] {
+        assert!(stages.contains(&s), "no time recorded for {s}: {stages:?}");
+    }
+
+    // the checkpoint evaluates to exactly the run's scores
+    let ckpt = out.join("checkpoint.safetensors");
+    let e = json(&[
+        "eval",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "demo",
+        "--json",
+    ]);
+    assert_eq!(e["activity"], r["scores"]["activity"]);
+    assert_eq!(e["video"], r["scores"]["video"]);
+    let (params, cfg) = read_checkpoint(&ckpt).unwrap();
+    assert_eq!(cfg.epochs, 15);
+    let names: Vec<&str> = params.tensors.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "mlp.0.weight",
+            "mlp.0.bias",
+            "mlp.2.weight",
+            "mlp.2.bias",
+            "clusters"
+        ]
+    );
+    assert_eq!(params.tensors[0].shape, vec![128, 64]);
+    assert_eq!(params.tensors[4].shape, vec![7, 40]);
+}
+
+fn demo_videos() -> clot_datasets::Dataset {
+    clot_datasets::open("demo", &clot_datasets::ReadOptions::default())
+        .unwrap()
+        .0
+}
+
+#[test]
+fn same_seed_gives_bit_identical_predictions_and_parameters() {
+    let ds = demo_videos();
+    let videos: Vec<&Video> = ds.videos.iter().collect();
+    let bar = ProgressBar::hidden();
+    let (t1, r1, _) = fit(&demo_config(3, 5), &videos, &bar).unwrap();
+    let (t2, r2, _) = fit(&demo_config(3, 5), &videos, &bar).unwrap();
+    assert_eq!(
+        r1, r2,
+        "predictions and confidences differ between two runs"
+    );
+    for (a, b) in t1.params.tensors.iter().zip(&t2.params.tensors) {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.data), bits(&b.data), "{} differs", a.name);
+    }
+    assert_eq!(t1.curve, t2.curve);
+    let (t3, r3, _) = fit(&demo_config(3, 6), &videos, &bar).unwrap();
+    assert_ne!(t1.params, t3.params, "another seed must give another model");
+    assert_ne!(r1, r3);
+}
+
+#[test]
+fn training_lowers_the_loss() {
+    let ds = demo_videos();
+    let videos: Vec<&Video> = ds.videos.iter().collect();
+    let (t, _, _) = fit(&demo_config(10, 0), &videos, &ProgressBar::hidden()).unwrap();
+    let per_epoch = |e: usize| {
+        let v: Vec<f64> = t
+            .curve
+            .iter()
+            .filter(|c| c.epoch == e)
+            .map(|c| c.loss)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    assert!(
+        per_epoch(9) < per_epoch(0),
+        "{} vs {}",
+        per_epoch(9),
+        per_epoch(0)
+    );
+    assert!(t.curve.iter().all(|c| c.loss.is_finite()));
+    assert!(t.curve.iter().filter(|c| c.val_mof.is_some()).count() == 10);
+}
+
+#[test]
+fn config_file_and_flags_layer_and_bad_settings_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "epochs = 2\nlr = 0.002\nval_every = 0\n").unwrap();
+    let out = dir.path().join("r");
+    let r = json(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(r["config"]["epochs"], 1, "the flag wins over the file");
+    assert_eq!(
+        r["config"]["lr"].as_f64().unwrap() as f32,
+        0.002,
+        "the file wins over the preset"
+    );
+    assert_eq!(
+        r["config"]["rho"].as_f64().unwrap() as f32,
+        0.2,
+        "the preset fills the rest"
+    );
+
+    std::fs::write(&cfg, "epoch = 2\n").unwrap();
+    let err = fails(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("c.toml") && err.contains("epoch"), "{err}");
+    let err = fails(&["run", "--mlp", "32,16", "--out", out.to_str().unwrap()]);
+    assert!(err.contains("D = 64"), "{err}");
+    let err = fails(&["run", "--mode", "nope", "--out", out.to_str().unwrap()]);
+    assert!(err.contains("nope"), "{err}");
+}
+
+#[test]
+fn eval_rejects_a_corrupt_checkpoint_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("bad.safetensors");
+    std::fs::write(&ckpt, b"not a checkpoint").unwrap();
+    let err = fails(&["eval", "--checkpoint", ckpt.to_str().unwrap(), "demo"]);
+    assert!(err.contains("bad.safetensors"), "{err}");
+}
+
+#[test]
+fn explain_prints_the_asot_graph() {
+    let text = ok(&["explain", "--mode", "asot"]);
+    for s in [
+        "Load", "Encode", "Solve1", "Loss", "Optimize", "Write", "encode", "ot1", "adam",
+    ] {
+        assert!(text.contains(s), "{s} missing:\n{text}");
+    }
+    let err = fails(&["explain", "--mode", "nope"]);
+    assert!(err.contains("nope"), "{err}");
+}
+
+/// The five Breakfast coffee videos, breakfast preset, seeds 0–4, against the reference ASOT
+/// training code's scores on exactly this run (golden/asot_coffee_seeds.json).
+#[test]
+fn coffee_seeds_match_the_reference_asot_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    let golden = root.join("golden/asot_coffee_seeds.json");
+    if !golden.is_file() || !root.join("data/Breakfast").is_dir() {
+        eprintln!(
+            "skipping: {} not found (a fresh clone has no ../shared)",
+            root.display()
+        );
+        return;
+    }
+    let g: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(golden).unwrap()).unwrap();
+    let p = clot_datasets::preset("breakfast").unwrap();
+    let mut opts = clot_datasets::ReadOptions::for_preset(p);
+    opts.activities = vec!["coffee".into()];
+    let spec = root.join("data/Breakfast").display().to_string();
+    let (ds, _) = clot_datasets::open_with(&spec, &opts, &|_| {}).unwrap();
+    let videos: Vec<&Video> = ds.videos.iter().collect();
+    let mut rows = Vec::new();
+    for seed in 0..5 {
+        let mut cfg = TrainConfig::from_preset(p, 7);
+        cfg.seed = seed;
+        let (_, results, _) = fit(&cfg, &videos, &ProgressBar::hidden()).unwrap();
+        let s = score(&results, cfg.exclude, cfg.f1_seed).unwrap().unwrap();
+        eprintln!(
+            "seed {seed}: activity MoF {:.4} F1 {:.4} mIoU {:.4} | video MoF {:.4} F1 {:.4} mIoU {:.4}",
+            s.activity.mof, s.activity.f1, s.activity.miou, s.video.mof, s.video.f1, s.video.miou
+        );
+        rows.push(s);
+    }
+    let mean =
+        |f: &dyn Fn(&clot_pipeline::train::Scores) -> f64| rows.iter().map(f).sum::<f64>() / 5.0;
+    let ours = mean(&|s| s.activity.mof);
+    let refm = g["summary"]["test_mof_full"]["mean"].as_f64().unwrap();
+    let refs = g["summary"]["test_mof_full"]["std"].as_f64().unwrap();
+    eprintln!("activity MoF mean {ours:.4} (reference {refm:.4} ± {refs:.4})");
+    assert!(
+        ours >= refm - refs,
+        "mean activity MoF {ours} below {refm} − {refs}"
+    );
+    let ours_v = mean(&|s| s.video.mof);
+    let refv = g["summary"]["test_mof_per"]["mean"].as_f64().unwrap();
+    let refvs = g["summary"]["test_mof_per"]["std"].as_f64().unwrap();
+    assert!(
+        ours_v >= refv - refvs,
+        "mean video MoF {ours_v} below {refv} − {refvs}"
+    );
+}
