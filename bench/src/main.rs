@@ -4,6 +4,8 @@
 //!   pyarrow ([`io`]).
 //! * `clot-bench solver`: the ASOT solver against a PyTorch implementation of the same
 //!   algorithm ([`solver`]).
+//! * `clot-bench train`: the whole Breakfast coffee training run against a PyTorch script of the
+//!   same training ([`train`]).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,6 +14,7 @@ use anyhow::{Result, bail};
 
 mod io;
 mod solver;
+mod train;
 
 /// Median wall time of `repeats` runs of `f`.
 pub(crate) fn median_time(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
@@ -37,8 +40,9 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("io") => io::run(&args[1..]),
         Some("solver") => solver::run(&args[1..]),
+        Some("train") => train::run(&args[1..]),
         _ => bail!(
-            "usage:\n  clot-bench io [--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]\n  clot-bench solver [--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]"
+            "usage:\n  clot-bench io [--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]\n  clot-bench solver [--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]\n  clot-bench train [--data DIR] [--seeds N] [--repeats R] [--val-every E] [--python EXE] [--json]"
         ),
     }
 }

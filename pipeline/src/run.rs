@@ -102,7 +102,17 @@ struct RunReport<'a> {
     baseline_kmeans_mof: Option<f64>,
     final_loss: Option<f64>,
     profile: &'a [StageTime],
+    /// Peak resident memory of this process so far (Linux `VmHWM`), MiB.
+    peak_rss_mib: Option<f64>,
     out: String,
+}
+
+/// Peak resident set size of this process in MiB (Linux; `None` elsewhere).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// `clot run` / `clot train`.
@@ -179,6 +189,7 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
             baseline_kmeans_mof: base.as_ref().map(|b| b.kmeans_mof),
             final_loss: trained.curve.last().map(|c| c.loss),
             profile: &trained.profile,
+            peak_rss_mib: peak_rss_mib(),
             out: out.display().to_string(),
         };
         println!("{}", serde_json::to_string_pretty(&report)?);

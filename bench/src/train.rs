@@ -1,0 +1,183 @@
+//! `clot-bench train`: the whole Breakfast coffee run (breakfast preset: 15 epochs, validation
+//! crops scored every `--val-every` epochs, then the full-length test) by the `clot` binary and
+//! by the PyTorch peer `python/asot_train_peer.py`, each as a fresh process (start-up and imports
+//! included, as the reference's 8.5 s per seed was measured), alternating, per seed. Reports the
+//! median wall time of each, the ratio, peak memory and clot's time per stage.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+struct Args {
+    data: PathBuf,
+    seeds: u64,
+    repeats: usize,
+    val_every: usize,
+    python: String,
+    json: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Args> {
+    let mut a = Args {
+        data: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+        seeds: 5,
+        repeats: 1,
+        val_every: 1,
+        python: "python3".into(),
+        json: false,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--data" => a.data = PathBuf::from(value()?),
+            "--seeds" => a.seeds = value()?.parse()?,
+            "--repeats" => a.repeats = value()?.parse()?,
+            "--val-every" => a.val_every = value()?.parse()?,
+            "--python" => a.python = value()?.clone(),
+            "--json" => a.json = true,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(a)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let a = parse_args(args)?;
+    let clot = std::env::current_exe()?.with_file_name("clot");
+    if !clot.is_file() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p clot-pipeline)",
+            clot.display()
+        );
+    }
+    if !a.data.join("Breakfast").is_dir() {
+        bail!("{} has no Breakfast folder (give --data)", a.data.display());
+    }
+    let out = tempfile::tempdir()?;
+    let threads = rayon::current_num_threads();
+    let (mut ours, mut peer) = (Vec::new(), Vec::new());
+    let mut rows = Vec::new();
+    for seed in 0..a.seeds {
+        for _ in 0..a.repeats {
+            let t = Instant::now();
+            let o = Command::new(&clot)
+                .args(["-q", "train", "--data"])
+                .arg(&a.data)
+                .args([
+                    "--dataset",
+                    "Breakfast",
+                    "--preset",
+                    "breakfast",
+                    "--activity",
+                    "coffee",
+                ])
+                .args([
+                    "--seed",
+                    &seed.to_string(),
+                    "--val-every",
+                    &a.val_every.to_string(),
+                ])
+                .arg("--out")
+                .arg(out.path().join(format!("seed{seed}")))
+                .arg("--json")
+                .output()?;
+            let wall = t.elapsed().as_secs_f64();
+            if !o.status.success() {
+                bail!("clot failed: {}", String::from_utf8_lossy(&o.stderr));
+            }
+            let r: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+            ours.push(wall);
+            let t = Instant::now();
+            let p = Command::new(&a.python)
+                .arg(crate::python_script("asot_train_peer.py"))
+                .arg(a.data.join("Breakfast"))
+                .args(["coffee", "7", &seed.to_string(), &threads.to_string()])
+                .arg(a.val_every.to_string())
+                .output()
+                .with_context(|| format!("running {} (needs torch, numpy, scipy)", a.python))?;
+            let pwall = t.elapsed().as_secs_f64();
+            if !p.status.success() {
+                bail!(
+                    "PyTorch peer failed: {}",
+                    String::from_utf8_lossy(&p.stderr)
+                );
+            }
+            let pr: serde_json::Value = serde_json::from_slice(&p.stdout)?;
+            peer.push(pwall);
+            rows.push(serde_json::json!({
+                "seed": seed, "clot_wall_s": wall, "peer_wall_s": pwall,
+                "clot_train_s": r["train_s"], "clot_eval_s": r["eval_s"],
+                "peer_train_s": pr["train_s"], "peer_eval_s": pr["eval_s"], "peer_import_s": pr["import_s"],
+                "clot_peak_rss_mib": r["peak_rss_mib"], "peer_peak_rss_mib": pr["peak_rss_mib"],
+                "clot_mof": r["scores"]["activity"]["mof"], "peer_mof": pr["mof"],
+                "clot_profile": r["profile"],
+            }));
+        }
+    }
+    let (mo, mp) = (median(ours), median(peer));
+    let col = |k: &str| median(rows.iter().filter_map(|r| r[k].as_f64()).collect());
+    let summary = serde_json::json!({
+        "threads": threads, "val_every": a.val_every,
+        "clot_wall_s": mo, "peer_wall_s": mp, "speedup_wall": mp / mo,
+        "clot_train_s": col("clot_train_s"), "peer_train_s": col("peer_train_s"),
+        "speedup_train": col("peer_train_s") / col("clot_train_s"),
+        "peer_import_s": col("peer_import_s"),
+        "clot_peak_rss_mib": col("clot_peak_rss_mib"), "peer_peak_rss_mib": col("peer_peak_rss_mib"),
+        "runs": rows,
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    println!(
+        "Breakfast coffee, breakfast preset (15 epochs + full-length test), seeds 0..{}, {} run(s) each, {threads} threads, validation every {} epoch(s)",
+        a.seeds, a.repeats, a.val_every
+    );
+    println!("{:<28} {:>10} {:>10} {:>9}", "", "clot", "PyTorch", "ratio");
+    let line = |name: &str, o: f64, p: f64| {
+        println!("{name:<28} {o:>10.3} {p:>10.3} {:>8.1}×", p / o);
+    };
+    line("wall per run, s (median)", mo, mp);
+    line(
+        "training loop, s (median)",
+        col("clot_train_s"),
+        col("peer_train_s"),
+    );
+    line(
+        "peak memory, MiB (median)",
+        col("clot_peak_rss_mib"),
+        col("peer_peak_rss_mib"),
+    );
+    println!("PyTorch imports alone: {:.3} s", col("peer_import_s"));
+    println!("\nper seed: seed, clot MoF, PyTorch MoF, clot s, PyTorch s");
+    for r in &rows {
+        println!(
+            "  {} {:.4} {:.4} {:.3} {:.3}",
+            r["seed"],
+            r["clot_mof"].as_f64().unwrap_or(f64::NAN),
+            r["peer_mof"].as_f64().unwrap_or(f64::NAN),
+            r["clot_wall_s"].as_f64().unwrap_or(f64::NAN),
+            r["peer_wall_s"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    if let Some(profile) = rows.first().and_then(|r| r["clot_profile"].as_array()) {
+        println!("\nclot time per stage (seed 0):");
+        for p in profile {
+            println!(
+                "  {:<18} {:>8.4} s {:>6} calls",
+                p["stage"].as_str().unwrap_or("?"),
+                p["seconds"].as_f64().unwrap_or(f64::NAN),
+                p["calls"]
+            );
+        }
+    }
+    Ok(())
+}
