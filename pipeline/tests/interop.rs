@@ -37,18 +37,95 @@ for f in sorted(glob.glob(os.path.join(layout, "features", "*", "*.txt"))):
 print(json.dumps({"videos": checked, "rows": len(videos)}))
 "#;
 
-#[test]
-fn pyarrow_and_numpy_read_what_clot_writes() {
+/// Whether python3 has `modules`; skips (returns false) or, with `CLOT_REQUIRE_PYTHON=1`, fails.
+fn python_has(modules: &str) -> bool {
     let required = std::env::var("CLOT_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
     let probe = Command::new("python3")
-        .args(["-c", "import numpy, pyarrow"])
+        .args(["-c", &format!("import {modules}")])
         .output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
         assert!(
             !required,
-            "CLOT_REQUIRE_PYTHON=1 but python3 with numpy and pyarrow is missing"
+            "CLOT_REQUIRE_PYTHON=1 but python3 with {modules} is missing"
         );
-        eprintln!("SKIP: python3 with numpy and pyarrow not found");
+        eprintln!("SKIP: python3 with {modules} not found");
+        return false;
+    }
+    true
+}
+
+const RUN_SCRIPT: &str = r#"
+import sys, json, os
+import numpy as np
+import pyarrow.parquet as pq
+from safetensors.numpy import load_file
+from safetensors import safe_open
+run = sys.argv[1]
+tables = {}
+for name, table in [("predictions", "predictions"), ("video_metrics", "video_metrics"),
+                    ("summary", "run_summary"), ("training_curve", "training_curve")]:
+    t = pq.read_table(os.path.join(run, name + ".parquet"))
+    md = {k.decode(): v.decode() for k, v in t.schema.metadata.items()}
+    assert md["clot.table"] == table, md
+    assert md["clot.mode"] == "asot" and md["clot.seed"] == "0", md
+    assert md["clot.stages"].split(",")[:3] == ["load", "actions", "encode"], md
+    tables[name] = t
+p = tables["predictions"]
+conf = p.column("confidence").to_numpy()
+assert ((conf >= 0) & (conf <= 1.0001)).all()
+s = tables["summary"].to_pylist()[0]
+vm = tables["video_metrics"]
+assert abs(np.mean(vm.column("mof").to_numpy()) - s["video_mof"]) < 1e-12
+ck = load_file(os.path.join(run, "checkpoint.safetensors"))
+shapes = {k: list(v.shape) for k, v in ck.items()}
+assert shapes == {"mlp.0.weight": [128, 64], "mlp.0.bias": [128], "mlp.2.weight": [40, 128],
+                  "mlp.2.bias": [40], "clusters": [7, 40]}, shapes
+with safe_open(os.path.join(run, "checkpoint.safetensors"), "np") as f:
+    assert "epochs = 2" in f.metadata()["clot.config"]
+print(json.dumps({"frames": p.num_rows, "videos": vm.num_rows, "steps": tables["training_curve"].num_rows}))
+"#;
+
+/// pyarrow reads every table of a run folder, and safetensors (numpy) reads its checkpoint with
+/// PyTorch's state-dict names and shapes.
+#[test]
+fn python_reads_a_run_folder() {
+    if !python_has("numpy, pyarrow, safetensors") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let run = tmp.path().join("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_clot"))
+        .args([
+            "-q",
+            "run",
+            "--epochs",
+            "2",
+            "--out",
+            run.to_str().expect("p"),
+        ])
+        .output()
+        .expect("clot");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(RUN_SCRIPT)
+        .arg(&run)
+        .output()
+        .expect("python");
+    assert!(
+        o.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["frames"], 10955);
+    assert_eq!(v["videos"], 16);
+    assert_eq!(v["steps"], 16);
+}
+
+#[test]
+fn pyarrow_and_numpy_read_what_clot_writes() {
+    if !python_has("numpy, pyarrow") {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");

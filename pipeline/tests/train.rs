@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use clot_datasets::Video;
 use clot_pipeline::config::TrainConfig;
 use clot_pipeline::output::read_checkpoint;
@@ -211,15 +209,10 @@ fn explain_prints_the_asot_graph() {
 /// training code's scores on exactly this run (golden/asot_coffee_seeds.json).
 #[test]
 fn coffee_seeds_match_the_reference_asot_run() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
-    let golden = root.join("golden/asot_coffee_seeds.json");
-    if !golden.is_file() || !root.join("data/Breakfast").is_dir() {
-        eprintln!(
-            "skipping: {} not found (a fresh clone has no ../shared)",
-            root.display()
-        );
+    let Some(root) = common::shared() else {
         return;
-    }
+    };
+    let golden = root.join("golden/asot_coffee_seeds.json");
     let g: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(golden).unwrap()).unwrap();
     let p = clot_datasets::preset("breakfast").unwrap();
