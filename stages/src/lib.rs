@@ -17,6 +17,8 @@
 pub mod actions;
 pub mod baselines;
 pub mod batch;
+pub mod decode;
+pub mod dispatch;
 pub mod encode;
 pub mod eval;
 pub mod graph;
@@ -28,6 +30,7 @@ pub mod optim;
 pub mod ot;
 pub mod params;
 pub mod predict;
+pub mod refine;
 pub mod sample;
 
 /// One import for users writing or assembling stages.

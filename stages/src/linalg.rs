@@ -165,6 +165,73 @@ pub fn normalize_rows_backward<R: Real>(y: &[R], norms: &[R], dy: &[R], d: usize
     dx
 }
 
+/// y (rows×out) = x (rows×in) Wᵀ + b, with W stored `out×in` (PyTorch's `nn.Linear`).
+pub fn linear<R: Real>(x: &[R], w: &[R], b: &[R], rows: usize, fan_in: usize, fan_out: usize) -> Vec<R> {
+    let mut y: Vec<R> = (0..rows).flat_map(|_| b.iter().copied()).collect();
+    gemm(rows, fan_in, fan_out, R::one(), x, Op::N, w, Op::T, R::one(), &mut y);
+    y
+}
+
+/// Backward of [`linear`]: accumulates dW (out×in) and db, returns dx (rows×in) when asked.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward<R: Real>(
+    x: &[R],
+    w: &[R],
+    dy: &[R],
+    rows: usize,
+    fan_in: usize,
+    fan_out: usize,
+    dw: &mut [R],
+    db: &mut [R],
+    want_dx: bool,
+) -> Option<Vec<R>> {
+    gemm(fan_out, rows, fan_in, R::one(), dy, Op::T, x, Op::N, R::one(), dw);
+    for row in dy.chunks_exact(fan_out) {
+        for (g, &v) in db.iter_mut().zip(row) {
+            *g = *g + v;
+        }
+    }
+    want_dx.then(|| {
+        let mut dx = vec![R::zero(); rows * fan_in];
+        gemm(rows, fan_out, fan_in, R::one(), dy, Op::N, w, Op::N, R::zero(), &mut dx);
+        dx
+    })
+}
+
+/// Row-wise softmax in place.
+pub fn softmax_rows<R: Real>(z: &mut [R], cols: usize) {
+    for row in z.chunks_exact_mut(cols) {
+        let m = row.iter().fold(R::neg_infinity(), |m, &v| m.max(v));
+        let mut s = R::zero();
+        for v in row.iter_mut() {
+            *v = (*v - m).exp();
+            s = s + *v;
+        }
+        row.iter_mut().for_each(|v| *v = *v / s);
+    }
+}
+
+/// Backward of a row-wise softmax W: dZ = W ∘ (dW − rowsum(dW ∘ W)).
+pub fn softmax_rows_backward<R: Real>(w: &[R], dw: &[R], cols: usize) -> Vec<R> {
+    let mut dz = vec![R::zero(); w.len()];
+    for ((o, wr), dr) in dz
+        .chunks_exact_mut(cols)
+        .zip(w.chunks_exact(cols))
+        .zip(dw.chunks_exact(cols))
+    {
+        let dot: R = wr.iter().zip(dr).map(|(&a, &b)| a * b).sum();
+        for ((o, &a), &g) in o.iter_mut().zip(wr).zip(dr) {
+            *o = a * (g - dot);
+        }
+    }
+    dz
+}
+
+/// a += b, elementwise.
+pub fn add_into<R: Real>(a: &mut [R], b: &[R]) {
+    a.iter_mut().zip(b).for_each(|(x, &y)| *x = *x + y);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

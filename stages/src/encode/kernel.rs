@@ -4,7 +4,7 @@
 //! (`out×in`, y = x Wᵀ + b). Shapes: X is N×D, E is N×d. Cost: O(N · Σ fan_in·fan_out) per pass,
 //! through sgemm/dgemm.
 
-use crate::linalg::{Op, Real, gemm, normalize_rows, normalize_rows_backward};
+use crate::linalg::{Real, linear, linear_backward, normalize_rows, normalize_rows_backward};
 
 /// One Linear layer's parameters, borrowed: `w` is out×in, `b` has `out` entries.
 #[derive(Debug, Clone, Copy)]
@@ -31,19 +31,7 @@ pub fn forward<R: Real>(layers: &[LinearRef<'_, R>], x: &[R], n: usize) -> MlpCa
     let mut acts = Vec::with_capacity(layers.len());
     let mut h = x.to_vec();
     for (l, layer) in layers.iter().enumerate() {
-        let mut y: Vec<R> = (0..n).flat_map(|_| layer.b.iter().copied()).collect();
-        gemm(
-            n,
-            layer.fan_in,
-            layer.fan_out,
-            R::one(),
-            &h,
-            Op::N,
-            layer.w,
-            Op::T,
-            R::one(),
-            &mut y,
-        );
+        let mut y = linear(&h, layer.w, layer.b, n, layer.fan_in, layer.fan_out);
         if l + 1 < layers.len() {
             y.iter_mut().for_each(|v| *v = v.max(R::zero()));
         }
@@ -74,41 +62,19 @@ pub fn backward<R: Real>(
         let layer = layers[l];
         let input = &cache.acts[l];
         let (dw, db) = &mut grads[l];
-        // dW (out×in) += dYᵀ (out×N) · input (N×in); db += column sums of dY
-        gemm(
-            layer.fan_out,
-            n,
-            layer.fan_in,
-            R::one(),
-            &dy,
-            Op::T,
+        let Some(mut dx) = linear_backward(
             input,
-            Op::N,
-            R::one(),
-            dw,
-        );
-        for row in dy.chunks_exact(layer.fan_out) {
-            for (g, &v) in db.iter_mut().zip(row) {
-                *g = *g + v;
-            }
-        }
-        if l == 0 && !want_dx {
-            return None;
-        }
-        // dInput (N×in) = dY (N×out) · W (out×in), then through the ReLU that produced it
-        let mut dx = vec![R::zero(); n * layer.fan_in];
-        gemm(
-            n,
-            layer.fan_out,
-            layer.fan_in,
-            R::one(),
-            &dy,
-            Op::N,
             layer.w,
-            Op::N,
-            R::zero(),
-            &mut dx,
-        );
+            &dy,
+            n,
+            layer.fan_in,
+            layer.fan_out,
+            dw,
+            db,
+            l > 0 || want_dx,
+        ) else {
+            return None;
+        };
         if l > 0 {
             for (g, &a) in dx.iter_mut().zip(input) {
                 if a <= R::zero() {

@@ -1,0 +1,2 @@
+//! The decode stage (placeholder module header; the stage is added below).
+pub mod kernel;
