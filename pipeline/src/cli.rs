@@ -126,9 +126,12 @@ pub struct EvalArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// The mode whose graph to print.
-    #[arg(long, default_value = "asot")]
+    /// The mode whose graph to print: clot or asot.
+    #[arg(long, default_value = "clot")]
     pub mode: String,
+    /// Stages removed from the clot graph: swd, dispatch, decoder, refine.
+    #[arg(long, value_delimiter = ',')]
+    pub without: Vec<String>,
 }
 
 /// Which dataset to read, shared by the commands that read one.

@@ -8,6 +8,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use clot_datasets::{COMMON, Preset};
+use clot_stages::batch::ClotConfig;
+use clot_stages::ot::cost::{SwdParams, SwdVariant};
 use clot_stages::ot::{AsotParams, StepSize};
 use serde::{Deserialize, Serialize};
 
@@ -15,8 +17,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// `asot` (encode + OT1 + loss).
+    /// `clot` (the full loop) or `asot` (encode + OT1 + loss).
     pub mode: String,
+    /// Stages removed from the `clot` graph (SPEC §4 ablations): any of swd, dispatch, decoder,
+    /// refine.
+    pub without: Vec<String>,
     pub seed: u64,
     pub epochs: usize,
     /// Videos per batch.
@@ -53,13 +58,34 @@ pub struct TrainConfig {
     pub exclude: Option<i32>,
     /// Score the validation crops every this many epochs (0: never).
     pub val_every: usize,
+    /// SWD variant in OT1's cost: `released` or `paper`.
+    pub swd_variant: String,
+    /// Weight of the SWD term.
+    pub swd_weight: f32,
+    /// Random directions P of the SWD term.
+    pub swd_projections: usize,
+    /// Radius of the SWD's circular defining function.
+    pub swd_radius: f32,
+    /// Decoder attention heads.
+    pub heads: usize,
+    /// Decoder layers.
+    pub decoder_layers: usize,
+    /// Segment queries K′ (0: K).
+    pub queries: usize,
+    /// Decoder dropout in training.
+    pub dropout: f32,
+    /// Add positions to the decoder's attention values (the released code does).
+    pub pos_values: bool,
+    /// Temperature τ_ca of the cross-attention refinement.
+    pub tau_ca: f32,
 }
 
 impl TrainConfig {
     /// The preset's settings for an activity with K actions.
     pub fn from_preset(p: &Preset, actions: usize) -> Self {
         TrainConfig {
-            mode: "asot".into(),
+            mode: "clot".into(),
+            without: Vec::new(),
             seed: COMMON.seed,
             epochs: p.epochs,
             batch_videos: COMMON.batch_videos,
@@ -83,6 +109,47 @@ impl TrainConfig {
             f1_seed: 0,
             exclude: p.exclude,
             val_every: 1,
+            swd_variant: "released".into(),
+            swd_weight: 1.0,
+            swd_projections: 150,
+            swd_radius: 2.0,
+            heads: 4,
+            decoder_layers: 1,
+            queries: 0,
+            dropout: 0.1,
+            pos_values: true,
+            tau_ca: 0.1,
+        }
+    }
+
+    /// K′: `queries`, or K when 0.
+    pub fn queries(&self) -> usize {
+        if self.queries == 0 {
+            self.actions
+        } else {
+            self.queries
+        }
+    }
+
+    /// The settings of CLOT's stages.
+    pub fn clot(&self) -> ClotConfig {
+        ClotConfig {
+            swd_weight: self.swd_weight,
+            swd: SwdParams {
+                variant: if self.swd_variant == "paper" {
+                    SwdVariant::Paper
+                } else {
+                    SwdVariant::Released
+                },
+                projections: self.swd_projections,
+                radius: self.swd_radius,
+            },
+            heads: self.heads,
+            decoder_layers: self.decoder_layers,
+            queries: self.queries(),
+            dropout: self.dropout,
+            pos_values: self.pos_values,
+            tau_ca: self.tau_ca,
         }
     }
 
@@ -109,8 +176,28 @@ impl TrainConfig {
 
     /// Checks ranges; names the setting.
     pub fn validate(&self, dim: usize) -> Result<()> {
-        if self.mode != "asot" {
-            bail!("mode `{}` is not available yet (known: asot)", self.mode);
+        crate::graphs::check(&self.mode, &self.without)?;
+        if !matches!(self.swd_variant.as_str(), "released" | "paper") {
+            bail!(
+                "swd_variant must be `released` or `paper`, got `{}`",
+                self.swd_variant
+            );
+        }
+        let d = self.mlp.last().copied().unwrap_or(0);
+        if self.heads == 0 || !d.is_multiple_of(self.heads) {
+            bail!(
+                "the embedding size d = {d} must be divisible by heads = {}",
+                self.heads
+            );
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            bail!("dropout must be in [0, 1), got {}", self.dropout);
+        }
+        if self.mode == "clot"
+            && !self.without.iter().any(|w| w == "swd")
+            && self.swd_projections == 0
+        {
+            bail!("swd_projections must be positive");
         }
         if self.mlp.len() < 2 {
             bail!(
@@ -132,6 +219,7 @@ impl TrainConfig {
             ("batch_videos", self.batch_videos),
             ("sampled_frames", self.sampled_frames),
             ("solver_iters", self.solver_iters),
+            ("decoder_layers", self.decoder_layers),
         ] {
             if v == 0 {
                 bail!("{name} must be positive");
@@ -140,6 +228,7 @@ impl TrainConfig {
         for (name, v) in [
             ("lr", self.lr),
             ("temperature", self.temperature),
+            ("tau_ca", self.tau_ca),
             ("eps_train", self.eps_train),
             ("eps_eval", self.eps_eval),
         ] {
@@ -166,9 +255,13 @@ impl TrainConfig {
 #[derive(Debug, Clone, Default, PartialEq, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
-    /// Graph: `asot` (encode + OT1 + cross-entropy).
+    /// Graph: `clot` (the full loop, default) or `asot` (encode + OT1 + cross-entropy).
     #[arg(long)]
     pub mode: Option<String>,
+    /// Remove stages from the clot graph (ablations; repeat or comma-separate): swd, dispatch,
+    /// decoder, refine.
+    #[arg(long, value_delimiter = ',')]
+    pub without: Option<Vec<String>>,
     /// Seed of everything (initialisation, sampling, shuffling, k-means).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -231,6 +324,36 @@ pub struct Overrides {
     /// Score the validation crops (evenly spaced frames) every this many epochs; 0: never.
     #[arg(long)]
     pub val_every: Option<usize>,
+    /// SWD variant in OT1's cost: released (sorted order statistics) or paper.
+    #[arg(long)]
+    pub swd_variant: Option<String>,
+    /// Weight of the SWD term in OT1's cost.
+    #[arg(long)]
+    pub swd_weight: Option<f32>,
+    /// Random directions of the SWD term.
+    #[arg(long)]
+    pub swd_projections: Option<usize>,
+    /// Radius of the SWD's circular defining function.
+    #[arg(long)]
+    pub swd_radius: Option<f32>,
+    /// Decoder attention heads (must divide d).
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// Decoder layers.
+    #[arg(long)]
+    pub decoder_layers: Option<usize>,
+    /// Segment queries K′ (0: K).
+    #[arg(long)]
+    pub queries: Option<usize>,
+    /// Decoder dropout in training.
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    /// Add positions to the decoder's attention values (true/false).
+    #[arg(long)]
+    pub pos_values: Option<bool>,
+    /// Temperature τ_ca of the cross-attention refinement.
+    #[arg(long)]
+    pub tau_ca: Option<f32>,
 }
 
 impl Overrides {
@@ -269,7 +392,18 @@ impl Overrides {
             standardise,
             kmeans_iters,
             f1_seed,
-            val_every
+            val_every,
+            without,
+            swd_variant,
+            swd_weight,
+            swd_projections,
+            swd_radius,
+            heads,
+            decoder_layers,
+            queries,
+            dropout,
+            pos_values,
+            tau_ca
         );
         if self.exclude.is_some() {
             c.exclude = self.exclude;

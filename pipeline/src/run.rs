@@ -156,7 +156,7 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
     } else {
         None
     };
-    let stages = graphs::build(&cfg.mode)
+    let stages = graphs::build(&cfg.mode, &cfg.without)
         .map(|g| g.stages().iter().map(|s| s.name.to_string()).collect())
         .unwrap_or_default();
     let prov = Provenance {
@@ -335,7 +335,7 @@ pub fn eval(a: &EvalArgs, quiet: bool) -> Result<()> {
     let wall = t.elapsed().as_secs_f64();
     let scores = score(&results, cfg.exclude, cfg.f1_seed)?;
     if let Some(out) = &a.out {
-        let stages = graphs::build(&cfg.mode)
+        let stages = graphs::build(&cfg.mode, &cfg.without)
             .map(|g| g.stages().iter().map(|s| s.name.to_string()).collect())
             .unwrap_or_default();
         let prov = Provenance {
@@ -363,15 +363,14 @@ pub fn eval(a: &EvalArgs, quiet: bool) -> Result<()> {
 
 /// `clot explain`.
 pub fn explain(a: &ExplainArgs) -> Result<()> {
-    let Some(g) = graphs::build(&a.mode) else {
-        bail!(
-            "unknown mode `{}` (known: {})",
-            a.mode,
-            graphs::MODES.join(", ")
-        );
+    let g = graphs::build(&a.mode, &a.without)?;
+    let without = if a.without.is_empty() {
+        String::new()
+    } else {
+        format!(" without {}", a.without.join(", "))
     };
     println!(
-        "mode {}: forward phases in order; backward runs them mirrored\n",
+        "mode {}{without}: forward phases in order; backward runs them mirrored\n",
         a.mode
     );
     print!("{}", g.explain());

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use bevy_ecs::entity::Entity;
 use clot_datasets::Video;
-use clot_schemas::{FrameEmbeddings, TransportPlan, VideoId};
+use clot_schemas::{FrameEmbeddings, VideoId};
 use clot_stages::actions::ACTIONS;
 use clot_stages::batch::{Batch, Input, LossValue, ModelConfig, Prediction, RunRng, VideoIndex};
 use clot_stages::encode::init_params;
@@ -93,13 +93,7 @@ impl Session {
         params: ParamSet,
         sampling_seed: u64,
     ) -> Result<Self> {
-        let mut graph = graphs::build(&cfg.mode).ok_or_else(|| {
-            anyhow!(
-                "unknown mode `{}` (known: {})",
-                cfg.mode,
-                graphs::MODES.join(", ")
-            )
-        })?;
+        let mut graph = graphs::build(&cfg.mode, &cfg.without)?;
         graph.initialize().map_err(|e| anyhow!("{e}"))?;
         let w = &mut graph.world;
         w.insert_resource(ModelConfig {
@@ -110,6 +104,7 @@ impl Session {
             standardise: cfg.standardise,
             ot_train: cfg.ot(true),
             ot_eval: cfg.ot(false),
+            clot: cfg.clot(),
         });
         w.insert_resource(RunRng(ChaCha8Rng::seed_from_u64(sampling_seed)));
         w.insert_resource(Grads(params.zeros_like()));
@@ -224,11 +219,11 @@ impl Session {
                 bail!("validation produced no prediction");
             };
             let frames = input.frames.as_slice();
-            let g: Vec<i32> = frames[..pred.0.len()]
+            let g: Vec<i32> = frames[..pred.labels.len()]
                 .iter()
                 .map(|&f| gt.as_slice()[f as usize])
                 .collect();
-            pairs.push((pred.0.as_slice().to_vec(), g));
+            pairs.push((pred.labels.as_slice().to_vec(), g));
         }
         let refs: Vec<(&[i32], &[i32])> = pairs.iter().map(|(p, g)| (&p[..], &g[..])).collect();
         Ok(Some(
@@ -255,6 +250,7 @@ impl Session {
                 .collect();
             for (b, chunk) in batches.iter().enumerate() {
                 self.set_batch(chunk, Sampling::Train(self.cfg.sampled_frames), true);
+                self.graph.world.insert_resource(LossValue::default());
                 let g = &mut self.graph;
                 g.forward()
                     .and_then(|_| g.backward())
@@ -301,18 +297,11 @@ impl Session {
                 .map_err(|e| anyhow!("{e}"))
                 .with_context(|| format!("evaluating video {}", v.name))?;
             let e = self.entities[i];
-            let w = &self.graph.world;
-            let (Some(pred), Some(plan)) = (w.get::<Prediction>(e), w.get::<TransportPlan>(e))
-            else {
+            let Some(pred) = self.graph.world.get::<Prediction>(e) else {
                 bail!("video {}: the graph wrote no prediction", v.name);
             };
-            let k = plan.cols();
-            let prediction = pred.0.as_slice().to_vec();
-            let confidence = prediction
-                .iter()
-                .enumerate()
-                .map(|(r, &p)| plan.as_slice()[r * k + p as usize])
-                .collect();
+            let (prediction, confidence) =
+                (pred.labels.as_slice().to_vec(), pred.confidence.clone());
             out.push(VideoResult {
                 name: v.name.clone(),
                 activity: v.activity.clone(),
@@ -345,6 +334,23 @@ impl Session {
     }
 }
 
+/// Fresh parameters for `cfg` (A comes from k-means later): the MLP, then — in the clot graph —
+/// dispatch's α, β and the decoder, drawn from one RNG in that order.
+pub fn init_model(cfg: &TrainConfig, seed: u64) -> ParamSet {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut params = ParamSet::default();
+    init_params(&mut params, &cfg.mlp, &mut rng);
+    let has = |s: &str| cfg.mode == "clot" && !cfg.without.iter().any(|w| w == s);
+    if has("dispatch") {
+        clot_stages::dispatch::init_params(&mut params);
+    }
+    if has("decoder") {
+        let d = cfg.mlp.last().copied().unwrap_or(0);
+        clot_stages::decode::init_params(&mut params, &cfg.clot().decoder_shape(d), &mut rng);
+    }
+    params
+}
+
 /// The seeds a run derives from its one seed: (MLP init, sampling, shuffling, k-means).
 pub fn derive_seeds(seed: u64) -> [u64; 4] {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
@@ -360,12 +366,7 @@ pub fn fit(
     let dim = videos.first().map(|v| v.features.cols()).unwrap_or(0);
     cfg.validate(dim)?;
     let [init_seed, sample_seed, shuffle_seed, kmeans_seed] = derive_seeds(cfg.seed);
-    let mut params = ParamSet::default();
-    init_params(
-        &mut params,
-        &cfg.mlp,
-        &mut ChaCha8Rng::seed_from_u64(init_seed),
-    );
+    let params = init_model(cfg, init_seed);
     let start = Instant::now();
     let mut s = Session::new(cfg, videos, params, sample_seed)?;
     s.init_actions(kmeans_seed)

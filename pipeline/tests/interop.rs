@@ -67,7 +67,7 @@ for name, table in [("predictions", "predictions"), ("video_metrics", "video_met
     t = pq.read_table(os.path.join(run, name + ".parquet"))
     md = {k.decode(): v.decode() for k, v in t.schema.metadata.items()}
     assert md["clot.table"] == table, md
-    assert md["clot.mode"] == "asot" and md["clot.seed"] == "0", md
+    assert md["clot.mode"] == "clot" and md["clot.seed"] == "0", md
     assert md["clot.stages"].split(",")[:3] == ["load", "actions", "encode"], md
     tables[name] = t
 p = tables["predictions"]
@@ -78,8 +78,12 @@ vm = tables["video_metrics"]
 assert abs(np.mean(vm.column("mof").to_numpy()) - s["video_mof"]) < 1e-12
 ck = load_file(os.path.join(run, "checkpoint.safetensors"))
 shapes = {k: list(v.shape) for k, v in ck.items()}
-assert shapes == {"mlp.0.weight": [128, 64], "mlp.0.bias": [128], "mlp.2.weight": [40, 128],
-                  "mlp.2.bias": [40], "clusters": [7, 40]}, shapes
+want = {"mlp.0.weight": [128, 64], "mlp.0.bias": [128], "mlp.2.weight": [40, 128],
+        "mlp.2.bias": [40], "clusters": [7, 40], "dispatch.sim_alpha": [1],
+        "decoder.layers.0.self_attn.in_proj_weight": [120, 40],
+        "decoder.layers.0.linear1.weight": [160, 40], "decoder.norm.weight": [40],
+        "query_embed": [7, 40], "query_pos": [7, 40]}
+assert all(shapes[k] == v for k, v in want.items()), shapes
 with safe_open(os.path.join(run, "checkpoint.safetensors"), "np") as f:
     assert "epochs = 2" in f.metadata()["clot.config"]
 print(json.dumps({"frames": p.num_rows, "videos": vm.num_rows, "steps": tables["training_curve"].num_rows}))

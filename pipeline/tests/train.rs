@@ -15,6 +15,7 @@ use indicatif::ProgressBar;
 
 fn demo_config(epochs: usize, seed: u64) -> TrainConfig {
     let mut c = TrainConfig::from_preset(clot_datasets::preset("demo").unwrap(), 7);
+    c.mode = "asot".into();
     c.epochs = epochs;
     c.seed = seed;
     c
@@ -54,10 +55,22 @@ fn run_on_the_demo_writes_a_complete_run_folder_and_beats_equal_split() {
     for s in [
         "load",
         "encode",
+        "dispatch",
         "ot1",
+        "decode",
+        "ot2",
+        "refine",
+        "ot3",
         "loss",
+        "loss-segments",
+        "loss-refined",
         "encode.backward",
+        "dispatch.backward",
+        "decode.backward",
+        "refine.backward",
         "loss.backward",
+        "loss-segments.backward",
+        "loss-refined.backward",
     ] {
         assert!(stages.contains(&s), "no time recorded for {s}: {stages:?}");
     }
@@ -75,19 +88,21 @@ fn run_on_the_demo_writes_a_complete_run_folder_and_beats_equal_split() {
     assert_eq!(e["video"], r["scores"]["video"]);
     let (params, cfg) = read_checkpoint(&ckpt).unwrap();
     assert_eq!(cfg.epochs, 15);
-    let names: Vec<&str> = params.tensors.iter().map(|t| t.name.as_str()).collect();
+    let shape = |n: &str| {
+        params
+            .tensors
+            .iter()
+            .find(|t| t.name == n)
+            .map(|t| t.shape.clone())
+    };
+    assert_eq!(shape("mlp.0.weight"), Some(vec![128, 64]));
+    assert_eq!(shape("clusters"), Some(vec![7, 40]));
+    assert_eq!(shape("dispatch.sim_beta"), Some(vec![1]));
     assert_eq!(
-        names,
-        [
-            "mlp.0.weight",
-            "mlp.0.bias",
-            "mlp.2.weight",
-            "mlp.2.bias",
-            "clusters"
-        ]
+        shape("decoder.layers.0.multihead_attn.out_proj.weight"),
+        Some(vec![40, 40])
     );
-    assert_eq!(params.tensors[0].shape, vec![128, 64]);
-    assert_eq!(params.tensors[4].shape, vec![7, 40]);
+    assert_eq!(cfg.mode, "clot");
 }
 
 fn demo_videos() -> clot_datasets::Dataset {
@@ -224,6 +239,7 @@ fn coffee_seeds_match_the_reference_asot_run() {
     let mut rows = Vec::new();
     for seed in 0..5 {
         let mut cfg = TrainConfig::from_preset(p, 7);
+        cfg.mode = "asot".into();
         cfg.seed = seed;
         let (_, results, _) = fit(&cfg, &videos, &ProgressBar::hidden()).unwrap();
         let s = score(&results, cfg.exclude, cfg.f1_seed).unwrap().unwrap();

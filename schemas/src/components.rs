@@ -190,6 +190,14 @@ matrix_component!(
     /// A transport plan of one video, N×K; valid rows sum to 1, padded rows are 0.
     TransportPlan, column = "plan", finite = false
 );
+matrix_component!(
+    /// The OT2 plan T_S of one video's segments, K′×K; rows sum to 1.
+    SegmentPlan, column = "segment_plan", finite = false
+);
+matrix_component!(
+    /// The OT3 plan T_R of one video's refined frames, N×K; valid rows sum to 1, padded rows 0.
+    RefinedPlan, column = "refined_plan", finite = false
+);
 
 /// Per-frame integer labels (ground-truth ids or predictions) without nulls.
 #[derive(Component, Debug, Clone, PartialEq)]

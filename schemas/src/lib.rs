@@ -18,8 +18,8 @@ pub mod error;
 pub mod tables;
 
 pub use components::{
-    F32Matrix, FrameEmbeddings, FrameFeatures, Labels, Mask, RefinedFrames, SegmentEmbeddings,
-    TransportPlan, VideoId,
+    F32Matrix, FrameEmbeddings, FrameFeatures, Labels, Mask, RefinedFrames, RefinedPlan,
+    SegmentEmbeddings, SegmentPlan, TransportPlan, VideoId,
 };
 pub use error::SchemaError;
 pub use tables::{
@@ -30,8 +30,8 @@ pub use tables::{
 /// One import for users: `use clot_schemas::prelude::*;`.
 pub mod prelude {
     pub use crate::components::{
-        F32Matrix, FrameEmbeddings, FrameFeatures, Labels, Mask, RefinedFrames, SegmentEmbeddings,
-        TransportPlan, VideoId,
+        F32Matrix, FrameEmbeddings, FrameFeatures, Labels, Mask, RefinedFrames, RefinedPlan,
+        SegmentEmbeddings, SegmentPlan, TransportPlan, VideoId,
     };
     pub use crate::error::SchemaError;
     pub use crate::tables::{SCHEMA_VERSION, Table, check_schema};

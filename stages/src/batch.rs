@@ -10,6 +10,7 @@ use clot_schemas::{FrameFeatures, Labels, Mask};
 use rand_chacha::ChaCha8Rng;
 
 use crate::ot::AsotParams;
+use crate::ot::cost::SwdParams;
 use crate::sample::Sampling;
 
 /// The videos of the current batch, in batch order, and how to sample them.
@@ -38,6 +39,57 @@ pub struct ModelConfig {
     pub ot_train: AsotParams,
     /// OT settings at evaluation.
     pub ot_eval: AsotParams,
+    /// CLOT's settings (used by the stages CLOT adds).
+    pub clot: ClotConfig,
+}
+
+/// Settings of CLOT's stages (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClotConfig {
+    /// Weight of the SWD term in OT1's cost.
+    pub swd_weight: f32,
+    pub swd: SwdParams,
+    /// Decoder attention heads.
+    pub heads: usize,
+    /// Decoder layers L.
+    pub decoder_layers: usize,
+    /// Segment queries K′.
+    pub queries: usize,
+    /// Dropout probability in training.
+    pub dropout: f32,
+    /// Add positions to the attention values (the released code does).
+    pub pos_values: bool,
+    /// Temperature τ_ca of the cross-attention refinement.
+    pub tau_ca: f32,
+}
+
+impl ClotConfig {
+    /// The paper's settings for K actions: SWD `released` with weight 1, 4 heads, 1 layer,
+    /// K′ = K, dropout 0.1, positions on values, τ_ca = 0.1.
+    pub fn for_actions(k: usize) -> Self {
+        ClotConfig {
+            swd_weight: 1.0,
+            swd: SwdParams::default(),
+            heads: 4,
+            decoder_layers: 1,
+            queries: k,
+            dropout: 0.1,
+            pos_values: true,
+            tau_ca: 0.1,
+        }
+    }
+
+    /// The decoder's shape for embedding size `d`.
+    pub fn decoder_shape(&self, d: usize) -> crate::decode::kernel::DecoderShape {
+        crate::decode::kernel::DecoderShape {
+            d,
+            heads: self.heads,
+            layers: self.decoder_layers,
+            queries: self.queries,
+            ffn: 4 * d,
+            pos_values: self.pos_values,
+        }
+    }
 }
 
 impl ModelConfig {
@@ -80,12 +132,17 @@ impl Input {
     }
 }
 
-/// The argmax prediction of the last plan (a component, one label per real frame).
+/// The argmax prediction of the final plan (a component, one label per real frame) and the plan's
+/// mass on it.
 #[derive(Component, Debug, Clone, PartialEq)]
 #[component(immutable)]
-pub struct Prediction(pub Labels);
+pub struct Prediction {
+    pub labels: Labels,
+    pub confidence: Vec<f32>,
+}
 
-/// The loss of the last forward pass and its parts (a resource).
+/// The loss of the last forward pass and its parts (a resource; the driver resets it before each
+/// forward pass, each cross-entropy stage adds its term).
 #[derive(Resource, Debug, Clone, Default, PartialEq)]
 pub struct LossValue {
     pub total: f64,
@@ -93,7 +150,30 @@ pub struct LossValue {
     pub terms: Vec<(&'static str, f64)>,
 }
 
-/// dL/dF of a video's frame embeddings in the current backward pass (transient, so a plain
-/// buffer rather than an Arrow column), N×d.
+impl LossValue {
+    /// Adds a term.
+    pub fn add(&mut self, name: &'static str, value: f64) {
+        self.total += value;
+        self.terms.push((name, value));
+    }
+
+    /// The value of term `name`.
+    pub fn term(&self, name: &str) -> Option<f64> {
+        self.terms.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+}
+
+/// The gradient of the loss with respect to a video's current `FrameEmbeddings`, N×d, in the
+/// backward pass (transient, so a plain buffer rather than an Arrow column). Stages replace it as
+/// the pass moves back: the loss writes dL/dF, refinement and the decoder add their parts, and
+/// dispatch turns it into dL/dE for the encoder.
 #[derive(Component, Debug, Clone, PartialEq)]
 pub struct EmbeddingGrad(pub Vec<f32>);
+
+/// dL/dS of a video's segment embeddings (K′×d) in the backward pass.
+#[derive(Component, Debug, Clone, PartialEq)]
+pub struct SegmentGrad(pub Vec<f32>);
+
+/// dL/dF_R of a video's refined frames (N×d) in the backward pass.
+#[derive(Component, Debug, Clone, PartialEq)]
+pub struct RefinedGrad(pub Vec<f32>);

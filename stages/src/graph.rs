@@ -69,6 +69,15 @@ impl Phase {
     ];
 }
 
+/// The order of the cross-entropy terms inside [`Phase::Loss`]: frames, segments, refined in the
+/// forward pass, the reverse in backward (so sums of gradients have one fixed order).
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LossLevel {
+    Frames,
+    Segments,
+    Refined,
+}
+
 /// The forward pass of a batch.
 #[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Forward;
@@ -268,6 +277,16 @@ impl StageGraph {
             )
                 .chain(),
         );
+        forward.configure_sets(
+            (LossLevel::Frames, LossLevel::Segments, LossLevel::Refined)
+                .chain()
+                .in_set(Phase::Loss),
+        );
+        backward.configure_sets(
+            (LossLevel::Refined, LossLevel::Segments, LossLevel::Frames)
+                .chain()
+                .in_set(Phase::Loss),
+        );
         // `ForwardLimit` stops the forward pass after a phase (e.g. embeddings for k-means init)
         for phase in Phase::ALL {
             forward
@@ -396,7 +415,7 @@ impl StageGraph {
                 };
                 let _ = writeln!(
                     out,
-                    "{:<9} {:<12} {:<15} reads: {}\n{:<38}writes: {}\n{:<38}{}",
+                    "{:<9} {:<14} {:<15} reads: {}\n{:<40}writes: {}\n{:<40}{}",
                     format!("{phase:?}"),
                     s.name,
                     grad,

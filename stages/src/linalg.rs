@@ -166,9 +166,27 @@ pub fn normalize_rows_backward<R: Real>(y: &[R], norms: &[R], dy: &[R], d: usize
 }
 
 /// y (rows×out) = x (rows×in) Wᵀ + b, with W stored `out×in` (PyTorch's `nn.Linear`).
-pub fn linear<R: Real>(x: &[R], w: &[R], b: &[R], rows: usize, fan_in: usize, fan_out: usize) -> Vec<R> {
+pub fn linear<R: Real>(
+    x: &[R],
+    w: &[R],
+    b: &[R],
+    rows: usize,
+    fan_in: usize,
+    fan_out: usize,
+) -> Vec<R> {
     let mut y: Vec<R> = (0..rows).flat_map(|_| b.iter().copied()).collect();
-    gemm(rows, fan_in, fan_out, R::one(), x, Op::N, w, Op::T, R::one(), &mut y);
+    gemm(
+        rows,
+        fan_in,
+        fan_out,
+        R::one(),
+        x,
+        Op::N,
+        w,
+        Op::T,
+        R::one(),
+        &mut y,
+    );
     y
 }
 
@@ -185,7 +203,18 @@ pub fn linear_backward<R: Real>(
     db: &mut [R],
     want_dx: bool,
 ) -> Option<Vec<R>> {
-    gemm(fan_out, rows, fan_in, R::one(), dy, Op::T, x, Op::N, R::one(), dw);
+    gemm(
+        fan_out,
+        rows,
+        fan_in,
+        R::one(),
+        dy,
+        Op::T,
+        x,
+        Op::N,
+        R::one(),
+        dw,
+    );
     for row in dy.chunks_exact(fan_out) {
         for (g, &v) in db.iter_mut().zip(row) {
             *g = *g + v;
@@ -193,7 +222,18 @@ pub fn linear_backward<R: Real>(
     }
     want_dx.then(|| {
         let mut dx = vec![R::zero(); rows * fan_in];
-        gemm(rows, fan_out, fan_in, R::one(), dy, Op::N, w, Op::N, R::zero(), &mut dx);
+        gemm(
+            rows,
+            fan_out,
+            fan_in,
+            R::one(),
+            dy,
+            Op::N,
+            w,
+            Op::N,
+            R::zero(),
+            &mut dx,
+        );
         dx
     })
 }

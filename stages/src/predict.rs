@@ -1,9 +1,11 @@
 //! The predict stage (Phase::Write, detached): the label of each real frame is the argmax of the
-//! final plan (`TransportPlan`; ties go to the lower action, as `argmax` does). Writes
-//! [`Prediction`]. Cost O(N·K).
+//! final plan (`TransportPlan`, or `RefinedPlan` in CLOT; ties go to the lower action, as `argmax`
+//! does) with the plan's mass on it. Writes [`Prediction`]. Cost O(N·K).
 
 use bevy_ecs::prelude::*;
-use clot_schemas::{Labels, TransportPlan};
+use std::ops::Deref;
+
+use clot_schemas::{F32Matrix, Labels, RefinedPlan, TransportPlan};
 
 use crate::batch::{Batch, Input, Prediction};
 use crate::graph::{Forward, Grad, Phase, Stage, StageGraph, StageInfo};
@@ -24,9 +26,9 @@ pub fn argmax_rows(plan: &[f32], k: usize, valid: usize) -> Vec<i32> {
         .collect()
 }
 
-fn predict(
+fn predict<P: Component + Deref<Target = F32Matrix>>(
     batch: Res<'_, Batch>,
-    q: Query<'_, '_, (&TransportPlan, &Input)>,
+    q: Query<'_, '_, (&P, &Input)>,
     mut commands: Commands<'_, '_>,
 ) {
     if batch.train {
@@ -34,31 +36,53 @@ fn predict(
     }
     for &e in &batch.videos {
         if let Ok((t, input)) = q.get(e) {
-            let labels = argmax_rows(t.as_slice(), t.cols(), input.mask.count_valid());
-            commands
-                .entity(e)
-                .insert(Prediction(Labels::from_vec(labels)));
+            let k = t.cols();
+            let labels = argmax_rows(t.as_slice(), k, input.mask.count_valid());
+            let confidence = labels
+                .iter()
+                .enumerate()
+                .map(|(r, &l)| t.as_slice()[r * k + l as usize])
+                .collect();
+            commands.entity(e).insert(Prediction {
+                labels: Labels::from_vec(labels),
+                confidence,
+            });
         }
     }
 }
 
-/// The predict stage.
+/// The predict stage: from T (`refined: false`, the ASOT mode and "without refinement") or from
+/// T_R (CLOT).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PredictStage;
+pub struct PredictStage {
+    pub refined: bool,
+}
 
 impl Stage for PredictStage {
     fn info(&self) -> StageInfo {
         StageInfo {
             name: "predict",
             phase: Phase::Write,
-            reads: &["TransportPlan", "Input(mask)"],
+            reads: if self.refined {
+                &["RefinedPlan", "Input(mask)"]
+            } else {
+                &["TransportPlan", "Input(mask)"]
+            },
             writes: &["Prediction"],
             grad: Grad::Detached,
-            about: "label = argmax of the final plan (evaluation batches)",
+            about: if self.refined {
+                "label = argmax of T_R (evaluation batches)"
+            } else {
+                "label = argmax of T (evaluation batches)"
+            },
         }
     }
 
     fn build(&self, graph: &mut StageGraph) {
-        graph.add_systems(Forward, Phase::Write, predict);
+        if self.refined {
+            graph.add_systems(Forward, Phase::Write, predict::<RefinedPlan>);
+        } else {
+            graph.add_systems(Forward, Phase::Write, predict::<TransportPlan>);
+        }
     }
 }

@@ -20,7 +20,9 @@ use rand_chacha::ChaCha8Rng;
 const H: f64 = 1e-6;
 
 fn randn(rng: &mut ChaCha8Rng, n: usize, scale: f64) -> Vec<f64> {
-    (0..n).map(|_| rng.random_range(-1.0..1.0) * scale).collect()
+    (0..n)
+        .map(|_| rng.random_range(-1.0..1.0) * scale)
+        .collect()
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -28,7 +30,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Central differences of `f` over every entry of `x` against `analytic`.
-fn check(name: &str, x: &mut Vec<f64>, analytic: &[f64], f: &mut dyn FnMut(&[f64]) -> f64) {
+fn check(name: &str, x: &mut [f64], analytic: &[f64], f: &mut dyn FnMut(&[f64]) -> f64) {
     assert_eq!(x.len(), analytic.len(), "{name}");
     let mut worst = 0.0f64;
     for i in 0..x.len() {
@@ -41,9 +43,16 @@ fn check(name: &str, x: &mut Vec<f64>, analytic: &[f64], f: &mut dyn FnMut(&[f64
         let fdv = (up - down) / (2.0 * H);
         let err = (fdv - analytic[i]).abs() / (1e-5 + fdv.abs().max(analytic[i].abs()));
         worst = worst.max(err);
-        assert!(err < 1e-4, "{name}[{i}]: finite difference {fdv}, backward {}", analytic[i]);
+        assert!(
+            err < 1e-4,
+            "{name}[{i}]: finite difference {fdv}, backward {}",
+            analytic[i]
+        );
     }
-    eprintln!("{name}: {} entries, worst relative error {worst:.1e}", x.len());
+    eprintln!(
+        "{name}: {} entries, worst relative error {worst:.1e}",
+        x.len()
+    );
 }
 
 #[test]
@@ -58,8 +67,12 @@ fn dispatch_gradients() {
     assert_eq!(out.len(), n * d);
     let (de, da, dal, dbe) = fd::backward(&e, &a, &cache, &w, (n, k, d), ab[0]);
     let (e0, a0, ab0) = (e.clone(), a.clone(), ab.clone());
-    check("dispatch dE", &mut e, &de, &mut |x| dot(&fd::forward(x, &a0, (n, k, d), ab0[0], ab0[1]).0, &w));
-    check("dispatch dA", &mut a, &da, &mut |x| dot(&fd::forward(&e0, x, (n, k, d), ab0[0], ab0[1]).0, &w));
+    check("dispatch dE", &mut e, &de, &mut |x| {
+        dot(&fd::forward(x, &a0, (n, k, d), ab0[0], ab0[1]).0, &w)
+    });
+    check("dispatch dA", &mut a, &da, &mut |x| {
+        dot(&fd::forward(&e0, x, (n, k, d), ab0[0], ab0[1]).0, &w)
+    });
     check("dispatch dα dβ", &mut ab, &[dal, dbe], &mut |x| {
         dot(&fd::forward(&e0, &a0, (n, k, d), x[0], x[1]).0, &w)
     });
@@ -75,8 +88,12 @@ fn refine_gradients() {
     let c = refine::forward(&f, &s, (n, kk, d), tau);
     let (df, ds) = refine::backward(&f, &s, &c, &w, (n, kk, d), tau);
     let (f0, s0) = (f.clone(), s.clone());
-    check("refine dF", &mut f, &df, &mut |x| dot(&refine::forward(x, &s0, (n, kk, d), tau).out, &w));
-    check("refine dS", &mut s, &ds, &mut |x| dot(&refine::forward(&f0, x, (n, kk, d), tau).out, &w));
+    check("refine dF", &mut f, &df, &mut |x| {
+        dot(&refine::forward(x, &s0, (n, kk, d), tau).out, &w)
+    });
+    check("refine dS", &mut s, &ds, &mut |x| {
+        dot(&refine::forward(&f0, x, (n, kk, d), tau).out, &w)
+    });
 }
 
 #[test]
@@ -91,9 +108,15 @@ fn layer_norm_gradients() {
     let (mut dg, mut db) = (vec![0.0; d], vec![0.0; d]);
     let dx = layer_norm_backward(&c, &g, &w, d, &mut dg, &mut db);
     let (x0, g0, b0) = (x.clone(), g.clone(), b.clone());
-    check("layernorm dx", &mut x, &dx, &mut |v| dot(&layer_norm(v, &g0, &b0, d).0, &w));
-    check("layernorm dγ", &mut g, &dg, &mut |v| dot(&layer_norm(&x0, v, &b0, d).0, &w));
-    check("layernorm dβ", &mut b, &db, &mut |v| dot(&layer_norm(&x0, &g0, v, d).0, &w));
+    check("layernorm dx", &mut x, &dx, &mut |v| {
+        dot(&layer_norm(v, &g0, &b0, d).0, &w)
+    });
+    check("layernorm dγ", &mut g, &dg, &mut |v| {
+        dot(&layer_norm(&x0, v, &b0, d).0, &w)
+    });
+    check("layernorm dβ", &mut b, &db, &mut |v| {
+        dot(&layer_norm(&x0, &g0, v, d).0, &w)
+    });
 }
 
 #[test]
@@ -110,26 +133,65 @@ fn attention_gradients_with_masked_keys_and_dropout() {
     let xk = randn(&mut rng, lk * d, 1.0);
     let xv = randn(&mut rng, lk * d, 1.0);
     let valid: Vec<bool> = (0..lk).map(|j| j < 5).collect();
-    let drop: Vec<f64> = (0..h * lq * lk).map(|i| if i % 5 == 0 { 0.0 } else { 1.0 / 0.9 }).collect();
+    let drop: Vec<f64> = (0..h * lq * lk)
+        .map(|i| if i % 5 == 0 { 0.0 } else { 1.0 / 0.9 })
+        .collect();
     let w = randn(&mut rng, lq * d, 1.0);
     let run = |p: &[Vec<f64>], q: &[f64], k: &[f64], v: &[f64]| {
-        let mp = MhaParams { w_in: &p[0], b_in: &p[1], w_out: &p[2], b_out: &p[3] };
+        let mp = MhaParams {
+            w_in: &p[0],
+            b_in: &p[1],
+            w_out: &p[2],
+            b_out: &p[3],
+        };
         mha(&mp, q, k, v, (lq, lk, d, h), &valid, Some(&drop))
     };
     let (_, c) = run(&prm, &xq, &xk, &xv);
     let mut g: Vec<Vec<f64>> = prm.iter().map(|t| vec![0.0; t.len()]).collect();
     let (dq, dk, dv) = {
-        let mp = MhaParams { w_in: &prm[0], b_in: &prm[1], w_out: &prm[2], b_out: &prm[3] };
+        let mp = MhaParams {
+            w_in: &prm[0],
+            b_in: &prm[1],
+            w_out: &prm[2],
+            b_out: &prm[3],
+        };
         let [a, b, cc, dd] = g.get_disjoint_mut([0, 1, 2, 3]).unwrap();
-        mha_backward(&mp, &c, &xq, &xk, &xv, &w, (lq, lk, d, h), Some(&drop), [a, b, cc, dd])
+        mha_backward(
+            &mp,
+            &c,
+            &xq,
+            &xk,
+            &xv,
+            &w,
+            (lq, lk, d, h),
+            Some(&drop),
+            [a, b, cc, dd],
+        )
     };
-    assert!(dk[5 * d..].iter().chain(&dv[5 * d..]).all(|&x| x == 0.0), "masked keys get no gradient");
+    assert!(
+        dk[5 * d..].iter().chain(&dv[5 * d..]).all(|&x| x == 0.0),
+        "masked keys get no gradient"
+    );
     let (mut q, mut k, mut v) = (xq.clone(), xk.clone(), xv.clone());
     let p0 = prm.clone();
-    check("attention dq", &mut q, &dq, &mut |x| dot(&run(&p0, x, &xk, &xv).0, &w));
-    check("attention dk", &mut k, &dk, &mut |x| dot(&run(&p0, &xq, x, &xv).0, &w));
-    check("attention dv", &mut v, &dv, &mut |x| dot(&run(&p0, &xq, &xk, x).0, &w));
-    for (i, name) in ["in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"].iter().enumerate() {
+    check("attention dq", &mut q, &dq, &mut |x| {
+        dot(&run(&p0, x, &xk, &xv).0, &w)
+    });
+    check("attention dk", &mut k, &dk, &mut |x| {
+        dot(&run(&p0, &xq, x, &xv).0, &w)
+    });
+    check("attention dv", &mut v, &dv, &mut |x| {
+        dot(&run(&p0, &xq, &xk, x).0, &w)
+    });
+    for (i, name) in [
+        "in_proj_weight",
+        "in_proj_bias",
+        "out_proj.weight",
+        "out_proj.bias",
+    ]
+    .iter()
+    .enumerate()
+    {
         let mut t = prm[i].clone();
         let others = prm.clone();
         check(&format!("attention {name}"), &mut t, &g[i], &mut |x| {
@@ -157,13 +219,22 @@ fn decoder_params(rng: &mut ChaCha8Rng, s: &DecoderShape) -> Vec<Vec<f64>> {
 
 fn decoder_case(pos_values: bool, layers: usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(5 + layers as u64);
-    let s = DecoderShape { d: 8, heads: 2, layers, queries: 3, ffn: 12, pos_values };
+    let s = DecoderShape {
+        d: 8,
+        heads: 2,
+        layers,
+        queries: 3,
+        ffn: 12,
+        pos_values,
+    };
     let n = 6;
     let mut prm = decoder_params(&mut rng, &s);
     let mut mem = randn(&mut rng, n * s.d, 1.0);
     let valid: Vec<bool> = (0..n).map(|t| t < 5).collect();
     let mut u = || rng.random::<f64>();
-    let drops: Vec<LayerDrops<f64>> = (0..layers).map(|_| draw_drops(&s, n, 0.1, &mut u)).collect();
+    let drops: Vec<LayerDrops<f64>> = (0..layers)
+        .map(|_| draw_drops(&s, n, 0.1, &mut u))
+        .collect();
     let w = randn(&mut rng, s.queries * s.d, 1.0);
     let run = |p: &[Vec<f64>], m: &[f64]| {
         let refs: Vec<&[f64]> = p.iter().map(|t| t.as_slice()).collect();
@@ -173,7 +244,12 @@ fn decoder_case(pos_values: bool, layers: usize) {
     let c = dec::forward(&refs, &s, &mem, &valid, Some(&drops));
     let (g, dmem) = dec::backward(&refs, &s, &c, &w, &valid, Some(&drops));
     let p0 = prm.clone();
-    check(&format!("decoder dmemory (pos_values {pos_values})"), &mut mem, &dmem, &mut |x| dot(&run(&p0, x), &w));
+    check(
+        &format!("decoder dmemory (pos_values {pos_values})"),
+        &mut mem,
+        &dmem,
+        &mut |x| dot(&run(&p0, x), &w),
+    );
     let mem0 = mem.clone();
     for (i, (name, _)) in layout(&s).iter().enumerate() {
         let mut t = prm[i].clone();
@@ -224,7 +300,8 @@ fn plan(rng: &mut ChaCha8Rng, rows: usize, k: usize, valid: &[bool]) -> Vec<f64>
         row.iter_mut().for_each(|v| *v = v.abs() + 0.01);
         let s: f64 = row.iter().sum();
         let ok = valid.get(r).copied().unwrap_or(true);
-        row.iter_mut().for_each(|v| *v = if ok { *v / s } else { 0.0 });
+        row.iter_mut()
+            .for_each(|v| *v = if ok { *v / s } else { 0.0 });
     }
     t
 }
@@ -238,7 +315,12 @@ fn clot_loss(m: &Model, st: &Setup, want: bool) -> (f64, Option<Model>) {
         .widths
         .windows(2)
         .enumerate()
-        .map(|(l, w)| LinearRef { w: &m.mlp[2 * l], b: &m.mlp[2 * l + 1], fan_in: w[0], fan_out: w[1] })
+        .map(|(l, w)| LinearRef {
+            w: &m.mlp[2 * l],
+            b: &m.mlp[2 * l + 1],
+            fan_in: w[0],
+            fan_out: w[1],
+        })
         .collect();
     let enc_c = enc::forward(&layers, &st.x, n);
     let (mut f, fd_c) = fd::forward(&enc_c.out, &m.a, (n, k, d), m.ab[0], m.ab[1]);
@@ -261,9 +343,42 @@ fn clot_loss(m: &Model, st: &Setup, want: bool) -> (f64, Option<Model>) {
     let mut df = vec![0.0; n * d];
     let mut ds = vec![0.0; kq * d];
     let mut dfr = vec![0.0; n * d];
-    ce::backward(&rc.out, &m.a, &p3, &st.t3, &st.valid, (n, k, d), tau, n, &mut dfr, &mut da);
-    ce::backward(&dc.out, &m.a, &p2, &st.t2, &all, (kq, k, d), tau, kq, &mut ds, &mut da);
-    ce::backward(&f, &m.a, &p1, &st.t1, &st.valid, (n, k, d), tau, n, &mut df, &mut da);
+    ce::backward(
+        &rc.out,
+        &m.a,
+        &p3,
+        &st.t3,
+        &st.valid,
+        (n, k, d),
+        tau,
+        n,
+        &mut dfr,
+        &mut da,
+    );
+    ce::backward(
+        &dc.out,
+        &m.a,
+        &p2,
+        &st.t2,
+        &all,
+        (kq, k, d),
+        tau,
+        kq,
+        &mut ds,
+        &mut da,
+    );
+    ce::backward(
+        &f,
+        &m.a,
+        &p1,
+        &st.t1,
+        &st.valid,
+        (n, k, d),
+        tau,
+        n,
+        &mut df,
+        &mut da,
+    );
     let (df_r, ds_r) = refine::backward(&f, &dc.out, &rc, &dfr, (n, kq, d), 0.1);
     df.iter_mut().zip(&df_r).for_each(|(a, b)| *a += b);
     ds.iter_mut().zip(&ds_r).for_each(|(a, b)| *a += b);
@@ -277,10 +392,21 @@ fn clot_loss(m: &Model, st: &Setup, want: bool) -> (f64, Option<Model>) {
         let (w0, rest) = gm.split_at_mut(1);
         let (b0, rest) = rest.split_at_mut(1);
         let (w1, b1) = rest.split_at_mut(1);
-        let mut pairs = vec![(&mut w0[0][..], &mut b0[0][..]), (&mut w1[0][..], &mut b1[0][..])];
+        let mut pairs = vec![
+            (&mut w0[0][..], &mut b0[0][..]),
+            (&mut w1[0][..], &mut b1[0][..]),
+        ];
         enc::backward(&layers, &enc_c, &de, n, &mut pairs, false);
     }
-    (loss, Some(Model { mlp: gm, a: da, ab: vec![dal, dbe], dec: gdec }))
+    (
+        loss,
+        Some(Model {
+            mlp: gm,
+            a: da,
+            ab: vec![dal, dbe],
+            dec: gdec,
+        }),
+    )
 }
 
 #[test]
@@ -288,7 +414,14 @@ fn whole_clot_loss_against_every_parameter_group() {
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let widths = vec![6, 10, 8];
     let (k, n) = (3, 7);
-    let s = DecoderShape { d: 8, heads: 2, layers: 1, queries: 3, ffn: 16, pos_values: true };
+    let s = DecoderShape {
+        d: 8,
+        heads: 2,
+        layers: 1,
+        queries: 3,
+        ffn: 16,
+        pos_values: true,
+    };
     let valid: Vec<bool> = (0..n).map(|t| t < 6).collect();
     let mut mlp = Vec::new();
     for w in widths.windows(2) {
@@ -297,7 +430,12 @@ fn whole_clot_loss_against_every_parameter_group() {
     }
     let mut a = randn(&mut rng, k * 8, 1.0);
     normalize_rows(&mut a, 8);
-    let m = Model { mlp, a, ab: vec![1.0, 0.0], dec: decoder_params(&mut rng, &s) };
+    let m = Model {
+        mlp,
+        a,
+        ab: vec![1.0, 0.0],
+        dec: decoder_params(&mut rng, &s),
+    };
     let mut u = || rng.random::<f64>();
     let drops = vec![draw_drops(&s, n, 0.1, &mut u)];
     let st = Setup {
@@ -313,7 +451,10 @@ fn whole_clot_loss_against_every_parameter_group() {
     };
     let (_, g) = clot_loss(&m, &st, true);
     let g = g.unwrap();
-    let flat_check = |name: &str, get: &dyn Fn(&Model) -> Vec<f64>, set: &dyn Fn(&mut Model, &[f64]), an: Vec<f64>| {
+    let flat_check = |name: &str,
+                      get: &dyn Fn(&Model) -> Vec<f64>,
+                      set: &dyn Fn(&mut Model, &[f64]),
+                      an: Vec<f64>| {
         let mut x = get(&m);
         check(name, &mut x, &an, &mut |v| {
             let mut mm = m.clone();
@@ -322,11 +463,31 @@ fn whole_clot_loss_against_every_parameter_group() {
         });
     };
     for l in 0..m.mlp.len() {
-        flat_check(&format!("loss vs mlp tensor {l}"), &|mm| mm.mlp[l].clone(), &|mm, v| mm.mlp[l] = v.to_vec(), g.mlp[l].clone());
+        flat_check(
+            &format!("loss vs mlp tensor {l}"),
+            &|mm| mm.mlp[l].clone(),
+            &|mm, v| mm.mlp[l] = v.to_vec(),
+            g.mlp[l].clone(),
+        );
     }
-    flat_check("loss vs clusters (A)", &|mm| mm.a.clone(), &|mm, v| mm.a = v.to_vec(), g.a.clone());
-    flat_check("loss vs dispatch α, β", &|mm| mm.ab.clone(), &|mm, v| mm.ab = v.to_vec(), g.ab.clone());
+    flat_check(
+        "loss vs clusters (A)",
+        &|mm| mm.a.clone(),
+        &|mm, v| mm.a = v.to_vec(),
+        g.a.clone(),
+    );
+    flat_check(
+        "loss vs dispatch α, β",
+        &|mm| mm.ab.clone(),
+        &|mm, v| mm.ab = v.to_vec(),
+        g.ab.clone(),
+    );
     for (i, (name, _)) in layout(&st.s).iter().enumerate() {
-        flat_check(&format!("loss vs {name}"), &|mm| mm.dec[i].clone(), &|mm, v| mm.dec[i] = v.to_vec(), g.dec[i].clone());
+        flat_check(
+            &format!("loss vs {name}"),
+            &|mm| mm.dec[i].clone(),
+            &|mm, v| mm.dec[i] = v.to_vec(),
+            g.dec[i].clone(),
+        );
     }
 }

@@ -7,13 +7,13 @@
 use bevy_ecs::prelude::*;
 use clot_schemas::{FrameFeatures, TransportPlan};
 use clot_stages::actions::{ACTIONS, ActionsStage};
-use clot_stages::batch::{Batch, Input, LossValue, ModelConfig, RunRng};
+use clot_stages::batch::{Batch, ClotConfig, Input, LossValue, ModelConfig, RunRng};
 use clot_stages::encode::kernel::{self as enc, LinearRef};
 use clot_stages::encode::{EncodeStage, init_params};
 use clot_stages::graph::{Forward, Phase, StageGraph};
 use clot_stages::load::LoadStage;
-use clot_stages::loss::LossStage;
 use clot_stages::loss::kernel as ce;
+use clot_stages::loss::{Frames, LossStage};
 use clot_stages::ot::AsotParams;
 use clot_stages::ot::stage::Solve1Stage;
 use clot_stages::params::{Grads, ParamSet, Params};
@@ -70,8 +70,8 @@ fn graph_gradients_equal_the_f64_kernels_on_a_ragged_batch() {
     g.add_stage(LoadStage)
         .add_stage(ActionsStage)
         .add_stage(EncodeStage)
-        .add_stage(Solve1Stage)
-        .add_stage(LossStage);
+        .add_stage(Solve1Stage { swd: false })
+        .add_stage(LossStage(Frames));
     g.strict();
     g.initialize().unwrap();
     let w = &mut g.world;
@@ -83,6 +83,7 @@ fn graph_gradients_equal_the_f64_kernels_on_a_ragged_batch() {
         standardise: false,
         ot_train: AsotParams::default(),
         ot_eval: AsotParams::default(),
+        clot: ClotConfig::for_actions(k),
     });
     w.insert_resource(RunRng(ChaCha8Rng::seed_from_u64(0)));
     w.insert_resource(Grads(params.zeros_like()));

@@ -112,7 +112,14 @@ pub fn layer_norm<R: Real>(x: &[R], g: &[R], b: &[R], d: usize) -> (Vec<R>, LnCa
     (y, LnCache { xhat, rstd })
 }
 
-pub fn layer_norm_backward<R: Real>(c: &LnCache<R>, g: &[R], dy: &[R], d: usize, dg: &mut [R], db: &mut [R]) -> Vec<R> {
+pub fn layer_norm_backward<R: Real>(
+    c: &LnCache<R>,
+    g: &[R],
+    dy: &[R],
+    d: usize,
+    dg: &mut [R],
+    db: &mut [R],
+) -> Vec<R> {
     let mut dx = vec![R::zero(); dy.len()];
     let dn = R::c(d as f64);
     for (((xr, dyr), dxr), &r) in c
@@ -202,7 +209,11 @@ pub fn mha<R: Real>(
     let mut attn_d = vec![R::zero(); heads * lq * lk];
     let mut ctx = vec![R::zero(); lq * d];
     for h in 0..heads {
-        let (qh, kh, vh) = (head(&q, lq, d, h, hd), head(&k, lk, d, h, hd), head(&v, lk, d, h, hd));
+        let (qh, kh, vh) = (
+            head(&q, lq, d, h, hd),
+            head(&k, lk, d, h, hd),
+            head(&v, lk, d, h, hd),
+        );
         let a = &mut attn[h * lq * lk..(h + 1) * lq * lk];
         gemm(lq, hd, lk, scale, &qh, Op::N, &kh, Op::T, R::zero(), a);
         for row in a.chunks_exact_mut(lk) {
@@ -221,7 +232,18 @@ pub fn mha<R: Real>(
                 .for_each(|(x, &f)| *x = *x * f);
         }
         let mut ch = vec![R::zero(); lq * hd];
-        gemm(lq, lk, hd, R::one(), ad, Op::N, &vh, Op::N, R::zero(), &mut ch);
+        gemm(
+            lq,
+            lk,
+            hd,
+            R::one(),
+            ad,
+            Op::N,
+            &vh,
+            Op::N,
+            R::zero(),
+            &mut ch,
+        );
         put_head(&mut ctx, &ch, lq, d, h, hd);
     }
     let out = linear(&ctx, p.w_out, p.b_out, lq, d, d);
@@ -255,20 +277,47 @@ pub fn mha_backward<R: Real>(
     let [gw_in, gb_in, gw_out, gb_out] = g;
     let hd = d / heads;
     let scale = R::one() / R::c(hd as f64).sqrt();
-    let dctx = linear_backward(&c.ctx, p.w_out, dout, lq, d, d, gw_out, gb_out, true).unwrap_or_default();
+    let dctx =
+        linear_backward(&c.ctx, p.w_out, dout, lq, d, d, gw_out, gb_out, true).unwrap_or_default();
     let mut dq = vec![R::zero(); lq * d];
     let mut dk = vec![R::zero(); lk * d];
     let mut dv = vec![R::zero(); lk * d];
     for h in 0..heads {
-        let (qh, kh, vh) = (head(&c.q, lq, d, h, hd), head(&c.k, lk, d, h, hd), head(&c.v, lk, d, h, hd));
+        let (qh, kh, vh) = (
+            head(&c.q, lq, d, h, hd),
+            head(&c.k, lk, d, h, hd),
+            head(&c.v, lk, d, h, hd),
+        );
         let dch = head(&dctx, lq, d, h, hd);
         let a = &c.attn[h * lq * lk..(h + 1) * lq * lk];
         let ad = &c.attn_d[h * lq * lk..(h + 1) * lq * lk];
         // ctx_h = Ad V_h
         let mut dad = vec![R::zero(); lq * lk];
-        gemm(lq, hd, lk, R::one(), &dch, Op::N, &vh, Op::T, R::zero(), &mut dad);
+        gemm(
+            lq,
+            hd,
+            lk,
+            R::one(),
+            &dch,
+            Op::N,
+            &vh,
+            Op::T,
+            R::zero(),
+            &mut dad,
+        );
         let mut dvh = vec![R::zero(); lk * hd];
-        gemm(lk, lq, hd, R::one(), ad, Op::T, &dch, Op::N, R::zero(), &mut dvh);
+        gemm(
+            lk,
+            lq,
+            hd,
+            R::one(),
+            ad,
+            Op::T,
+            &dch,
+            Op::N,
+            R::zero(),
+            &mut dvh,
+        );
         if let Some(m) = drop {
             dad.iter_mut()
                 .zip(&m[h * lq * lk..(h + 1) * lq * lk])
@@ -276,9 +325,31 @@ pub fn mha_backward<R: Real>(
         }
         let ds = softmax_rows_backward(a, &dad, lk);
         let mut dqh = vec![R::zero(); lq * hd];
-        gemm(lq, lk, hd, scale, &ds, Op::N, &kh, Op::N, R::zero(), &mut dqh);
+        gemm(
+            lq,
+            lk,
+            hd,
+            scale,
+            &ds,
+            Op::N,
+            &kh,
+            Op::N,
+            R::zero(),
+            &mut dqh,
+        );
         let mut dkh = vec![R::zero(); lk * hd];
-        gemm(lk, lq, hd, scale, &ds, Op::T, &qh, Op::N, R::zero(), &mut dkh);
+        gemm(
+            lk,
+            lq,
+            hd,
+            scale,
+            &ds,
+            Op::T,
+            &qh,
+            Op::N,
+            R::zero(),
+            &mut dkh,
+        );
         put_head(&mut dq, &dqh, lq, d, h, hd);
         put_head(&mut dk, &dkh, lk, d, h, hd);
         put_head(&mut dv, &dvh, lk, d, h, hd);
@@ -287,10 +358,12 @@ pub fn mha_backward<R: Real>(
     let (gwk, gwv) = rest.split_at_mut(d * d);
     let (gbq, rest) = gb_in.split_at_mut(d);
     let (gbk, gbv) = rest.split_at_mut(d);
-    let dxq = linear_backward(xq, &p.w_in[..d * d], &dq, lq, d, d, gwq, gbq, true).unwrap_or_default();
-    let dxk =
-        linear_backward(xk, &p.w_in[d * d..2 * d * d], &dk, lk, d, d, gwk, gbk, true).unwrap_or_default();
-    let dxv = linear_backward(xv, &p.w_in[2 * d * d..], &dv, lk, d, d, gwv, gbv, true).unwrap_or_default();
+    let dxq =
+        linear_backward(xq, &p.w_in[..d * d], &dq, lq, d, d, gwq, gbq, true).unwrap_or_default();
+    let dxk = linear_backward(xk, &p.w_in[d * d..2 * d * d], &dk, lk, d, d, gwk, gbk, true)
+        .unwrap_or_default();
+    let dxv = linear_backward(xv, &p.w_in[2 * d * d..], &dv, lk, d, d, gwv, gbv, true)
+        .unwrap_or_default();
     (dxq, dxk, dxv)
 }
 
@@ -315,7 +388,12 @@ pub struct LayerDrops<R> {
 
 /// Draws one layer's dropout multipliers (probability `p`) with `uniform`, which returns values
 /// in [0, 1).
-pub fn draw_drops<R: Real>(s: &DecoderShape, n: usize, p: f64, uniform: &mut dyn FnMut() -> f64) -> LayerDrops<R> {
+pub fn draw_drops<R: Real>(
+    s: &DecoderShape,
+    n: usize,
+    p: f64,
+    uniform: &mut dyn FnMut() -> f64,
+) -> LayerDrops<R> {
     let keep = R::c(1.0 / (1.0 - p));
     let mut mk = |len: usize| -> Vec<R> {
         (0..len)
@@ -395,7 +473,11 @@ pub fn forward<R: Real>(
     let qpos = p[base + 3];
     let pe = positions::<R>(n, d);
     let mk = plus(mem, &pe);
-    let mv = if s.pos_values { mk.clone() } else { mem.to_vec() };
+    let mv = if s.pos_values {
+        mk.clone()
+    } else {
+        mem.to_vec()
+    };
     let all = vec![true; kq];
     let mut tgt = p[base + 2].to_vec();
     let mut layers = Vec::with_capacity(s.layers);
@@ -517,7 +599,8 @@ pub fn backward<R: Real>(
         });
         {
             let (gw, gb) = two(&mut g, o + 8);
-            let d2 = linear_backward(&lc.x2, p[o + 8], &dh, kq, d, s.ffn, gw, gb, true).unwrap_or_default();
+            let d2 = linear_backward(&lc.x2, p[o + 8], &dh, kq, d, s.ffn, gw, gb, true)
+                .unwrap_or_default();
             add_into(&mut dx2, &d2);
         }
         // x2 = LN2(x1 + Drop(CrossAttn(x1 + Q_pos, mk, mv)))

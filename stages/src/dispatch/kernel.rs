@@ -85,7 +85,12 @@ pub fn backward<R: Real>(
     (n, k, d): (usize, usize, usize),
     alpha: R,
 ) -> (Vec<R>, Vec<R>, R, R) {
-    let DispatchCache { s, winner, c, denom } = cache;
+    let DispatchCache {
+        s,
+        winner,
+        c,
+        denom,
+    } = cache;
     // direct path
     let mut de = dout.to_vec();
     // redistribution: ds = G Cᵀ (N×K); dC = Sᵀ G (K×d)
@@ -107,7 +112,18 @@ pub fn backward<R: Real>(
         let dot: R = dcw.iter().zip(et).map(|(&x, &y)| x * y).sum();
         ds[t * k + w] = ds[t * k + w] + dot;
     }
-    gemm(n, k, d, R::one(), &msk, Op::N, &dc, Op::N, R::one(), &mut de);
+    gemm(
+        n,
+        k,
+        d,
+        R::one(),
+        &msk,
+        Op::N,
+        &dc,
+        Op::N,
+        R::one(),
+        &mut de,
+    );
     // through the sigmoid: dz = ds s (1 − s); z = β + α ⟨A_k, E_t⟩
     let mut dalpha = R::zero();
     let mut dbeta = R::zero();

@@ -62,7 +62,7 @@ pub fn backward<R: Real>(
         let layer = layers[l];
         let input = &cache.acts[l];
         let (dw, db) = &mut grads[l];
-        let Some(mut dx) = linear_backward(
+        let mut dx = linear_backward(
             input,
             layer.w,
             &dy,
@@ -72,9 +72,7 @@ pub fn backward<R: Real>(
             dw,
             db,
             l > 0 || want_dx,
-        ) else {
-            return None;
-        };
+        )?;
         if l > 0 {
             for (g, &a) in dx.iter_mut().zip(input) {
                 if a <= R::zero() {

@@ -1,40 +1,154 @@
-//! The loss stage (Phase::Loss, differentiable): CE(T, softmax(F Aᵀ/τ)) over the batch (SPEC §2),
-//! the mean over all B×N rows with padded rows masked. Forward writes [`LossValue`] and, in
-//! training, the probabilities for backward; backward writes [`EmbeddingGrad`] (dL/dF) on each
-//! video and adds dL/dA to [`Grads`]. Kernel in [`kernel`]. Cost O(N·K·d) per video.
+//! The loss stages (Phase::Loss, differentiable): one cross-entropy per level (SPEC §2),
+//!
+//! * [`Frames`]: CE(T, softmax(F Aᵀ/τ)), the mean over the batch's B×N rows, padding masked;
+//! * [`Segments`]: CE(T_S, softmax(S Aᵀ/τ)), over the B×K′ segment rows;
+//! * [`Refined`]: CE(T_R, softmax(F_R Aᵀ/τ)), over B×N rows, padding masked.
+//!
+//! Each adds its term to [`LossValue`] in the forward pass and, in backward, writes the gradient
+//! of its embeddings ([`EmbeddingGrad`], [`SegmentGrad`], [`RefinedGrad`]) and adds dL/dA to
+//! [`Grads`]. The three run in the fixed order of the [`LossLevel`] sets. Kernel in [`kernel`].
+//! Cost O(rows·K·d) each.
 
 pub mod kernel;
 
+use std::marker::PhantomData;
+use std::ops::Deref;
+
 use bevy_ecs::prelude::*;
-use clot_schemas::{FrameEmbeddings, TransportPlan};
+use bevy_ecs::schedule::IntoScheduleConfigs;
+use clot_schemas::{
+    F32Matrix, FrameEmbeddings, RefinedFrames, RefinedPlan, SegmentEmbeddings, SegmentPlan,
+    TransportPlan,
+};
 use rayon::prelude::*;
 
 use crate::actions::ACTIONS;
-use crate::batch::{Batch, EmbeddingGrad, Input, LossValue, ModelConfig};
+use crate::batch::{Batch, EmbeddingGrad, Input, LossValue, ModelConfig, RefinedGrad, SegmentGrad};
 use crate::graph::{
-    Backward, Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo,
+    Backward, Failures, Forward, Grad, LossLevel, Phase, Profile, Stage, StageGraph, StageInfo,
 };
 use crate::params::{Grads, Params};
 
-/// softmax(F Aᵀ/τ) of the last forward pass (transient).
-#[derive(Component, Debug, Clone, PartialEq)]
-pub struct Probabilities(pub Vec<f32>);
+/// One level of the loss: which embeddings, plan and gradient component it uses.
+pub trait Level: Send + Sync + 'static {
+    type Emb: Component + Deref<Target = F32Matrix>;
+    type Plan: Component + Deref<Target = F32Matrix>;
+    type GradOut: Component;
+    /// Stage name.
+    const NAME: &'static str;
+    /// Whether rows are frames (masked by the input mask) or segments (all valid).
+    const FRAMES: bool;
+    const SET: LossLevel;
+    const INFO: StageInfo;
+    fn grad(v: Vec<f32>) -> Self::GradOut;
+}
 
-// a bevy system takes one parameter per resource/query it touches
-#[allow(clippy::too_many_arguments)]
-fn ce_forward(
+/// Frame level: F against T.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Frames;
+/// Segment level: S against T_S.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Segments;
+/// Refined level: F_R against T_R.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refined;
+
+impl Level for Frames {
+    type Emb = FrameEmbeddings;
+    type Plan = TransportPlan;
+    type GradOut = EmbeddingGrad;
+    const NAME: &'static str = "loss";
+    const FRAMES: bool = true;
+    const SET: LossLevel = LossLevel::Frames;
+    const INFO: StageInfo = StageInfo {
+        name: "loss",
+        phase: Phase::Loss,
+        reads: &[
+            "FrameEmbeddings",
+            "TransportPlan",
+            "Input(mask)",
+            "Params(clusters)",
+        ],
+        writes: &["LossValue", "EmbeddingGrad", "Grads(clusters)"],
+        grad: Grad::Differentiable,
+        about: "CE(T, softmax(F A^T / tau)), mean over the batch's rows, padding masked",
+    };
+    fn grad(v: Vec<f32>) -> EmbeddingGrad {
+        EmbeddingGrad(v)
+    }
+}
+
+impl Level for Segments {
+    type Emb = SegmentEmbeddings;
+    type Plan = SegmentPlan;
+    type GradOut = SegmentGrad;
+    const NAME: &'static str = "loss-segments";
+    const FRAMES: bool = false;
+    const SET: LossLevel = LossLevel::Segments;
+    const INFO: StageInfo = StageInfo {
+        name: "loss-segments",
+        phase: Phase::Loss,
+        reads: &["SegmentEmbeddings", "SegmentPlan", "Params(clusters)"],
+        writes: &["LossValue", "SegmentGrad", "Grads(clusters)"],
+        grad: Grad::Differentiable,
+        about: "CE(T_S, softmax(S A^T / tau)), mean over the batch's segment rows",
+    };
+    fn grad(v: Vec<f32>) -> SegmentGrad {
+        SegmentGrad(v)
+    }
+}
+
+impl Level for Refined {
+    type Emb = RefinedFrames;
+    type Plan = RefinedPlan;
+    type GradOut = RefinedGrad;
+    const NAME: &'static str = "loss-refined";
+    const FRAMES: bool = true;
+    const SET: LossLevel = LossLevel::Refined;
+    const INFO: StageInfo = StageInfo {
+        name: "loss-refined",
+        phase: Phase::Loss,
+        reads: &[
+            "RefinedFrames",
+            "RefinedPlan",
+            "Input(mask)",
+            "Params(clusters)",
+        ],
+        writes: &["LossValue", "RefinedGrad", "Grads(clusters)"],
+        grad: Grad::Differentiable,
+        about: "CE(T_R, softmax(F_R A^T / tau)), mean over the batch's rows, padding masked",
+    };
+    fn grad(v: Vec<f32>) -> RefinedGrad {
+        RefinedGrad(v)
+    }
+}
+
+/// softmax(· Aᵀ/τ) of the last forward pass at level `L` (transient).
+#[derive(Component, Debug, Clone, PartialEq)]
+pub struct Probabilities<L: Level>(pub Vec<f32>, PhantomData<L>);
+
+fn row_mask<L: Level>(input: &Input, rows: usize) -> Vec<bool> {
+    if L::FRAMES {
+        input.mask_vec()
+    } else {
+        vec![true; rows]
+    }
+}
+
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn ce_forward<L: Level>(
     batch: Res<'_, Batch>,
     cfg: Res<'_, ModelConfig>,
     params: Res<'_, Params>,
-    q: Query<'_, '_, (&FrameEmbeddings, &TransportPlan, &Input)>,
+    q: Query<'_, '_, (&L::Emb, &L::Plan, &Input)>,
     mut loss: ResMut<'_, LossValue>,
     failures: Res<'_, Failures>,
     profile: Res<'_, Profile>,
     mut commands: Commands<'_, '_>,
 ) {
-    let _span = profile.span("loss");
+    let _span = profile.span(L::NAME);
     let Some(a) = params.0.get(ACTIONS) else {
-        return failures.report("loss", "missing parameter clusters");
+        return failures.report(L::NAME, "missing parameter clusters");
     };
     let (k, d) = (cfg.actions, cfg.dim());
     let rows: usize = batch
@@ -49,42 +163,45 @@ fn ce_forward(
         .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
         .map(|(e, (f, t, input))| {
             let p = kernel::probabilities(f.as_slice(), a, f.rows(), k, d, cfg.temperature);
-            let l = kernel::loss(&p, t.as_slice(), &input.mask_vec(), k, rows);
+            let l = kernel::loss(&p, t.as_slice(), &row_mask::<L>(input, f.rows()), k, rows);
             (e, p, l)
         })
         .collect();
     if out.len() != batch.videos.len() {
-        return failures.report("loss", "a batch video lacks embeddings, plan or input");
+        return failures.report(L::NAME, "a batch video lacks embeddings, plan or input");
     }
     let total: f64 = out.iter().map(|(_, _, l)| *l as f64).sum();
     if !total.is_finite() {
-        return failures.report("loss", format!("the loss is {total}"));
+        return failures.report(L::NAME, format!("the loss is {total}"));
     }
-    *loss = LossValue {
-        total,
-        terms: vec![("ce_frames", total)],
-    };
+    loss.add(L::NAME, total);
     if batch.train {
         for (e, p, _) in out {
-            commands.entity(e).insert(Probabilities(p));
+            commands
+                .entity(e)
+                .insert(Probabilities::<L>(p, PhantomData));
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn ce_backward(
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn ce_backward<L: Level>(
     batch: Res<'_, Batch>,
     cfg: Res<'_, ModelConfig>,
     params: Res<'_, Params>,
     mut grads: ResMut<'_, Grads>,
-    q: Query<'_, '_, (&FrameEmbeddings, &TransportPlan, &Input, &Probabilities)>,
+    q: Query<'_, '_, (&L::Emb, &L::Plan, &Input, &Probabilities<L>)>,
     failures: Res<'_, Failures>,
     profile: Res<'_, Profile>,
     mut commands: Commands<'_, '_>,
 ) {
-    let _span = profile.span("loss.backward");
+    let _span = profile.span(match L::FRAMES {
+        true if L::NAME == "loss" => "loss.backward",
+        true => "loss-refined.backward",
+        false => "loss-segments.backward",
+    });
     let Some(a) = params.0.get(ACTIONS) else {
-        return failures.report("loss", "missing parameter clusters");
+        return failures.report(L::NAME, "missing parameter clusters");
     };
     let (k, d) = (cfg.actions, cfg.dim());
     let rows: usize = batch
@@ -106,7 +223,7 @@ fn ce_backward(
                 a,
                 &p.0,
                 t.as_slice(),
-                &input.mask_vec(),
+                &row_mask::<L>(input, n),
                 (n, k, d),
                 cfg.temperature,
                 rows,
@@ -116,39 +233,30 @@ fn ce_backward(
             (e, df, da)
         })
         .collect();
+    if out.len() != batch.videos.len() {
+        return failures.report(L::NAME, "a batch video lacks its forward cache");
+    }
     let Some(ga) = grads.0.get_mut(ACTIONS) else {
-        return failures.report("loss", "no gradient slot for clusters");
+        return failures.report(L::NAME, "no gradient slot for clusters");
     };
     for (e, df, da) in out {
         ga.iter_mut().zip(&da).for_each(|(g, v)| *g += v);
-        commands.entity(e).insert(EmbeddingGrad(df));
+        commands.entity(e).insert(L::grad(df));
     }
 }
 
-/// The frame-level cross-entropy stage.
+/// The cross-entropy stage of level `L`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LossStage;
+pub struct LossStage<L>(pub L);
 
-impl Stage for LossStage {
+impl<L: Level> Stage for LossStage<L> {
     fn info(&self) -> StageInfo {
-        StageInfo {
-            name: "loss",
-            phase: Phase::Loss,
-            reads: &[
-                "FrameEmbeddings",
-                "TransportPlan",
-                "Input(mask)",
-                "Params(clusters)",
-            ],
-            writes: &["LossValue", "EmbeddingGrad", "Grads(clusters)"],
-            grad: Grad::Differentiable,
-            about: "CE(T, softmax(F A^T / tau)), mean over the batch's rows, padding masked",
-        }
+        L::INFO
     }
 
     fn build(&self, graph: &mut StageGraph) {
         graph
-            .add_systems(Forward, Phase::Loss, ce_forward)
-            .add_systems(Backward, Phase::Loss, ce_backward);
+            .add_systems(Forward, Phase::Loss, ce_forward::<L>.in_set(L::SET))
+            .add_systems(Backward, Phase::Loss, ce_backward::<L>.in_set(L::SET));
     }
 }

@@ -1,19 +1,84 @@
-//! The OT1 stage (Phase::Solve1, detached): pseudo-labels T = ASOT(1 − F Aᵀ + ρ·R(N,K)) for all
-//! videos of the batch in one batched solve (the automatic step couples the batch, as in the
-//! reference). Training batches use the train settings (ε, α, λ_a), evaluation the eval ones.
-//! Reads `FrameEmbeddings`, [`Input`] (the mask) and A; writes `TransportPlan`. Cost: the cost
-//! matrix O(N·K·d), the solver O(iters·N·K) per video.
+//! The OT stages (detached; SPEC §2): each builds a cost against the action embeddings A and
+//! solves all videos of the batch in one batched ASOT call (the automatic step couples the batch,
+//! as in the reference); training batches use the train settings (ε, α, λ_a), evaluation the
+//! eval ones.
+//!
+//! * OT1 (Phase::Solve1): T = ASOT(1 − F Aᵀ + ρ·R(N,K) [+ w_swd·C_swd(F, A)]) → `TransportPlan`.
+//!   The SWD directions are drawn fresh per call from the run's RNG.
+//! * OT2 (Phase::Solve2): T_S = ASOT(1 − S Aᵀ + ρ·R(K′,K)) → `SegmentPlan` (all rows valid).
+//! * OT3 (Phase::Solve3): T_R = ASOT(1 − F_R Aᵀ + ρ·R(N,K)) → `RefinedPlan`.
+//!
+//! Cost: the cost matrix O(rows·K·d) (+ O(P·(N+K)·d + P·N log N + N·K·P) for SWD), the solver
+//! O(iters·rows·K) per video.
+
+use std::ops::Deref;
 
 use bevy_ecs::prelude::*;
-use clot_schemas::{FrameEmbeddings, TransportPlan};
+use clot_schemas::{
+    F32Matrix, FrameEmbeddings, RefinedFrames, RefinedPlan, SegmentEmbeddings, SegmentPlan,
+    TransportPlan,
+};
 
 use crate::actions::ACTIONS;
-use crate::batch::{Batch, Input, ModelConfig};
+use crate::batch::{Batch, Input, ModelConfig, RunRng};
 use crate::graph::{Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo};
-use crate::ot::cost::{add_temporal_prior, cosine_cost};
+use crate::ot::cost::{add_temporal_prior, cosine_cost, random_directions, swd_cost};
 use crate::ot::solve_batch;
 use crate::params::Params;
 
+/// Costs of the batch's videos (B×rows×K) and their valid rows, or an error message.
+fn batch_costs<E: Component + Deref<Target = F32Matrix>>(
+    batch: &Batch,
+    cfg: &ModelConfig,
+    a: &[f32],
+    q: &Query<'_, '_, (&E, &Input)>,
+    frames: bool,
+    mut extra: impl FnMut(&[f32], &mut [f32]),
+) -> Result<(Vec<f32>, Vec<usize>, usize), String> {
+    let (k, d) = (cfg.actions, cfg.dim());
+    let mut costs = Vec::new();
+    let mut valid = Vec::new();
+    let mut rows = 0;
+    for &e in &batch.videos {
+        let (emb, input) = q
+            .get(e)
+            .map_err(|_| format!("entity {e:?} has no embeddings"))?;
+        rows = emb.rows();
+        let mut c = cosine_cost(emb.as_slice(), a, d);
+        add_temporal_prior(&mut c, rows, k, cfg.rho);
+        extra(emb.as_slice(), &mut c);
+        costs.extend_from_slice(&c);
+        valid.push(if frames {
+            input.mask.count_valid()
+        } else {
+            rows
+        });
+    }
+    Ok((costs, valid, rows))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_plans<P: Component>(
+    batch: &Batch,
+    plans: &[f32],
+    rows: usize,
+    k: usize,
+    name: &'static str,
+    make: impl Fn(Vec<f32>, usize) -> Result<P, clot_schemas::SchemaError>,
+    failures: &Failures,
+    commands: &mut Commands<'_, '_>,
+) {
+    for (&e, t) in batch.videos.iter().zip(plans.chunks_exact(rows * k)) {
+        match make(t.to_vec(), k) {
+            Ok(t) => {
+                commands.entity(e).insert(t);
+            }
+            Err(err) => failures.report(name, err),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn solve1(
     batch: Res<'_, Batch>,
     cfg: Res<'_, ModelConfig>,
@@ -23,56 +88,226 @@ fn solve1(
     profile: Res<'_, Profile>,
     mut commands: Commands<'_, '_>,
 ) {
+    solve_frames(
+        &batch,
+        &cfg,
+        &params,
+        &q,
+        None,
+        &failures,
+        &profile,
+        &mut commands,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn solve1_swd(
+    batch: Res<'_, Batch>,
+    cfg: Res<'_, ModelConfig>,
+    params: Res<'_, Params>,
+    mut rng: ResMut<'_, RunRng>,
+    q: Query<'_, '_, (&FrameEmbeddings, &Input)>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+    mut commands: Commands<'_, '_>,
+) {
+    solve_frames(
+        &batch,
+        &cfg,
+        &params,
+        &q,
+        Some(&mut rng.0),
+        &failures,
+        &profile,
+        &mut commands,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn solve_frames(
+    batch: &Batch,
+    cfg: &ModelConfig,
+    params: &Params,
+    q: &Query<'_, '_, (&FrameEmbeddings, &Input)>,
+    rng: Option<&mut rand_chacha::ChaCha8Rng>,
+    failures: &Failures,
+    profile: &Profile,
+    commands: &mut Commands<'_, '_>,
+) {
     let _span = profile.span("ot1");
     let Some(a) = params.0.get(ACTIONS) else {
         return failures.report("ot1", "missing parameter clusters");
     };
     let (k, d) = (cfg.actions, cfg.dim());
-    let mut costs = Vec::new();
-    let mut valid = Vec::new();
-    let mut n = 0;
-    for &e in &batch.videos {
-        let Ok((f, input)) = q.get(e) else {
-            return failures.report("ot1", format!("entity {e:?} has no frame embeddings"));
-        };
-        n = f.rows();
-        let mut c = cosine_cost(f.as_slice(), a, d);
-        add_temporal_prior(&mut c, n, k, cfg.rho);
-        costs.extend_from_slice(&c);
-        valid.push(input.mask.count_valid());
-    }
-    match solve_batch(&costs, valid.len(), n, k, &valid, cfg.ot(batch.train)) {
-        Ok(plans) => {
-            for (&e, t) in batch.videos.iter().zip(plans.chunks_exact(n * k)) {
-                match TransportPlan::from_vec(t.to_vec(), k, "OT1 plan") {
-                    Ok(t) => {
-                        commands.entity(e).insert(t);
-                    }
-                    Err(err) => failures.report("ot1", err),
-                }
-            }
+    let swd = cfg.clot.swd;
+    let weight = cfg.clot.swd_weight;
+    let mut rng = rng;
+    let extra = |f: &[f32], c: &mut [f32]| {
+        if let Some(r) = rng.as_deref_mut() {
+            let theta = random_directions(swd.projections, d, r);
+            let s = swd_cost(f, a, d, &theta, &swd);
+            c.iter_mut().zip(&s).for_each(|(x, y)| *x += weight * y);
         }
+    };
+    let (costs, valid, rows) = match batch_costs(batch, cfg, a, q, true, extra) {
+        Ok(x) => x,
+        Err(e) => return failures.report("ot1", e),
+    };
+    match solve_batch(&costs, valid.len(), rows, k, &valid, cfg.ot(batch.train)) {
+        Ok(plans) => insert_plans(
+            batch,
+            &plans,
+            rows,
+            k,
+            "ot1",
+            |v, k| TransportPlan::from_vec(v, k, "OT1 plan"),
+            failures,
+            commands,
+        ),
         Err(err) => failures.report("ot1", err),
     }
 }
 
-/// The OT1 stage.
+// the system's parameter list is its type: a bevy system with one parameter per resource/query
+#[allow(clippy::type_complexity)]
+fn solve_level<E: Component + Deref<Target = F32Matrix>, P: Component>(
+    name: &'static str,
+    frames: bool,
+    make: fn(Vec<f32>, usize) -> Result<P, clot_schemas::SchemaError>,
+) -> impl FnMut(
+    Res<'_, Batch>,
+    Res<'_, ModelConfig>,
+    Res<'_, Params>,
+    Query<'_, '_, (&E, &Input)>,
+    Res<'_, Failures>,
+    Res<'_, Profile>,
+    Commands<'_, '_>,
+) {
+    move |batch, cfg, params, q, failures, profile, mut commands| {
+        let _span = profile.span(name);
+        let Some(a) = params.0.get(ACTIONS) else {
+            return failures.report(name, "missing parameter clusters");
+        };
+        let (costs, valid, rows) = match batch_costs(&batch, &cfg, a, &q, frames, |_, _| {}) {
+            Ok(x) => x,
+            Err(e) => return failures.report(name, e),
+        };
+        match solve_batch(
+            &costs,
+            valid.len(),
+            rows,
+            cfg.actions,
+            &valid,
+            cfg.ot(batch.train),
+        ) {
+            Ok(plans) => insert_plans(
+                &batch,
+                &plans,
+                rows,
+                cfg.actions,
+                name,
+                make,
+                &failures,
+                &mut commands,
+            ),
+            Err(err) => failures.report(name, err),
+        }
+    }
+}
+
+/// The OT1 stage; with `swd`, the SWD term is added to the cost.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Solve1Stage;
+pub struct Solve1Stage {
+    pub swd: bool,
+}
 
 impl Stage for Solve1Stage {
     fn info(&self) -> StageInfo {
-        StageInfo {
-            name: "ot1",
-            phase: Phase::Solve1,
-            reads: &["FrameEmbeddings", "Input(mask)", "Params(clusters)"],
-            writes: &["TransportPlan"],
-            grad: Grad::Detached,
-            about: "T = ASOT(1 - F A^T + rho R), batched; train or eval settings",
+        if self.swd {
+            StageInfo {
+                name: "ot1",
+                phase: Phase::Solve1,
+                reads: &[
+                    "FrameEmbeddings",
+                    "Input(mask)",
+                    "Params(clusters)",
+                    "RunRng(SWD directions)",
+                ],
+                writes: &["TransportPlan"],
+                grad: Grad::Detached,
+                about: "T = ASOT(1 - F A^T + rho R + w_swd C_swd(F, A)), batched",
+            }
+        } else {
+            StageInfo {
+                name: "ot1",
+                phase: Phase::Solve1,
+                reads: &["FrameEmbeddings", "Input(mask)", "Params(clusters)"],
+                writes: &["TransportPlan"],
+                grad: Grad::Detached,
+                about: "T = ASOT(1 - F A^T + rho R), batched",
+            }
         }
     }
 
     fn build(&self, graph: &mut StageGraph) {
-        graph.add_systems(Forward, Phase::Solve1, solve1);
+        if self.swd {
+            graph.add_systems(Forward, Phase::Solve1, solve1_swd);
+        } else {
+            graph.add_systems(Forward, Phase::Solve1, solve1);
+        }
+    }
+}
+
+/// The OT2 stage: segments × actions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Solve2Stage;
+
+impl Stage for Solve2Stage {
+    fn info(&self) -> StageInfo {
+        StageInfo {
+            name: "ot2",
+            phase: Phase::Solve2,
+            reads: &["SegmentEmbeddings", "Params(clusters)"],
+            writes: &["SegmentPlan"],
+            grad: Grad::Detached,
+            about: "T_S = ASOT(1 - S A^T + rho R(K', K)), batched",
+        }
+    }
+
+    fn build(&self, graph: &mut StageGraph) {
+        graph.add_systems(
+            Forward,
+            Phase::Solve2,
+            solve_level::<SegmentEmbeddings, SegmentPlan>("ot2", false, |v, k| {
+                SegmentPlan::from_vec(v, k, "OT2 plan")
+            }),
+        );
+    }
+}
+
+/// The OT3 stage: refined frames × actions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Solve3Stage;
+
+impl Stage for Solve3Stage {
+    fn info(&self) -> StageInfo {
+        StageInfo {
+            name: "ot3",
+            phase: Phase::Solve3,
+            reads: &["RefinedFrames", "Input(mask)", "Params(clusters)"],
+            writes: &["RefinedPlan"],
+            grad: Grad::Detached,
+            about: "T_R = ASOT(1 - F_R A^T + rho R), batched",
+        }
+    }
+
+    fn build(&self, graph: &mut StageGraph) {
+        graph.add_systems(
+            Forward,
+            Phase::Solve3,
+            solve_level::<RefinedFrames, RefinedPlan>("ot3", true, |v, k| {
+                RefinedPlan::from_vec(v, k, "OT3 plan")
+            }),
+        );
     }
 }

@@ -20,7 +20,12 @@ pub struct RefineCache<R> {
 }
 
 /// F_R and the cache.
-pub fn forward<R: Real>(f: &[R], s: &[R], (n, kk, d): (usize, usize, usize), tau_ca: R) -> RefineCache<R> {
+pub fn forward<R: Real>(
+    f: &[R],
+    s: &[R],
+    (n, kk, d): (usize, usize, usize),
+    tau_ca: R,
+) -> RefineCache<R> {
     let scale = R::one() / (tau_ca * R::c(d as f64).sqrt());
     let mut w = vec![R::zero(); n * kk];
     gemm(n, d, kk, scale, f, Op::N, s, Op::T, R::zero(), &mut w);
@@ -47,7 +52,18 @@ pub fn backward<R: Real>(
     // Y = F + W S: dW = dY Sᵀ, dS += Wᵀ dY
     let mut dw = vec![R::zero(); n * kk];
     gemm(n, d, kk, R::one(), &dy, Op::N, s, Op::T, R::zero(), &mut dw);
-    gemm(kk, n, d, R::one(), &cache.w, Op::T, &dy, Op::N, R::one(), &mut ds);
+    gemm(
+        kk,
+        n,
+        d,
+        R::one(),
+        &cache.w,
+        Op::T,
+        &dy,
+        Op::N,
+        R::one(),
+        &mut ds,
+    );
     // W = softmax(scale F Sᵀ)
     let dz = softmax_rows_backward(&cache.w, &dw, kk);
     gemm(n, kk, d, scale, &dz, Op::N, s, Op::N, R::one(), &mut df);

@@ -1,1 +1,248 @@
+//! The refine stage (Phase::Refine, differentiable): F_R = normalize(F + softmax(F Sᵀ/(τ_ca√d)) S)
+//! (SPEC §2). Over the segment embeddings S, or over the action embeddings A in the "without
+//! decoder" graph. Forward writes `RefinedFrames`; backward turns [`RefinedGrad`] into additions
+//! to [`EmbeddingGrad`] and to [`SegmentGrad`] (or to dL/dA in [`Grads`]). No parameters.
+//! Kernel in [`kernel`]. Cost O(N·K′·d) per video.
+
 pub mod kernel;
+
+use bevy_ecs::prelude::*;
+use clot_schemas::{FrameEmbeddings, RefinedFrames, SegmentEmbeddings};
+use rayon::prelude::*;
+
+use crate::actions::ACTIONS;
+use crate::batch::{Batch, EmbeddingGrad, ModelConfig, RefinedGrad, SegmentGrad};
+use crate::graph::{
+    Backward, Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo,
+};
+use crate::linalg::add_into;
+use crate::params::{Grads, Params};
+
+/// What the frames attend over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Over {
+    /// The decoder's segment embeddings S (CLOT).
+    Segments,
+    /// The action embeddings A ("without decoder").
+    Actions,
+}
+
+/// What backward needs (transient).
+#[derive(Component, Debug, Clone, PartialEq)]
+pub struct RefineCache(pub kernel::RefineCache<f32>);
+
+fn emit(
+    out: Vec<(Entity, kernel::RefineCache<f32>)>,
+    d: usize,
+    train: bool,
+    failures: &Failures,
+    commands: &mut Commands<'_, '_>,
+) {
+    for (e, c) in out {
+        match RefinedFrames::from_vec(c.out.clone(), d, "refined frames") {
+            Ok(r) => {
+                let mut ec = commands.entity(e);
+                ec.insert(r);
+                if train {
+                    ec.insert(RefineCache(c));
+                }
+            }
+            Err(err) => failures.report("refine", err),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn refine_segments(
+    batch: Res<'_, Batch>,
+    cfg: Res<'_, ModelConfig>,
+    q: Query<'_, '_, (&FrameEmbeddings, &SegmentEmbeddings)>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+    mut commands: Commands<'_, '_>,
+) {
+    let _span = profile.span("refine");
+    let d = cfg.dim();
+    let out: Vec<_> = batch
+        .videos
+        .par_iter()
+        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .map(|(e, (f, s))| {
+            (
+                e,
+                kernel::forward(
+                    f.as_slice(),
+                    s.as_slice(),
+                    (f.rows(), s.rows(), d),
+                    cfg.clot.tau_ca,
+                ),
+            )
+        })
+        .collect();
+    emit(out, d, batch.train, &failures, &mut commands);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn refine_actions(
+    batch: Res<'_, Batch>,
+    cfg: Res<'_, ModelConfig>,
+    params: Res<'_, Params>,
+    q: Query<'_, '_, &FrameEmbeddings>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+    mut commands: Commands<'_, '_>,
+) {
+    let _span = profile.span("refine");
+    let Some(a) = params.0.get(ACTIONS) else {
+        return failures.report("refine", "missing parameter clusters");
+    };
+    let (k, d) = (cfg.actions, cfg.dim());
+    let out: Vec<_> = batch
+        .videos
+        .par_iter()
+        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .map(|(e, f)| {
+            (
+                e,
+                kernel::forward(f.as_slice(), a, (f.rows(), k, d), cfg.clot.tau_ca),
+            )
+        })
+        .collect();
+    emit(out, d, batch.train, &failures, &mut commands);
+}
+
+#[allow(clippy::type_complexity)]
+fn refine_segments_backward(
+    batch: Res<'_, Batch>,
+    cfg: Res<'_, ModelConfig>,
+    q: Query<
+        '_,
+        '_,
+        (
+            &FrameEmbeddings,
+            &SegmentEmbeddings,
+            &RefineCache,
+            &RefinedGrad,
+            &EmbeddingGrad,
+            &SegmentGrad,
+        ),
+    >,
+    profile: Res<'_, Profile>,
+    mut commands: Commands<'_, '_>,
+) {
+    let _span = profile.span("refine.backward");
+    let d = cfg.dim();
+    let out: Vec<_> = batch
+        .videos
+        .par_iter()
+        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .map(|(e, (f, s, c, gr, gf, gs))| {
+            let (mut df, mut ds) = kernel::backward(
+                f.as_slice(),
+                s.as_slice(),
+                &c.0,
+                &gr.0,
+                (f.rows(), s.rows(), d),
+                cfg.clot.tau_ca,
+            );
+            add_into(&mut df, &gf.0);
+            add_into(&mut ds, &gs.0);
+            (e, df, ds)
+        })
+        .collect();
+    for (e, df, ds) in out {
+        commands
+            .entity(e)
+            .insert((EmbeddingGrad(df), SegmentGrad(ds)));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn refine_actions_backward(
+    batch: Res<'_, Batch>,
+    cfg: Res<'_, ModelConfig>,
+    params: Res<'_, Params>,
+    mut grads: ResMut<'_, Grads>,
+    q: Query<'_, '_, (&FrameEmbeddings, &RefineCache, &RefinedGrad, &EmbeddingGrad)>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+    mut commands: Commands<'_, '_>,
+) {
+    let _span = profile.span("refine.backward");
+    let Some(a) = params.0.get(ACTIONS) else {
+        return failures.report("refine", "missing parameter clusters");
+    };
+    let (k, d) = (cfg.actions, cfg.dim());
+    let out: Vec<_> = batch
+        .videos
+        .par_iter()
+        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .map(|(e, (f, c, gr, gf))| {
+            let (mut df, da) = kernel::backward(
+                f.as_slice(),
+                a,
+                &c.0,
+                &gr.0,
+                (f.rows(), k, d),
+                cfg.clot.tau_ca,
+            );
+            add_into(&mut df, &gf.0);
+            (e, df, da)
+        })
+        .collect();
+    let Some(ga) = grads.0.get_mut(ACTIONS) else {
+        return failures.report("refine", "no gradient slot for clusters");
+    };
+    for (e, df, da) in out {
+        add_into(ga, &da);
+        commands.entity(e).insert(EmbeddingGrad(df));
+    }
+}
+
+/// The refinement stage.
+#[derive(Debug, Clone, Copy)]
+pub struct RefineStage(pub Over);
+
+impl Stage for RefineStage {
+    fn info(&self) -> StageInfo {
+        match self.0 {
+            Over::Segments => StageInfo {
+                name: "refine",
+                phase: Phase::Refine,
+                reads: &["FrameEmbeddings", "SegmentEmbeddings"],
+                writes: &[
+                    "RefinedFrames",
+                    "RefineCache",
+                    "EmbeddingGrad",
+                    "SegmentGrad",
+                ],
+                grad: Grad::Differentiable,
+                about: "F_R = normalize(F + softmax(F S^T / (tau_ca sqrt d)) S)",
+            },
+            Over::Actions => StageInfo {
+                name: "refine",
+                phase: Phase::Refine,
+                reads: &["FrameEmbeddings", "Params(clusters)"],
+                writes: &[
+                    "RefinedFrames",
+                    "RefineCache",
+                    "EmbeddingGrad",
+                    "Grads(clusters)",
+                ],
+                grad: Grad::Differentiable,
+                about: "F_R = normalize(F + softmax(F A^T / (tau_ca sqrt d)) A) (no decoder: attends over A)",
+            },
+        }
+    }
+
+    fn build(&self, graph: &mut StageGraph) {
+        match self.0 {
+            Over::Segments => graph
+                .add_systems(Forward, Phase::Refine, refine_segments)
+                .add_systems(Backward, Phase::Refine, refine_segments_backward),
+            Over::Actions => graph
+                .add_systems(Forward, Phase::Refine, refine_actions)
+                .add_systems(Backward, Phase::Refine, refine_actions_backward),
+        };
+    }
+}
