@@ -153,7 +153,6 @@ pub fn write_summary(
 /// Writes the training curve.
 pub fn write_curve(path: &Path, prov: &Provenance, curve: &[CurvePoint]) -> Result<()> {
     let schema = prov.schema(Table::TrainingCurve);
-    let none = || Arc::new(Float64Array::from(vec![None::<f64>; curve.len()])) as ArrayRef;
     let b = batch(
         &schema,
         vec![
@@ -165,9 +164,15 @@ pub fn write_curve(path: &Path, prov: &Provenance, curve: &[CurvePoint]) -> Resu
             )),
             Arc::new(UInt64Array::from_iter_values(curve.iter().map(|c| c.step))),
             Arc::new(Float64Array::from_iter_values(curve.iter().map(|c| c.loss))),
-            Arc::new(Float64Array::from_iter_values(curve.iter().map(|c| c.loss))),
-            none(),
-            none(),
+            Arc::new(Float64Array::from_iter_values(
+                curve.iter().map(|c| c.loss_frames),
+            )),
+            Arc::new(Float64Array::from_iter(
+                curve.iter().map(|c| c.loss_segments),
+            )),
+            Arc::new(Float64Array::from_iter(
+                curve.iter().map(|c| c.loss_refined),
+            )),
             Arc::new(Float64Array::from_iter(curve.iter().map(|c| c.val_mof))),
         ],
     )?;

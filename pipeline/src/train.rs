@@ -37,6 +37,12 @@ pub struct CurvePoint {
     pub batch: usize,
     pub step: u64,
     pub loss: f64,
+    /// CE(T, P) of the frames.
+    pub loss_frames: f64,
+    /// CE(T_S, P_S) of the segments (graphs with a decoder).
+    pub loss_segments: Option<f64>,
+    /// CE(T_R, P_R) of the refined frames (graphs with refinement).
+    pub loss_refined: Option<f64>,
     /// Activity-level MoF on the validation crops, on the last batch of each epoch.
     pub val_mof: Option<f64>,
 }
@@ -92,8 +98,10 @@ impl Session {
         videos: &[&Video],
         params: ParamSet,
         sampling_seed: u64,
+        customize: &mut dyn FnMut(&mut StageGraph),
     ) -> Result<Self> {
         let mut graph = graphs::build(&cfg.mode, &cfg.without)?;
+        customize(&mut graph);
         graph.initialize().map_err(|e| anyhow!("{e}"))?;
         let w = &mut graph.world;
         w.insert_resource(ModelConfig {
@@ -258,12 +266,16 @@ impl Session {
                     .map_err(|e| anyhow!("{e}"))
                     .with_context(|| format!("epoch {epoch}, batch {b}"))?;
                 step += 1;
-                let loss = self.graph.world.resource::<LossValue>().total;
+                let lv = self.graph.world.resource::<LossValue>();
+                let loss = lv.total;
                 curve.push(CurvePoint {
                     epoch,
                     batch: b,
                     step,
                     loss,
+                    loss_frames: lv.term("loss").unwrap_or(f64::NAN),
+                    loss_segments: lv.term("loss-segments"),
+                    loss_refined: lv.term("loss-refined"),
                     val_mof: None,
                 });
                 bar.set_message(format!(
@@ -357,18 +369,30 @@ pub fn derive_seeds(seed: u64) -> [u64; 4] {
     [r.random(), r.random(), r.random(), r.random()]
 }
 
-/// Trains a model on `videos` and evaluates it. Returns the trained model and the evaluation.
+/// Trains a model on `videos` and evaluates it. Returns the trained model, the evaluation and
+/// the evaluation's seconds.
 pub fn fit(
     cfg: &TrainConfig,
     videos: &[&Video],
     bar: &ProgressBar,
+) -> Result<(Trained, Vec<VideoResult>, f64)> {
+    fit_with(cfg, videos, bar, |_| {})
+}
+
+/// [`fit`] with user stages: `customize` receives the mode's graph before it is initialised, e.g.
+/// `|g| { g.add_stage(MyStage); }`.
+pub fn fit_with(
+    cfg: &TrainConfig,
+    videos: &[&Video],
+    bar: &ProgressBar,
+    mut customize: impl FnMut(&mut StageGraph),
 ) -> Result<(Trained, Vec<VideoResult>, f64)> {
     let dim = videos.first().map(|v| v.features.cols()).unwrap_or(0);
     cfg.validate(dim)?;
     let [init_seed, sample_seed, shuffle_seed, kmeans_seed] = derive_seeds(cfg.seed);
     let params = init_model(cfg, init_seed);
     let start = Instant::now();
-    let mut s = Session::new(cfg, videos, params, sample_seed)?;
+    let mut s = Session::new(cfg, videos, params, sample_seed, &mut customize)?;
     s.init_actions(kmeans_seed)
         .context("initialising the action embeddings")?;
     let curve = s.train(videos, shuffle_seed, bar)?;
@@ -394,7 +418,7 @@ pub fn evaluate(
     let dim = videos.first().map(|v| v.features.cols()).unwrap_or(0);
     cfg.validate(dim)?;
     let [_, sample_seed, ..] = derive_seeds(cfg.seed);
-    let mut s = Session::new(cfg, videos, params, sample_seed)?;
+    let mut s = Session::new(cfg, videos, params, sample_seed, &mut |_| {})?;
     s.evaluate(videos)
 }
 

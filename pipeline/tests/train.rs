@@ -10,7 +10,7 @@ use clot_datasets::Video;
 use clot_pipeline::config::TrainConfig;
 use clot_pipeline::output::read_checkpoint;
 use clot_pipeline::train::{fit, score};
-use common::{fails, json, ok};
+use common::{fails, json};
 use indicatif::ProgressBar;
 
 fn demo_config(epochs: usize, seed: u64) -> TrainConfig {
@@ -206,18 +206,6 @@ fn eval_rejects_a_corrupt_checkpoint_naming_it() {
     std::fs::write(&ckpt, b"not a checkpoint").unwrap();
     let err = fails(&["eval", "--checkpoint", ckpt.to_str().unwrap(), "demo"]);
     assert!(err.contains("bad.safetensors"), "{err}");
-}
-
-#[test]
-fn explain_prints_the_asot_graph() {
-    let text = ok(&["explain", "--mode", "asot"]);
-    for s in [
-        "Load", "Encode", "Solve1", "Loss", "Optimize", "Write", "encode", "ot1", "adam",
-    ] {
-        assert!(text.contains(s), "{s} missing:\n{text}");
-    }
-    let err = fails(&["explain", "--mode", "nope"]);
-    assert!(err.contains("nope"), "{err}");
 }
 
 /// The five Breakfast coffee videos, breakfast preset, seeds 0–4, against the reference ASOT

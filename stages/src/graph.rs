@@ -48,13 +48,15 @@ pub enum Phase {
     Loss,
     /// The optimizer (Step schedule only).
     Optimize,
-    /// Predictions and outputs.
+    /// Labels from the final plan (evaluation batches).
+    Predict,
+    /// After the predictions: post-processing and outputs (user stages go here).
     Write,
 }
 
 impl Phase {
     /// Every phase in forward order.
-    pub const ALL: [Phase; 11] = [
+    pub const ALL: [Phase; 12] = [
         Phase::Load,
         Phase::Encode,
         Phase::Dispatch,
@@ -65,6 +67,7 @@ impl Phase {
         Phase::Solve3,
         Phase::Loss,
         Phase::Optimize,
+        Phase::Predict,
         Phase::Write,
     ];
 }
@@ -256,6 +259,7 @@ impl StageGraph {
                 Phase::Solve3,
                 Phase::Loss,
                 Phase::Optimize,
+                Phase::Predict,
                 Phase::Write,
             )
                 .chain(),
@@ -264,6 +268,7 @@ impl StageGraph {
         backward.configure_sets(
             (
                 Phase::Write,
+                Phase::Predict,
                 Phase::Optimize,
                 Phase::Loss,
                 Phase::Solve3,

@@ -1,4 +1,4 @@
-//! The predict stage (Phase::Write, detached): the label of each real frame is the argmax of the
+//! The predict stage (Phase::Predict, detached): the label of each real frame is the argmax of the
 //! final plan (`TransportPlan`, or `RefinedPlan` in CLOT; ties go to the lower action, as `argmax`
 //! does) with the plan's mass on it. Writes [`Prediction`]. Cost O(N·K).
 
@@ -62,7 +62,7 @@ impl Stage for PredictStage {
     fn info(&self) -> StageInfo {
         StageInfo {
             name: "predict",
-            phase: Phase::Write,
+            phase: Phase::Predict,
             reads: if self.refined {
                 &["RefinedPlan", "Input(mask)"]
             } else {
@@ -80,9 +80,9 @@ impl Stage for PredictStage {
 
     fn build(&self, graph: &mut StageGraph) {
         if self.refined {
-            graph.add_systems(Forward, Phase::Write, predict::<RefinedPlan>);
+            graph.add_systems(Forward, Phase::Predict, predict::<RefinedPlan>);
         } else {
-            graph.add_systems(Forward, Phase::Write, predict::<TransportPlan>);
+            graph.add_systems(Forward, Phase::Predict, predict::<TransportPlan>);
         }
     }
 }
