@@ -198,4 +198,5 @@ def main():
     }))
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,8 @@
 //!   pyarrow ([`io`]).
 //! * `clot-bench solver`: the ASOT solver against a PyTorch implementation of the same
 //!   algorithm ([`solver`]).
+//! * `clot-bench modes`: clot, asot and the four ablations over seeds, scores and time per
+//!   stage ([`modes`]).
 //! * `clot-bench train`: the whole Breakfast coffee training run against a PyTorch script of the
 //!   same training ([`train`]).
 
@@ -13,6 +15,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 mod io;
+mod modes;
 mod solver;
 mod train;
 
@@ -41,8 +44,9 @@ fn main() -> Result<()> {
         Some("io") => io::run(&args[1..]),
         Some("solver") => solver::run(&args[1..]),
         Some("train") => train::run(&args[1..]),
+        Some("modes") => modes::run(&args[1..]),
         _ => bail!(
-            "usage:\n  clot-bench io [--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]\n  clot-bench solver [--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]\n  clot-bench train [--data DIR] [--seeds N] [--repeats R] [--val-every E] [--python EXE] [--json]"
+            "usage:\n  clot-bench io [--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]\n  clot-bench solver [--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]\n  clot-bench train [--mode asot|clot] [--data DIR] [--seeds N] [--repeats R] [--val-every E] [--python EXE] [--json]\n  clot-bench modes [--data DIR] [--seeds N] [--json] [-- <clot train flags>]"
         ),
     }
 }

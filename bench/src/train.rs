@@ -1,6 +1,6 @@
-//! `clot-bench train`: the whole Breakfast coffee run (breakfast preset: 15 epochs, validation
+//! `clot-bench train [--mode asot|clot]`: the whole Breakfast coffee run (breakfast preset: 15 epochs, validation
 //! crops scored every `--val-every` epochs, then the full-length test) by the `clot` binary and
-//! by the PyTorch peer `python/asot_train_peer.py`, each as a fresh process (start-up and imports
+//! by the PyTorch peer `python/<mode>_train_peer.py`, each as a fresh process (start-up and imports
 //! included, as the reference's 8.5 s per seed was measured), alternating, per seed. Reports the
 //! median wall time of each, the ratio, peak memory and clot's time per stage.
 
@@ -16,6 +16,7 @@ struct Args {
     repeats: usize,
     val_every: usize,
     python: String,
+    mode: String,
     json: bool,
 }
 
@@ -26,6 +27,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
         repeats: 1,
         val_every: 1,
         python: "python3".into(),
+        mode: "asot".into(),
         json: false,
     };
     let mut it = args.iter();
@@ -37,6 +39,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
             "--repeats" => a.repeats = value()?.parse()?,
             "--val-every" => a.val_every = value()?.parse()?,
             "--python" => a.python = value()?.clone(),
+            "--mode" => a.mode = value()?.clone(),
             "--json" => a.json = true,
             other => bail!("unknown flag {other}"),
         }
@@ -51,6 +54,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 pub fn run(args: &[String]) -> Result<()> {
     let a = parse_args(args)?;
+    if !matches!(a.mode.as_str(), "asot" | "clot") {
+        bail!("--mode must be asot or clot");
+    }
     let clot = std::env::current_exe()?.with_file_name("clot");
     if !clot.is_file() {
         bail!(
@@ -97,7 +103,7 @@ pub fn run(args: &[String]) -> Result<()> {
             ours.push(wall);
             let t = Instant::now();
             let p = Command::new(&a.python)
-                .arg(crate::python_script("asot_train_peer.py"))
+                .arg(crate::python_script(&format!("{}_train_peer.py", a.mode)))
                 .arg(a.data.join("Breakfast"))
                 .args(["coffee", "7", &seed.to_string(), &threads.to_string()])
                 .arg(a.val_every.to_string())
@@ -125,7 +131,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let (mo, mp) = (median(ours), median(peer));
     let col = |k: &str| median(rows.iter().filter_map(|r| r[k].as_f64()).collect());
     let summary = serde_json::json!({
-        "threads": threads, "val_every": a.val_every,
+        "threads": threads, "val_every": a.val_every, "mode": a.mode,
         "clot_wall_s": mo, "peer_wall_s": mp, "speedup_wall": mp / mo,
         "clot_train_s": col("clot_train_s"), "peer_train_s": col("peer_train_s"),
         "speedup_train": col("peer_train_s") / col("clot_train_s"),
@@ -138,8 +144,8 @@ pub fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
     println!(
-        "Breakfast coffee, breakfast preset (15 epochs + full-length test), seeds 0..{}, {} run(s) each, {threads} threads, validation every {} epoch(s)",
-        a.seeds, a.repeats, a.val_every
+        "Breakfast coffee, breakfast preset (15 epochs + full-length test), mode {}, seeds 0..{}, {} run(s) each, {threads} threads, validation every {} epoch(s)",
+        a.mode, a.seeds, a.repeats, a.val_every
     );
     println!("{:<28} {:>10} {:>10} {:>9}", "", "clot", "PyTorch", "ratio");
     let line = |name: &str, o: f64, p: f64| {
