@@ -10,6 +10,8 @@
 //!   distances); O(P·(N+K)·d + P·N log N + N·K·P).
 
 use rand::Rng;
+
+use crate::linalg::{Op, gemm};
 use rand_distr::{Distribution, StandardNormal};
 
 /// C = 1 − F Aᵀ: `f` is N×d, `a` is K×d, both row-major; returns N×K.
@@ -99,27 +101,56 @@ pub fn random_directions(p: usize, d: usize, rng: &mut impl Rng) -> Vec<f32> {
     out
 }
 
-/// x̂[i,p] = ‖x_i − ρ_s θ_p‖, each row then L2-normalised. `x` is M×d, `theta` P×d; returns M×P.
+/// x̂[i,p] = ‖x_i − ρ_s θ_p‖, each row then L2-normalised. `x` is M×d, `theta` P×d (unit
+/// rows); returns M×P. Computed as √(‖x_i‖² + ρ_s² − 2ρ_s⟨x_i, θ_p⟩) with one sgemm.
 fn circular_projection(x: &[f32], theta: &[f32], d: usize, radius: f32) -> Vec<f32> {
     let p = theta.len() / d;
     let m = x.len() / d;
     let mut out = vec![0f32; m * p];
-    for i in 0..m {
-        let xi = &x[i * d..(i + 1) * d];
-        let row = &mut out[i * p..(i + 1) * p];
-        for (q, r) in row.iter_mut().enumerate() {
-            let th = &theta[q * d..(q + 1) * d];
-            *r = xi
-                .iter()
-                .zip(th)
-                .map(|(a, t)| (a - radius * t).powi(2))
-                .sum::<f32>()
-                .sqrt();
+    gemm(
+        m,
+        d,
+        p,
+        -2.0 * radius,
+        x,
+        Op::N,
+        theta,
+        Op::T,
+        0.0,
+        &mut out,
+    );
+    let tt: Vec<f32> = theta
+        .chunks_exact(d)
+        .map(|th| radius * radius * th.iter().map(|v| v * v).sum::<f32>())
+        .collect();
+    for (xi, row) in x.chunks_exact(d).zip(out.chunks_exact_mut(p)) {
+        let base = xi.iter().map(|v| v * v).sum::<f32>();
+        for (r, &t) in row.iter_mut().zip(&tt) {
+            *r = (base + t + *r).max(0.0).sqrt();
         }
         let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
         row.iter_mut().for_each(|v| *v /= norm);
     }
     out
+}
+
+/// Pairwise Euclidean distances between the rows of `u` (N×P) and `v` (K×P), via
+/// ‖u‖² + ‖v‖² − 2⟨u, v⟩ with one sgemm (clamped at 0 before the square root).
+fn pairwise_distances(u: &[f32], v: &[f32], p: usize) -> Vec<f32> {
+    let (n, k) = (u.len() / p, v.len() / p);
+    let mut c = vec![0f32; n * k];
+    gemm(n, p, k, -2.0, u, Op::N, v, Op::T, 0.0, &mut c);
+    let vn: Vec<f32> = v
+        .chunks_exact(p)
+        .map(|r| r.iter().map(|x| x * x).sum())
+        .collect();
+    for (ur, cr) in u.chunks_exact(p).zip(c.chunks_exact_mut(k)) {
+        let un: f32 = ur.iter().map(|x| x * x).sum();
+        for (x, &b) in cr.iter_mut().zip(&vn) {
+            *x = (un + b + *x).max(0.0).sqrt();
+        }
+    }
+    c
 }
 
 /// The SWD cost between frames `f` (N×d) and actions `a` (K×d), with `theta` from
@@ -134,18 +165,7 @@ pub fn swd_cost(f: &[f32], a: &[f32], d: usize, theta: &[f32], params: &SwdParam
         SwdVariant::Released => {
             sort_columns(&mut xf, n, p);
             sort_columns(&mut xa, k, p);
-            for i in 0..n {
-                let fi = &xf[i * p..(i + 1) * p];
-                for j in 0..k {
-                    let aj = &xa[j * p..(j + 1) * p];
-                    c[i * k + j] = fi
-                        .iter()
-                        .zip(aj)
-                        .map(|(x, y)| (x - y).powi(2))
-                        .sum::<f32>()
-                        .sqrt();
-                }
-            }
+            c = pairwise_distances(&xf, &xa, p);
         }
         SwdVariant::Paper => {
             let inv = 1.0 / p.max(1) as f32;
@@ -168,7 +188,7 @@ fn sort_columns(x: &mut [f32], m: usize, p: usize) {
         for i in 0..m {
             col[i] = x[i * p + q];
         }
-        col.sort_by(f32::total_cmp);
+        col.sort_unstable_by(f32::total_cmp);
         for i in 0..m {
             x[i * p + q] = col[i];
         }
@@ -226,5 +246,67 @@ mod tests {
         let f2 = vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
         assert_eq!(rel, swd_cost(&f2, &a, d, &theta, &SwdParams::default()));
         assert!(rel.iter().all(|x| x.is_finite() && *x >= 0.0));
+    }
+
+    /// The sgemm forms equal the direct sums.
+    #[test]
+    fn swd_fast_forms_match_direct_sums() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let (n, k, d) = (37, 5, 8);
+        let theta = random_directions(20, d, &mut rng);
+        let unit = |m: usize, s: f32| {
+            let mut v: Vec<f32> = (0..m * d).map(|i| (i as f32 * s).sin()).collect();
+            crate::linalg::normalize_rows(&mut v, d);
+            v
+        };
+        let (f, a) = (unit(n, 0.37), unit(k, 0.91));
+        let direct = |x: &[f32]| -> Vec<f32> {
+            let mut out = Vec::new();
+            for xi in x.chunks_exact(d) {
+                let row: Vec<f32> = theta
+                    .chunks_exact(d)
+                    .map(|t| {
+                        xi.iter()
+                            .zip(t)
+                            .map(|(a, b)| (a - 2.0 * b).powi(2))
+                            .sum::<f32>()
+                            .sqrt()
+                    })
+                    .collect();
+                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+                out.extend(row.iter().map(|v| v / norm));
+            }
+            out
+        };
+        let fast = circular_projection(&f, &theta, d, 2.0);
+        for (x, y) in fast.iter().zip(direct(&f)) {
+            assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+        }
+        let (mut xf, mut xa) = (direct(&f), direct(&a));
+        sort_columns(&mut xf, n, 20);
+        sort_columns(&mut xa, k, 20);
+        let c = swd_cost(
+            &f,
+            &a,
+            d,
+            &theta,
+            &SwdParams {
+                projections: 20,
+                ..SwdParams::default()
+            },
+        );
+        for i in 0..n {
+            for j in 0..k {
+                let want: f32 = (0..20)
+                    .map(|q| (xf[i * 20 + q] - xa[j * 20 + q]).powi(2))
+                    .sum::<f32>()
+                    .sqrt();
+                assert!(
+                    (c[i * k + j] - want).abs() < 1e-3,
+                    "{i},{j}: {} vs {want}",
+                    c[i * k + j]
+                );
+            }
+        }
     }
 }

@@ -25,36 +25,48 @@ use crate::graph::{Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, S
 use crate::ot::cost::{add_temporal_prior, cosine_cost, random_directions, swd_cost};
 use crate::ot::solve_batch;
 use crate::params::Params;
+use rayon::prelude::*;
 
-/// Costs of the batch's videos (B×rows×K) and their valid rows, or an error message.
+/// Costs of the batch's videos (B×rows×K, built in parallel) and their valid rows, or an error
+/// message. `extra(v, embeddings, cost)` adds further terms to video v's cost.
 fn batch_costs<E: Component + Deref<Target = F32Matrix>>(
     batch: &Batch,
     cfg: &ModelConfig,
     a: &[f32],
     q: &Query<'_, '_, (&E, &Input)>,
     frames: bool,
-    mut extra: impl FnMut(&[f32], &mut [f32]),
+    extra: impl Fn(usize, &[f32], &mut [f32]) + Sync,
 ) -> Result<(Vec<f32>, Vec<usize>, usize), String> {
     let (k, d) = (cfg.actions, cfg.dim());
-    let mut costs = Vec::new();
-    let mut valid = Vec::new();
-    let mut rows = 0;
+    let mut items = Vec::with_capacity(batch.videos.len());
     for &e in &batch.videos {
-        let (emb, input) = q
-            .get(e)
-            .map_err(|_| format!("entity {e:?} has no embeddings"))?;
-        rows = emb.rows();
-        let mut c = cosine_cost(emb.as_slice(), a, d);
-        add_temporal_prior(&mut c, rows, k, cfg.rho);
-        extra(emb.as_slice(), &mut c);
-        costs.extend_from_slice(&c);
-        valid.push(if frames {
-            input.mask.count_valid()
-        } else {
-            rows
-        });
+        items.push(
+            q.get(e)
+                .map_err(|_| format!("entity {e:?} has no embeddings"))?,
+        );
     }
-    Ok((costs, valid, rows))
+    let rows = items.first().map_or(0, |(emb, _)| emb.rows());
+    let costs: Vec<Vec<f32>> = items
+        .par_iter()
+        .enumerate()
+        .map(|(v, (emb, _))| {
+            let mut c = cosine_cost(emb.as_slice(), a, d);
+            add_temporal_prior(&mut c, rows, k, cfg.rho);
+            extra(v, emb.as_slice(), &mut c);
+            c
+        })
+        .collect();
+    let valid = items
+        .iter()
+        .map(|(emb, input)| {
+            if frames {
+                input.mask.count_valid()
+            } else {
+                emb.rows()
+            }
+        })
+        .collect();
+    Ok((costs.concat(), valid, rows))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -141,11 +153,18 @@ fn solve_frames(
     let (k, d) = (cfg.actions, cfg.dim());
     let swd = cfg.clot.swd;
     let weight = cfg.clot.swd_weight;
-    let mut rng = rng;
-    let extra = |f: &[f32], c: &mut [f32]| {
-        if let Some(r) = rng.as_deref_mut() {
-            let theta = random_directions(swd.projections, d, r);
-            let s = swd_cost(f, a, d, &theta, &swd);
+    // directions drawn in batch order from the run's RNG, then the costs in parallel
+    let thetas: Vec<Vec<f32>> = match rng {
+        Some(r) => batch
+            .videos
+            .iter()
+            .map(|_| random_directions(swd.projections, d, r))
+            .collect(),
+        None => Vec::new(),
+    };
+    let extra = |v: usize, f: &[f32], c: &mut [f32]| {
+        if let Some(theta) = thetas.get(v) {
+            let s = swd_cost(f, a, d, theta, &swd);
             c.iter_mut().zip(&s).for_each(|(x, y)| *x += weight * y);
         }
     };
@@ -188,7 +207,7 @@ fn solve_level<E: Component + Deref<Target = F32Matrix>, P: Component>(
         let Some(a) = params.0.get(ACTIONS) else {
             return failures.report(name, "missing parameter clusters");
         };
-        let (costs, valid, rows) = match batch_costs(&batch, &cfg, a, &q, frames, |_, _| {}) {
+        let (costs, valid, rows) = match batch_costs(&batch, &cfg, a, &q, frames, |_, _, _| {}) {
             Ok(x) => x,
             Err(e) => return failures.report(name, e),
         };
