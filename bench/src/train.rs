@@ -91,6 +91,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     "--val-every",
                     &a.val_every.to_string(),
                 ])
+                .args(["--mode", &a.mode])
                 .arg("--out")
                 .arg(out.path().join(format!("seed{seed}")))
                 .arg("--json")
