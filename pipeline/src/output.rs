@@ -42,6 +42,19 @@ pub struct Provenance {
 }
 
 impl Provenance {
+    /// The provenance of a run of `cfg` (its graph's stage names) on a dataset activity.
+    pub fn new(cfg: &TrainConfig, dataset: &str, activity: &str) -> Self {
+        let stages = crate::graphs::build(&cfg.mode, &cfg.without)
+            .map(|g| g.stages().iter().map(|s| s.name.to_string()).collect())
+            .unwrap_or_default();
+        Provenance {
+            config: cfg.clone(),
+            stages,
+            dataset: dataset.to_string(),
+            activity: activity.to_string(),
+        }
+    }
+
     fn metadata(&self, table: Table) -> HashMap<String, String> {
         let mut md = table.metadata();
         md.insert("clot.config_hash".into(), self.config.hash());

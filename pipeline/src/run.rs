@@ -156,15 +156,7 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
     } else {
         None
     };
-    let stages = graphs::build(&cfg.mode, &cfg.without)
-        .map(|g| g.stages().iter().map(|s| s.name.to_string()).collect())
-        .unwrap_or_default();
-    let prov = Provenance {
-        config: cfg.clone(),
-        stages,
-        dataset: ds.name.clone(),
-        activity: activity.clone(),
-    };
+    let prov = Provenance::new(&cfg, &ds.name, &activity);
     write_run(
         &out,
         &prov,
@@ -335,15 +327,7 @@ pub fn eval(a: &EvalArgs, quiet: bool) -> Result<()> {
     let wall = t.elapsed().as_secs_f64();
     let scores = score(&results, cfg.exclude, cfg.f1_seed)?;
     if let Some(out) = &a.out {
-        let stages = graphs::build(&cfg.mode, &cfg.without)
-            .map(|g| g.stages().iter().map(|s| s.name.to_string()).collect())
-            .unwrap_or_default();
-        let prov = Provenance {
-            config: cfg.clone(),
-            stages,
-            dataset: ds.name.clone(),
-            activity: activity.clone(),
-        };
+        let prov = Provenance::new(&cfg, &ds.name, &activity);
         write_run(out, &prov, &results, scores.as_ref(), None, wall, 6)?;
     }
     if a.json {

@@ -267,6 +267,17 @@ pub fn softmax_rows_backward<R: Real>(w: &[R], dw: &[R], cols: usize) -> Vec<R> 
     dz
 }
 
+/// The index of the largest entry of `row` (the first one on ties, as `argmax` does).
+pub fn argmax<R: PartialOrd + Copy>(row: &[R]) -> usize {
+    let mut best = 0;
+    for (j, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = j;
+        }
+    }
+    best
+}
+
 /// a += b, elementwise.
 pub fn add_into<R: Real>(a: &mut [R], b: &[R]) {
     a.iter_mut().zip(b).for_each(|(x, &y)| *x = *x + y);

@@ -9,20 +9,13 @@ use clot_schemas::{F32Matrix, Labels, RefinedPlan, TransportPlan};
 
 use crate::batch::{Batch, Input, Prediction};
 use crate::graph::{Forward, Grad, Phase, Stage, StageGraph, StageInfo};
+use crate::linalg::argmax;
 
 /// Row-wise argmax of the first `valid` rows of an N×K plan.
 pub fn argmax_rows(plan: &[f32], k: usize, valid: usize) -> Vec<i32> {
     plan.chunks_exact(k.max(1))
         .take(valid)
-        .map(|row| {
-            let mut best = 0;
-            for (j, &v) in row.iter().enumerate() {
-                if v > row[best] {
-                    best = j;
-                }
-            }
-            best as i32
-        })
+        .map(|row| argmax(row) as i32)
         .collect()
 }
 

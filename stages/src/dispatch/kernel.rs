@@ -8,7 +8,7 @@
 //! included. Only N×K and K×d matrices are formed: the aggregation is (M∘S)ᵀE and the
 //! redistribution S C, two N×K×d matrix products; never a K×N×d tensor. Shapes: E N×d, A K×d.
 
-use crate::linalg::{Op, Real, gemm};
+use crate::linalg::{Op, Real, argmax, gemm};
 
 /// What backward needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,18 +38,7 @@ pub fn forward<R: Real>(
     let mut s = vec![R::zero(); n * k];
     gemm(n, d, k, alpha, e, Op::N, a, Op::T, R::zero(), &mut s);
     s.iter_mut().for_each(|v| *v = sigmoid(beta + *v));
-    let winner: Vec<usize> = s
-        .chunks_exact(k)
-        .map(|row| {
-            let mut best = 0;
-            for (j, &v) in row.iter().enumerate() {
-                if v > row[best] {
-                    best = j;
-                }
-            }
-            best
-        })
-        .collect();
+    let winner: Vec<usize> = s.chunks_exact(k).map(argmax).collect();
     // (M∘S) as N×K, then c = ((M∘S)ᵀ E + A) / denom
     let mut ms = vec![R::zero(); n * k];
     let mut denom = vec![R::one(); k];
