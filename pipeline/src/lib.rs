@@ -1,7 +1,10 @@
-//! The `clot` command-line tool and, in later issues, stage graphs, runs and sweeps.
+//! The `clot` command-line tool, the stage graphs of each mode and ablation ([`graphs`]), the
+//! training driver ([`train`]: epochs, batches, k-means initialisation, evaluation), the run
+//! configuration ([`config`]) and what a run writes ([`output`], [`plot`]).
 //!
-//! [`commands`] holds one function per subcommand so that tests and scripts can call them without
-//! a process; `main.rs` only parses arguments and prints errors (exit code 2).
+//! [`commands`], [`solve`] and [`run`] hold one function per subcommand so that tests and scripts
+//! can call them without a process; `main.rs` only parses arguments and prints errors (exit code
+//! 2).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

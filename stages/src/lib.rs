@@ -6,8 +6,11 @@
 //! settings and per-batch components), [`params`] (named tensors: parameters, gradients).
 //!
 //! Stages, in forward order: [`load`] (sampling, standardisation), [`actions`] (A re-normalised),
-//! [`encode`] (MLP), [`ot::stage`] (OT1), [`loss`] (cross-entropy), [`predict`] (argmax), and
-//! [`optim`] (Adam, in the Step schedule).
+//! [`encode`] (MLP), [`dispatch`] (feature dispatching), [`ot::stage`] (OT1 with the SWD term,
+//! OT2, OT3), [`decode`] (the parallel decoder), [`refine`] (cross-attention refinement), [`loss`]
+//! (the three cross-entropies), [`predict`] (argmax of the final plan), and [`optim`] (Adam, in
+//! the Step schedule). Each differentiable stage has a `kernel` module with its forward and
+//! hand-written backward, generic over f32/f64 and checked against finite differences.
 //!
 //! Also: [`ot`] (the ASOT solver and cost terms), [`eval`] (Hungarian matching, MoF, F1, mIoU),
 //! [`kmeans`] (k-means++, initialises A), [`baselines`], [`sample`] and [`linalg`] (kernels).
