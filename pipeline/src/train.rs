@@ -4,7 +4,9 @@
 //! the eval OT settings (SPEC §4).
 //!
 //! Seeding: one seed makes a ChaCha8 stream that hands out, in this order, the seeds of the MLP
-//! initialisation, of frame sampling, of the epoch shuffles and of k-means. Stages parallelise
+//! initialisation, of frame sampling (and, in training, dropout and SWD directions), of the epoch
+//! shuffles, of k-means and of evaluation (SWD directions of evaluation batches, seeded per video,
+//! so that validation passes never move the training stream). Stages parallelise
 //! with rayon but combine results in batch order, so a seed and a thread count fix every number.
 
 use std::time::Instant;
@@ -113,6 +115,7 @@ impl Session {
             ot_train: cfg.ot(true),
             ot_eval: cfg.ot(false),
             clot: cfg.clot(),
+            eval_seed: derive_seeds(cfg.seed)[4],
         });
         w.insert_resource(RunRng(ChaCha8Rng::seed_from_u64(sampling_seed)));
         w.insert_resource(Grads(params.zeros_like()));
@@ -363,10 +366,11 @@ pub fn init_model(cfg: &TrainConfig, seed: u64) -> ParamSet {
     params
 }
 
-/// The seeds a run derives from its one seed: (MLP init, sampling, shuffling, k-means).
-pub fn derive_seeds(seed: u64) -> [u64; 4] {
+/// The seeds a run derives from its one seed: (MLP init, sampling, shuffling, k-means,
+/// evaluation).
+pub fn derive_seeds(seed: u64) -> [u64; 5] {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
-    [r.random(), r.random(), r.random(), r.random()]
+    [r.random(), r.random(), r.random(), r.random(), r.random()]
 }
 
 /// Trains a model on `videos` and evaluates it. Returns the trained model, the evaluation and
@@ -389,7 +393,7 @@ pub fn fit_with(
 ) -> Result<(Trained, Vec<VideoResult>, f64)> {
     let dim = videos.first().map(|v| v.features.cols()).unwrap_or(0);
     cfg.validate(dim)?;
-    let [init_seed, sample_seed, shuffle_seed, kmeans_seed] = derive_seeds(cfg.seed);
+    let [init_seed, sample_seed, shuffle_seed, kmeans_seed, _] = derive_seeds(cfg.seed);
     let params = init_model(cfg, init_seed);
     let start = Instant::now();
     let mut s = Session::new(cfg, videos, params, sample_seed, &mut customize)?;

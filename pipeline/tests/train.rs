@@ -152,6 +152,26 @@ fn clot_mode_is_deterministic_too() {
 }
 
 #[test]
+fn validation_does_not_move_training_and_checkpoints_reproduce_every_graph() {
+    let ds = demo_videos();
+    let videos: Vec<&Video> = ds.videos.iter().take(5).collect();
+    let bar = ProgressBar::hidden();
+    let mut cfg = demo_config(2, 3);
+    cfg.mode = "clot".into();
+    cfg.without = vec!["refine".into()]; // predicts from T, whose cost has the SWD term
+    let (t1, r1, _) = fit(&cfg, &videos, &bar).unwrap();
+    cfg.val_every = 0;
+    let (t2, r2, _) = fit(&cfg, &videos, &bar).unwrap();
+    assert_eq!(t1.params, t2.params, "validation passes changed training");
+    assert_eq!(r1, r2);
+    let again = clot_pipeline::train::evaluate(&cfg, t1.params.clone(), &videos).unwrap();
+    assert_eq!(
+        again, r1,
+        "evaluating the trained parameters again gives other predictions"
+    );
+}
+
+#[test]
 fn training_lowers_the_loss() {
     let ds = demo_videos();
     let videos: Vec<&Video> = ds.videos.iter().collect();

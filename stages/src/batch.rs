@@ -41,6 +41,8 @@ pub struct ModelConfig {
     pub ot_eval: AsotParams,
     /// CLOT's settings (used by the stages CLOT adds).
     pub clot: ClotConfig,
+    /// Seed of evaluation-time randomness (the SWD directions of evaluation batches).
+    pub eval_seed: u64,
 }
 
 /// Settings of CLOT's stages (SPEC §2).

@@ -71,6 +71,7 @@ fn clot_graph_loss_and_gradients_equal_the_f64_kernels() {
         ot_train: AsotParams::default(),
         ot_eval: AsotParams::default(),
         clot,
+        eval_seed: 0,
     });
     w.insert_resource(RunRng(ChaCha8Rng::seed_from_u64(0)));
     w.insert_resource(Grads(params.zeros_like()));

@@ -84,6 +84,7 @@ fn graph_gradients_equal_the_f64_kernels_on_a_ragged_batch() {
         ot_train: AsotParams::default(),
         ot_eval: AsotParams::default(),
         clot: ClotConfig::for_actions(k),
+        eval_seed: 0,
     });
     w.insert_resource(RunRng(ChaCha8Rng::seed_from_u64(0)));
     w.insert_resource(Grads(params.zeros_like()));

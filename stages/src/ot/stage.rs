@@ -4,7 +4,8 @@
 //! eval ones.
 //!
 //! * OT1 (Phase::Solve1): T = ASOT(1 − F Aᵀ + ρ·R(N,K) [+ w_swd·C_swd(F, A)]) → `TransportPlan`.
-//!   The SWD directions are drawn fresh per call from the run's RNG.
+//!   The SWD directions are drawn fresh per call: from the run's RNG in training, from a per-video
+//!   seeded RNG at evaluation.
 //! * OT2 (Phase::Solve2): T_S = ASOT(1 − S Aᵀ + ρ·R(K′,K)) → `SegmentPlan` (all rows valid).
 //! * OT3 (Phase::Solve3): T_R = ASOT(1 − F_R Aᵀ + ρ·R(N,K)) → `RefinedPlan`.
 //!
@@ -20,11 +21,13 @@ use clot_schemas::{
 };
 
 use crate::actions::ACTIONS;
-use crate::batch::{Batch, Input, ModelConfig, RunRng};
+use crate::batch::{Batch, Input, ModelConfig, RunRng, VideoIndex};
 use crate::graph::{Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo};
 use crate::ot::cost::{add_temporal_prior, cosine_cost, random_directions, swd_cost};
 use crate::ot::solve_batch;
 use crate::params::Params;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 /// Costs of the batch's videos (B×rows×K, built in parallel) and their valid rows, or an error
@@ -105,13 +108,16 @@ fn solve1(
         &cfg,
         &params,
         &q,
-        None,
+        Vec::new(),
         &failures,
         &profile,
         &mut commands,
     );
 }
 
+/// SWD directions: in training from the run's RNG (batch order); at evaluation from an RNG seeded
+/// by the run's evaluation seed and the video's index, so that evaluation never moves the
+/// training stream and a checkpoint evaluates to exactly the run's scores.
 #[allow(clippy::too_many_arguments)]
 fn solve1_swd(
     batch: Res<'_, Batch>,
@@ -119,16 +125,34 @@ fn solve1_swd(
     params: Res<'_, Params>,
     mut rng: ResMut<'_, RunRng>,
     q: Query<'_, '_, (&FrameEmbeddings, &Input)>,
+    index: Query<'_, '_, &VideoIndex>,
     failures: Res<'_, Failures>,
     profile: Res<'_, Profile>,
     mut commands: Commands<'_, '_>,
 ) {
+    let (p, d) = (cfg.clot.swd.projections, cfg.dim());
+    let thetas = batch
+        .videos
+        .iter()
+        .enumerate()
+        .map(|(pos, &e)| {
+            if batch.train {
+                random_directions(p, d, &mut rng.0)
+            } else {
+                let v = index.get(e).map_or(pos, |i| i.0) as u64;
+                let mut r = ChaCha8Rng::seed_from_u64(
+                    cfg.eval_seed ^ v.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
+                random_directions(p, d, &mut r)
+            }
+        })
+        .collect();
     solve_frames(
         &batch,
         &cfg,
         &params,
         &q,
-        Some(&mut rng.0),
+        thetas,
         &failures,
         &profile,
         &mut commands,
@@ -141,7 +165,7 @@ fn solve_frames(
     cfg: &ModelConfig,
     params: &Params,
     q: &Query<'_, '_, (&FrameEmbeddings, &Input)>,
-    rng: Option<&mut rand_chacha::ChaCha8Rng>,
+    thetas: Vec<Vec<f32>>,
     failures: &Failures,
     profile: &Profile,
     commands: &mut Commands<'_, '_>,
@@ -153,15 +177,6 @@ fn solve_frames(
     let (k, d) = (cfg.actions, cfg.dim());
     let swd = cfg.clot.swd;
     let weight = cfg.clot.swd_weight;
-    // directions drawn in batch order from the run's RNG, then the costs in parallel
-    let thetas: Vec<Vec<f32>> = match rng {
-        Some(r) => batch
-            .videos
-            .iter()
-            .map(|_| random_directions(swd.projections, d, r))
-            .collect(),
-        None => Vec::new(),
-    };
     let extra = |v: usize, f: &[f32], c: &mut [f32]| {
         if let Some(theta) = thetas.get(v) {
             let s = swd_cost(f, a, d, theta, &swd);
