@@ -200,15 +200,9 @@ impl Session {
         })?;
         let mut params = self.graph.world.resource_mut::<Params>();
         match params.0.get_mut(ACTIONS) {
-            Some(a) => a.copy_from_slice(&km.centroids),
-            None => {
-                params.0.push(ACTIONS, vec![k, d], km.centroids);
-            }
+            Some(a) if a.len() == km.centroids.len() => a.copy_from_slice(&km.centroids),
+            _ => bail!("the model has no {k}×{d} `{ACTIONS}` tensor for the k-means centres"),
         }
-        let grads = params.0.zeros_like();
-        let adam = Adam::new(self.graph.world.resource::<Adam>().config, &grads);
-        self.graph.world.insert_resource(Grads(grads));
-        self.graph.world.insert_resource(adam);
         Ok(())
     }
 
@@ -349,18 +343,20 @@ impl Session {
     }
 }
 
-/// Fresh parameters for `cfg` (A comes from k-means later): the MLP, then — in the clot graph —
+/// Fresh parameters for `cfg`: the MLP, A (zeros until k-means sets it), then — in the clot graph —
 /// dispatch's α, β and the decoder, drawn from one RNG in that order.
 pub fn init_model(cfg: &TrainConfig, seed: u64) -> ParamSet {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut params = ParamSet::default();
     init_params(&mut params, &cfg.mlp, &mut rng);
+    let d = cfg.mlp.last().copied().unwrap_or(0);
+    // A: set by k-means on the untrained embeddings before training
+    params.push(ACTIONS, vec![cfg.actions, d], vec![0.0; cfg.actions * d]);
     let has = |s: &str| cfg.mode == "clot" && !cfg.without.iter().any(|w| w == s);
     if has("dispatch") {
         clot_stages::dispatch::init_params(&mut params);
     }
     if has("decoder") {
-        let d = cfg.mlp.last().copied().unwrap_or(0);
         clot_stages::decode::init_params(&mut params, &cfg.clot().decoder_shape(d), &mut rng);
     }
     params

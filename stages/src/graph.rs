@@ -219,13 +219,6 @@ impl Profile {
     pub fn totals(&self) -> Vec<(&'static str, std::time::Duration, u64)> {
         self.0.lock().map(|v| v.clone()).unwrap_or_default()
     }
-
-    /// Clears the totals.
-    pub fn reset(&self) {
-        if let Ok(mut v) = self.0.lock() {
-            v.clear();
-        }
-    }
 }
 
 /// An assembled stage graph: a `World` holding the three schedules, and the stages' infos.
@@ -247,41 +240,12 @@ impl StageGraph {
         let mut world = World::new();
         world.init_resource::<Failures>();
         let mut forward = Schedule::new(Forward);
-        forward.configure_sets(
-            (
-                Phase::Load,
-                Phase::Encode,
-                Phase::Dispatch,
-                Phase::Solve1,
-                Phase::Decode,
-                Phase::Solve2,
-                Phase::Refine,
-                Phase::Solve3,
-                Phase::Loss,
-                Phase::Optimize,
-                Phase::Predict,
-                Phase::Write,
-            )
-                .chain(),
-        );
         let mut backward = Schedule::new(Backward);
-        backward.configure_sets(
-            (
-                Phase::Write,
-                Phase::Predict,
-                Phase::Optimize,
-                Phase::Loss,
-                Phase::Solve3,
-                Phase::Refine,
-                Phase::Solve2,
-                Phase::Decode,
-                Phase::Solve1,
-                Phase::Dispatch,
-                Phase::Encode,
-                Phase::Load,
-            )
-                .chain(),
-        );
+        // consecutive phases are ordered: forward as listed, backward mirrored
+        for w in Phase::ALL.windows(2) {
+            forward.configure_sets(w[0].before(w[1]));
+            backward.configure_sets(w[1].before(w[0]));
+        }
         forward.configure_sets(
             (LossLevel::Frames, LossLevel::Segments, LossLevel::Refined)
                 .chain()

@@ -8,10 +8,9 @@
 
 mod common;
 
-use bevy_ecs::prelude::*;
-use clot_schemas::{FrameFeatures, RefinedPlan, SegmentPlan, TransportPlan};
+use clot_schemas::{RefinedPlan, SegmentPlan, TransportPlan};
 use clot_stages::actions::{ACTIONS, ActionsStage};
-use clot_stages::batch::{Batch, ClotConfig, Input, LossValue, ModelConfig, RunRng};
+use clot_stages::batch::{ClotConfig, Input, LossValue};
 use clot_stages::decode::kernel::layout;
 use clot_stages::decode::{self, DecodeStage};
 use clot_stages::dispatch::{self, DispatchStage};
@@ -19,11 +18,9 @@ use clot_stages::encode::{self, EncodeStage};
 use clot_stages::graph::StageGraph;
 use clot_stages::load::LoadStage;
 use clot_stages::loss::{Frames, LossStage, Refined, Segments};
-use clot_stages::ot::AsotParams;
 use clot_stages::ot::stage::{Solve1Stage, Solve2Stage, Solve3Stage};
 use clot_stages::params::{Grads, ParamSet, Params};
 use clot_stages::refine::{Over, RefineStage};
-use clot_stages::sample::Sampling;
 use common::{Model, Setup, clot_loss};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -61,39 +58,7 @@ fn clot_graph_loss_and_gradients_equal_the_f64_kernels() {
         .add_stage(LossStage(Refined));
     g.strict();
     g.initialize().unwrap();
-    let w = &mut g.world;
-    w.insert_resource(ModelConfig {
-        actions: k,
-        widths: widths.clone(),
-        temperature: 0.1,
-        rho: 0.2,
-        standardise: false,
-        ot_train: AsotParams::default(),
-        ot_eval: AsotParams::default(),
-        clot,
-        eval_seed: 0,
-    });
-    w.insert_resource(RunRng(ChaCha8Rng::seed_from_u64(0)));
-    w.insert_resource(Grads(params.zeros_like()));
-    w.insert_resource(Params(params));
-    w.insert_resource(LossValue::default());
-    let videos: Vec<Entity> = [9usize, 13]
-        .iter()
-        .map(|&n| {
-            let x: Vec<f32> = (0..n * widths[0])
-                .map(|_| rng.random_range(-1.0..1.0))
-                .collect();
-            w.spawn(FrameFeatures::from_vec(x, widths[0], "v").unwrap())
-                .id()
-        })
-        .collect();
-    w.insert_resource(Batch {
-        videos: videos.clone(),
-        sampling: Sampling::Full,
-        train: true,
-    });
-    g.forward().unwrap();
-    g.backward().unwrap();
+    let videos = common::run_ragged_batch(&mut g, params, &widths, k, clot, &mut rng);
 
     let p = g.world.resource::<Params>().0.clone();
     let t64 = |name: &str| {

@@ -4,20 +4,20 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use bevy_ecs::prelude::*;
-use clot_schemas::{FrameFeatures, TransportPlan};
+use clot_schemas::TransportPlan;
 use clot_stages::actions::{ACTIONS, ActionsStage};
-use clot_stages::batch::{Batch, ClotConfig, Input, LossValue, ModelConfig, RunRng};
+use clot_stages::batch::{ClotConfig, Input, LossValue};
 use clot_stages::encode::kernel::{self as enc, LinearRef};
 use clot_stages::encode::{EncodeStage, init_params};
 use clot_stages::graph::{Forward, Phase, StageGraph};
 use clot_stages::load::LoadStage;
 use clot_stages::loss::kernel as ce;
 use clot_stages::loss::{Frames, LossStage};
-use clot_stages::ot::AsotParams;
 use clot_stages::ot::stage::Solve1Stage;
 use clot_stages::params::{Grads, ParamSet, Params};
-use clot_stages::sample::Sampling;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -74,40 +74,14 @@ fn graph_gradients_equal_the_f64_kernels_on_a_ragged_batch() {
         .add_stage(LossStage(Frames));
     g.strict();
     g.initialize().unwrap();
-    let w = &mut g.world;
-    w.insert_resource(ModelConfig {
-        actions: k,
-        widths: widths.clone(),
-        temperature: 0.1,
-        rho: 0.2,
-        standardise: false,
-        ot_train: AsotParams::default(),
-        ot_eval: AsotParams::default(),
-        clot: ClotConfig::for_actions(k),
-        eval_seed: 0,
-    });
-    w.insert_resource(RunRng(ChaCha8Rng::seed_from_u64(0)));
-    w.insert_resource(Grads(params.zeros_like()));
-    w.insert_resource(Params(params));
-    w.insert_resource(LossValue::default());
-    // two videos of 9 and 13 frames: full-length sampling pads the first to 13 with a mask
-    let videos: Vec<Entity> = [9usize, 13]
-        .iter()
-        .map(|&n| {
-            let x: Vec<f32> = (0..n * widths[0])
-                .map(|_| rng.random_range(-1.0..1.0))
-                .collect();
-            w.spawn(FrameFeatures::from_vec(x, widths[0], "v").unwrap())
-                .id()
-        })
-        .collect();
-    w.insert_resource(Batch {
-        videos: videos.clone(),
-        sampling: Sampling::Full,
-        train: true,
-    });
-    g.forward().unwrap();
-    g.backward().unwrap();
+    let videos = common::run_ragged_batch(
+        &mut g,
+        params,
+        &widths,
+        k,
+        ClotConfig::for_actions(k),
+        &mut rng,
+    );
 
     // the same loss and gradients from the f64 kernels, with the graph's (detached) plans and the
     // parameters as the graph used them (A re-normalised in the forward pass)

@@ -157,3 +157,52 @@ pub fn clot_loss(m: &Model, st: &Setup, want: bool) -> (f64, Option<Model>) {
         }),
     )
 }
+
+/// Puts a training batch of two ragged videos (9 and 13 frames of random features, padded to 13
+/// by full-length sampling) into `g` with `params` and the model settings, then runs the forward
+/// and backward passes. Returns the videos.
+pub fn run_ragged_batch(
+    g: &mut clot_stages::graph::StageGraph,
+    params: clot_stages::params::ParamSet,
+    widths: &[usize],
+    k: usize,
+    clot: clot_stages::batch::ClotConfig,
+    rng: &mut ChaCha8Rng,
+) -> Vec<bevy_ecs::entity::Entity> {
+    use clot_stages::batch::{Batch, LossValue, ModelConfig, RunRng};
+    use rand::SeedableRng;
+    let w = &mut g.world;
+    w.insert_resource(ModelConfig {
+        actions: k,
+        widths: widths.to_vec(),
+        temperature: 0.1,
+        rho: 0.2,
+        standardise: false,
+        ot_train: clot_stages::ot::AsotParams::default(),
+        ot_eval: clot_stages::ot::AsotParams::default(),
+        clot,
+        eval_seed: 0,
+    });
+    w.insert_resource(RunRng(ChaCha8Rng::seed_from_u64(0)));
+    w.insert_resource(clot_stages::params::Grads(params.zeros_like()));
+    w.insert_resource(clot_stages::params::Params(params));
+    w.insert_resource(LossValue::default());
+    let videos: Vec<_> = [9usize, 13]
+        .iter()
+        .map(|&n| {
+            let x: Vec<f32> = (0..n * widths[0])
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            w.spawn(clot_schemas::FrameFeatures::from_vec(x, widths[0], "v").unwrap())
+                .id()
+        })
+        .collect();
+    w.insert_resource(Batch {
+        videos: videos.clone(),
+        sampling: clot_stages::sample::Sampling::Full,
+        train: true,
+    });
+    g.forward().unwrap();
+    g.backward().unwrap();
+    videos
+}
