@@ -32,12 +32,23 @@
 //!   pass [`StepSize::Fixed`].
 //!
 //! Cost: O(iters · N · K) per video (the GW product is a box filter over prefix sums, so it does
-//! not grow with the radius), one `exp` and two `log`s per cell and iteration. Storage is f32 like
-//! the reference; row, column and prefix sums are accumulated in f64. All work buffers are allocated
-//! once per video before the loop. Videos run in parallel on the rayon pool; the only coupling is
-//! the automatic step size, computed from the first gradient of every video of the batch.
+//! not grow with the radius), one `exp` and one `log` per cell and iteration (and one `log` per
+//! row). Storage is f32 like the reference; row, column and prefix sums are accumulated in f64.
+//! All work buffers are allocated once per video before the loop (about 32 bytes per cell).
+//!
+//! How it runs: rows are cut into fixed chunks of `ROWS_PER_TASK`, the unit of work on the
+//! rayon pool. Each iteration after the first is one pass over the chunks: a chunk's gradient
+//! reads its own rows of T and the prefix sums of the previous T, so the gradient, the update and
+//! the chunk's new prefix sums run back to back while the chunk is in cache (the prefix sums are
+//! double-buffered). The first iteration with the automatic step needs the batch's max(G) first,
+//! so it runs as two passes. The chunk loops are compiled twice, for the baseline target and for
+//! AVX2, and the CPU picks at run time (`simd`); both give the same bits. Results do not depend on
+//! the thread count. Videos run in parallel too; the only coupling is the automatic step size,
+//! computed from the first gradient of every video of the batch.
 
 use rayon::prelude::*;
+
+use super::simd::{Isa, multiversion};
 
 /// How the mirror-descent step is chosen.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,6 +130,32 @@ pub enum OtError {
     Step(f32),
 }
 
+/// Prefix sums of T, kept per fixed chunk of [`ROWS_PER_TASK`] rows so that they can be computed
+/// in parallel with results that do not depend on the thread count: the prefix sum of rows 0..x is
+/// the chunk-local `pt[x]` plus the sum of the chunks before (an exclusive scan of `totals`).
+#[derive(Clone)]
+struct Prefix {
+    /// local prefix sums of T per column, (N+1)×K (row 0 is zero)
+    pt: Vec<f64>,
+    /// local prefix sums of rowsum(T), N+1
+    pr: Vec<f64>,
+    /// rowsum(T), N
+    row: Vec<f64>,
+    /// per row chunk: the chunk's column sums and row-sum total (K + 1)
+    totals: Vec<f64>,
+}
+
+impl Prefix {
+    fn new(n: usize, k: usize) -> Self {
+        Prefix {
+            pt: vec![0.0; (n + 1) * k],
+            pr: vec![0.0; n + 1],
+            row: vec![0.0; n],
+            totals: vec![0.0; n.div_ceil(ROWS_PER_TASK) * (k + 1)],
+        }
+    }
+}
+
 /// Per-video work buffers, allocated once.
 struct Work {
     t: Vec<f32>,
@@ -126,17 +163,14 @@ struct Work {
     /// underflow to 0 keep their information
     l: Vec<f32>,
     g: Vec<f32>,
-    row: Vec<f64>,
+    /// prefix sums of the current T, which the gradient reads
+    cur: Prefix,
+    /// prefix sums of the next T, which the update writes (then the two swap)
+    next: Prefix,
     col: Vec<f64>,
-    /// prefix sums of T per column, (N+1)×K
-    pt: Vec<f64>,
-    /// prefix sums of rowsum(T), N+1
-    pr: Vec<f64>,
     /// per-column term of the gradient (KL of the action marginal), K
     colterm: Vec<f32>,
-    /// per row chunk: the chunk's column sums and row-sum total (K + 1)
-    totals: Vec<f64>,
-    /// per row chunk: the sums of the chunks before it (exclusive scan of `totals`)
+    /// per row chunk: the sums of the chunks before it (exclusive scan of `cur.totals`)
     offsets: Vec<f64>,
 }
 
@@ -146,12 +180,10 @@ impl Work {
             t: vec![0.0; n * k],
             l: vec![f32::NEG_INFINITY; n * k],
             g: vec![0.0; n * k],
-            row: vec![0.0; n],
+            cur: Prefix::new(n, k),
+            next: Prefix::new(n, k),
             col: vec![0.0; k],
-            pt: vec![0.0; (n + 1) * k],
-            pr: vec![0.0; n + 1],
             colterm: vec![0.0; k],
-            totals: vec![0.0; n.div_ceil(ROWS_PER_TASK) * (k + 1)],
             offsets: vec![0.0; n.div_ceil(ROWS_PER_TASK) * (k + 1)],
         }
     }
@@ -267,7 +299,7 @@ pub fn solve_batch(
     check(costs, b, n, k, valid, p)?;
     // Run on a pool thread: the ~3 parallel sections per iteration then fork from a worker
     // instead of parking the calling thread each time (a quarter of the time on small problems).
-    rayon::scope(|_| iterate(costs, b, n, k, valid, p))
+    rayon::scope(|_| iterate(costs, b, n, k, valid, p, Isa::detect()))
 }
 
 fn iterate(
@@ -277,6 +309,7 @@ fn iterate(
     k: usize,
     valid: &[usize],
     p: &AsotParams,
+    isa: Isa,
 ) -> Result<Vec<f32>, OtError> {
     let a = (n as f64 * p.radius as f64).floor() as usize;
     let mut works: Vec<Work> = (0..b).map(|_| Work::new(n, k)).collect();
@@ -287,24 +320,40 @@ fn iterate(
             let init = 1.0 / (nv as f64 * k as f64);
             w.t[..nv * k].fill(init as f32);
             w.l[..nv * k].fill(init.ln() as f32);
-            local_prefix(w, n, k);
+            local_prefix(isa, &w.t, &mut w.cur, n, k);
+            // chunks wholly in the padding are never rewritten: both buffers start equal
+            w.next.clone_from(&w.cur);
         });
+    let relaxed = p.balanced_actions || p.unbalanced_frames;
     let mut step = match p.step {
         StepSize::Fixed(s) => s,
         StepSize::Auto => f32::NAN,
     };
     for it in 0..p.iters {
+        let auto_step = it == 0 && p.step == StepSize::Auto;
+        if !relaxed && !auto_step {
+            // the usual iteration: gradient, update and the next prefix sums in one pass per
+            // row chunk, while the chunk is in cache
+            works
+                .par_iter_mut()
+                .zip(costs.par_chunks(n * k))
+                .zip(valid.par_iter())
+                .for_each(|((w, c), &nv)| {
+                    update(isa, w, Some(Gradient { c, a, p }), n, k, nv, step)
+                });
+            continue;
+        }
         // G of padded rows only matters for the automatic step (it takes the batch's max over
         // every row, as the reference does); afterwards only valid rows are computed
-        let all_rows = it == 0 && p.step == StepSize::Auto;
         works
             .par_iter_mut()
             .zip(costs.par_chunks(n * k))
             .zip(valid.par_iter())
             .for_each(|((w, c), &nv)| {
-                gradient(w, c, n, k, nv, if all_rows { n } else { nv }, a, p);
+                let rows = if auto_step { n } else { nv };
+                gradient(isa, w, Gradient { c, a, p }, n, k, nv, rows);
             });
-        if it == 0 && p.step == StepSize::Auto {
+        if auto_step {
             let max = works
                 .iter()
                 .map(|w| w.g.iter().copied().fold(f32::NEG_INFINITY, f32::max))
@@ -317,7 +366,14 @@ fn iterate(
         works
             .par_iter_mut()
             .zip(valid.par_iter())
-            .for_each(|(w, &nv)| update(w, n, k, nv, step, p));
+            .for_each(|(w, &nv)| {
+                if relaxed {
+                    update_relaxed(w, n, k, nv, step, p);
+                    local_prefix(isa, &w.t, &mut w.cur, n, k);
+                } else {
+                    update(isa, w, None, n, k, nv, step);
+                }
+            });
     }
     let mut out = Vec::with_capacity(b * n * k);
     for (w, &nv) in works.iter().zip(valid) {
@@ -327,38 +383,40 @@ fn iterate(
     Ok(out)
 }
 
-/// G for the first `rows` rows (valid rows first, then padding) of one video into `w.g`.
-#[allow(clippy::too_many_arguments)]
-fn gradient(
-    w: &mut Work,
-    c: &[f32],
+/// What the gradient needs besides the work buffers: the video's cost, the window half-width
+/// a = ⌊N·r⌋ and the settings.
+#[derive(Clone, Copy)]
+struct Gradient<'a> {
+    c: &'a [f32],
+    a: usize,
+    p: &'a AsotParams,
+}
+
+/// The gradient's read-only view of one video once [`prepare`] has run.
+struct GradientView<'a> {
+    g: Gradient<'a>,
+    prefix: &'a Prefix,
+    offsets: &'a [f64],
+    colterm: &'a [f32],
     n: usize,
     k: usize,
     nv: usize,
-    rows: usize,
-    a: usize,
-    p: &AsotParams,
-) {
+}
+
+/// The exclusive scan of the chunk totals of `w.cur` (the grand totals are the column sums) and
+/// the per-column term of the gradient. Serial: O(chunks · K).
+fn prepare(w: &mut Work, k: usize, p: &AsotParams) {
     let Work {
-        t,
-        g,
-        row,
+        cur,
         col,
-        pt,
-        pr,
         colterm,
-        totals,
         offsets,
         ..
     } = w;
-    // Prefix sums (f64) are kept per fixed row chunk (`local_prefix`, or fused into `update`),
-    // so the result does not depend on the thread count; each chunk's offset is a scan over the
-    // chunk totals, and the gradient adds it when it reads a prefix sum.
-    let (rows_c, k1) = (ROWS_PER_TASK, k + 1);
-    // exclusive scan of the chunk totals; the grand totals are the column sums
+    let k1 = k + 1;
     col.fill(0.0);
     let mut total_rows = 0.0f64;
-    for (tot, off) in totals.chunks(k1).zip(offsets.chunks_mut(k1)) {
+    for (tot, off) in cur.totals.chunks(k1).zip(offsets.chunks_mut(k1)) {
         off[..k].copy_from_slice(&col[..k]);
         for j in 0..k {
             col[j] += tot[j];
@@ -366,10 +424,6 @@ fn gradient(
         off[k] = total_rows;
         total_rows += tot[k];
     }
-    let inv_r = if p.radius > 0.0 { 1.0 / p.radius } else { 0.0 };
-    let alpha = p.alpha;
-    let lin = 1.0 - p.alpha;
-    let eps = p.eps;
     // action-marginal term, one per column
     for (kl, &s) in colterm.iter_mut().zip(col.iter()) {
         *kl = if p.balanced_actions {
@@ -378,56 +432,239 @@ fn gradient(
             p.lambda_actions * (((s * k as f64) as f32 + 1e-12).ln() + 1.0)
         };
     }
-    let kl = &*colterm;
-    let nv_f = nv as f64;
-    let (t, row, pt, pr, offsets) = (&*t, &*row, &*pt, &*pr, &*offsets);
-    // prefix sum number x (rows 0..x) is the local prefix plus the offset of row x−1's chunk
-    let chunk_of = |x: usize| x.saturating_sub(1) / rows_c;
-    // rows are independent from here on: chunks of rows run on the rayon pool
-    g[..rows * k]
-        .par_chunks_mut(ROWS_PER_TASK * k)
-        .enumerate()
-        .for_each(|(chunk, gs)| {
-            let first = chunk * ROWS_PER_TASK;
-            // g ← ln(T + 1e-12) for the whole chunk, vectorised; the loop below finishes G in place
-            super::simd::ln_plus_into(&t[first * k..first * k + gs.len()], gs, 1e-12);
-            for (r, gi) in gs.chunks_mut(k).enumerate() {
-                let i = first + r;
-                let ci = &c[i * k..(i + 1) * k];
-                let ti = &t[i * k..(i + 1) * k];
-                let frame_kl = if p.unbalanced_frames && i < nv {
-                    p.lambda_frames * (((row[i] * nv_f) as f32 + 1e-12).ln() + 1.0)
-                } else {
-                    0.0
+}
+
+impl GradientView<'_> {
+    /// G of the rows `first..` (as many as `gs` holds) from those rows of T (`ts`).
+    #[inline(always)]
+    fn rows(&self, first: usize, ts: &[f32], gs: &mut [f32]) {
+        let (k, k1, n, nv) = (self.k, self.k + 1, self.n, self.nv);
+        let Gradient { c, a, p } = self.g;
+        let Prefix { pt, pr, row, .. } = self.prefix;
+        let offsets = self.offsets;
+        let kl = self.colterm;
+        let inv_r = if p.radius > 0.0 { 1.0 / p.radius } else { 0.0 };
+        let (alpha, lin, eps) = (p.alpha, 1.0 - p.alpha, p.eps);
+        let nv_f = nv as f64;
+        // prefix sum number x (rows 0..x) is the local prefix plus the offset of row x−1's chunk
+        let chunk_of = |x: usize| x.saturating_sub(1) / ROWS_PER_TASK;
+        // g ← ln(T + 1e-12) for the whole chunk, vectorised; the loop below finishes G in place
+        super::simd::ln_plus_into_inline(ts, gs, 1e-12);
+        let kl = &kl[..k];
+        for (r, (gi, ti)) in gs.chunks_exact_mut(k).zip(ts.chunks_exact(k)).enumerate() {
+            let i = first + r;
+            let ci = &c[i * k..(i + 1) * k][..k];
+            let (gi, ti) = (&mut gi[..k], &ti[..k]);
+            let frame_kl = if p.unbalanced_frames && i < nv {
+                p.lambda_frames * (((row[i] * nv_f) as f32 + 1e-12).ln() + 1.0)
+            } else {
+                0.0
+            };
+            if a > 0 && alpha > 0.0 && i < nv {
+                let lo = i.saturating_sub(a);
+                let hi = (i + a).min(n - 1) + 1;
+                // Σ_window U_j − U_i with U = rowsum − T, i.e.
+                // (Σ_window rowsum − rowsum_i) − (Σ_window T_j − T_ij): the window sums come from
+                // f64 prefix sums; what is left is added in f32, as the reference does it all
+                let (olo, ohi) = (
+                    &offsets[chunk_of(lo) * k1..][..k1],
+                    &offsets[chunk_of(hi) * k1..][..k1],
+                );
+                let base = ((pr[hi] - pr[lo]) + (ohi[k] - olo[k]) - row[i]) as f32;
+                let (plo, phi) = (&pt[lo * k..(lo + 1) * k], &pt[hi * k..(hi + 1) * k]);
+                let win = Window {
+                    base,
+                    inv_r,
+                    alpha,
+                    rest: Rest { lin, eps, frame_kl },
                 };
-                if a > 0 && alpha > 0.0 && i < nv {
-                    let lo = i.saturating_sub(a);
-                    let hi = (i + a).min(n - 1) + 1;
-                    // Σ_window U_j − U_i with U = rowsum − T, i.e.
-                    // (Σ_window rowsum − rowsum_i) − (Σ_window T_j − T_ij): the window sums come from
-                    // f64 prefix sums; what is left is added in f32, as the reference does it all
-                    let (olo, ohi) = (
-                        &offsets[chunk_of(lo) * k1..][..k1],
-                        &offsets[chunk_of(hi) * k1..][..k1],
-                    );
-                    let base = ((pr[hi] + ohi[k]) - (pr[lo] + olo[k]) - row[i]) as f32;
-                    let (plo, phi) = (&pt[lo * k..(lo + 1) * k], &pt[hi * k..(hi + 1) * k]);
-                    for j in 0..k {
-                        let colwin = ((phi[j] + ohi[j]) - (plo[j] + olo[j])) as f32;
-                        let gw = (base - colwin + ti[j]) * inv_r;
-                        gi[j] = alpha * gw + lin * ci[j] + eps * gi[j] + kl[j] + frame_kl;
+                // in blocks of 8 as arrays (one vector operation per block; a plain loop over a
+                // short row would run the vector loop's scalar remainder), then the rest
+                let (g8, gr) = gi.as_chunks_mut::<8>();
+                let (t8, tr) = ti.as_chunks::<8>();
+                let (c8, cr) = ci.as_chunks::<8>();
+                let (k8, kr) = kl.as_chunks::<8>();
+                let (h8, hr) = phi.as_chunks::<8>();
+                let (l8, lr) = plo.as_chunks::<8>();
+                let (oh8, ohr) = ohi[..k].as_chunks::<8>();
+                let (ol8, olr) = olo[..k].as_chunks::<8>();
+                for (b, g) in g8.iter_mut().enumerate() {
+                    let (t, c, kl, h, l, oh, ol) =
+                        (&t8[b], &c8[b], &k8[b], &h8[b], &l8[b], &oh8[b], &ol8[b]);
+                    // into a local array first: it cannot alias the inputs, so no runtime checks
+                    let mut out = [0f32; 8];
+                    for j in 0..8 {
+                        let colwin = ((h[j] - l[j]) + (oh[j] - ol[j])) as f32;
+                        out[j] = win.cell(colwin, t[j], c[j], kl[j], g[j]);
                     }
-                } else {
-                    for j in 0..k {
-                        gi[j] = lin * ci[j] + eps * gi[j] + kl[j] + frame_kl;
+                    *g = out;
+                }
+                for (j, g) in gr.iter_mut().enumerate() {
+                    let colwin = ((hr[j] - lr[j]) + (ohr[j] - olr[j])) as f32;
+                    *g = win.cell(colwin, tr[j], cr[j], kr[j], *g);
+                }
+            } else {
+                let rest = Rest { lin, eps, frame_kl };
+                let (g8, gr) = gi.as_chunks_mut::<8>();
+                let (c8, cr) = ci.as_chunks::<8>();
+                let (k8, kr) = kl.as_chunks::<8>();
+                for (b, g) in g8.iter_mut().enumerate() {
+                    let (c, kl) = (&c8[b], &k8[b]);
+                    let mut out = [0f32; 8];
+                    for j in 0..8 {
+                        out[j] = rest.cell(c[j], kl[j], g[j]);
                     }
+                    *g = out;
+                }
+                for (j, g) in gr.iter_mut().enumerate() {
+                    *g = rest.cell(cr[j], kr[j], *g);
                 }
             }
-        });
+        }
+    }
+}
+
+/// The terms of G that do not involve the temporal window: (1 − α)·C + ε·log(T + 1e-12) + the
+/// marginal KL terms.
+#[derive(Clone, Copy)]
+struct Rest {
+    lin: f32,
+    eps: f32,
+    frame_kl: f32,
+}
+
+impl Rest {
+    /// G of one cell from its cost, its action-marginal term and log(T + 1e-12).
+    #[inline(always)]
+    fn cell(&self, c: f32, kl: f32, log_t: f32) -> f32 {
+        self.lin * c + self.eps * log_t + kl + self.frame_kl
+    }
+}
+
+/// One row's window: the GW term is (base − colwin + T_ij) / r with base = Σ_window rowsum −
+/// rowsum_i and colwin = Σ_window T_·j.
+#[derive(Clone, Copy)]
+struct Window {
+    base: f32,
+    inv_r: f32,
+    alpha: f32,
+    rest: Rest,
+}
+
+impl Window {
+    #[inline(always)]
+    fn cell(&self, colwin: f32, t: f32, c: f32, kl: f32, log_t: f32) -> f32 {
+        let gw = (self.base - colwin + t) * self.inv_r;
+        self.alpha * gw + self.rest.cell(c, kl, log_t)
+    }
+}
+
+/// G for the first `rows` rows (valid rows first, then padding) of one video into `w.g`.
+fn gradient(
+    isa: Isa,
+    w: &mut Work,
+    grad: Gradient<'_>,
+    n: usize,
+    k: usize,
+    nv: usize,
+    rows: usize,
+) {
+    prepare(w, k, grad.p);
+    let Work {
+        t,
+        g,
+        cur,
+        colterm,
+        offsets,
+        ..
+    } = w;
+    let view = GradientView {
+        g: grad,
+        prefix: cur,
+        offsets,
+        colterm,
+        n,
+        k,
+        nv,
+    };
+    // rows are independent: chunks of rows run on the rayon pool
+    g[..rows * k]
+        .par_chunks_mut(ROWS_PER_TASK * k)
+        .zip(t[..rows * k].par_chunks(ROWS_PER_TASK * k))
+        .enumerate()
+        .for_each(|(chunk, (gs, ts))| gradient_rows_on(isa, &view, chunk * ROWS_PER_TASK, ts, gs));
+}
+
+#[inline(always)]
+fn gradient_rows(view: &GradientView<'_>, first: usize, ts: &[f32], gs: &mut [f32]) {
+    view.rows(first, ts, gs);
+}
+
+multiversion!(fn gradient_rows_on = gradient_rows;
+    (view: &GradientView<'_>, first: usize, ts: &[f32], gs: &mut [f32]));
+
+/// Σ f(xs[j]) in eight independent lanes, then a fixed tree: no serial chain of additions (which
+/// would cost an add latency per element), the same order on every call.
+#[inline(always)]
+fn lane_sum<T: Copy + Default + std::ops::Add<Output = T>>(xs: &[f32], f: impl Fn(f32) -> T) -> T {
+    let mut acc = [T::default(); 8];
+    let (blocks, rest) = xs.as_chunks::<8>();
+    for b in blocks {
+        for j in 0..8 {
+            acc[j] = acc[j] + f(b[j]);
+        }
+    }
+    for (a, &x) in acc.iter_mut().zip(rest) {
+        *a = *a + f(x);
+    }
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
+/// xs[j] ← f(xs[j]) in blocks of 8 (see `GradientView::rows`), then the rest.
+#[inline(always)]
+fn row_map(xs: &mut [f32], f: impl Fn(f32) -> f32) {
+    let (blocks, rest) = xs.as_chunks_mut::<8>();
+    for b in blocks {
+        *b = b.map(&f);
+    }
+    for x in rest {
+        *x = f(*x);
+    }
+}
+
+/// dst[j] ← f(src[j]) in blocks of 8 (see `GradientView::rows`), then the rest.
+#[inline(always)]
+fn row_map_from(dst: &mut [f32], src: &[f32], f: impl Fn(f32) -> f32) {
+    let (d8, dr) = dst.as_chunks_mut::<8>();
+    let (s8, sr) = src.as_chunks::<8>();
+    for (d, s) in d8.iter_mut().zip(s8) {
+        *d = s.map(&f);
+    }
+    for (d, &s) in dr.iter_mut().zip(sr) {
+        *d = f(s);
+    }
+}
+
+/// Largest entry of a row, in eight lanes (no NaN can occur: costs are checked finite).
+#[inline(always)]
+fn lane_max(xs: &[f32]) -> f32 {
+    let max = |m: f32, x: f32| if x > m { x } else { m };
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let (blocks, rest) = xs.as_chunks::<8>();
+    for b in blocks {
+        for j in 0..8 {
+            acc[j] = max(acc[j], b[j]);
+        }
+    }
+    for (a, &x) in acc.iter_mut().zip(rest) {
+        *a = max(*a, x);
+    }
+    acc.iter().copied().fold(f32::NEG_INFINITY, max)
 }
 
 /// Local prefix sums of one row chunk: `ts` holds the chunk's rows of T that may be non-zero
 /// (`ts.len() / k` of them); the chunk's remaining rows are padding, where T is 0.
+#[inline(always)]
 fn chunk_prefix(
     ts: &[f32],
     k: usize,
@@ -446,18 +683,24 @@ fn chunk_prefix(
     {
         let mut s = 0.0f64;
         if r < live {
-            // accumulate and store in one loop (a separate copy of K values per row compiles to a
-            // memmove call)
-            for ((c, t), &x) in cur
-                .iter_mut()
-                .zip(tot.iter_mut())
-                .zip(&ts[r * k..(r + 1) * k])
-            {
-                let x = x as f64;
-                s += x;
-                *t += x;
-                *c = *t;
+            let ti = &ts[r * k..(r + 1) * k];
+            // accumulate and store in one loop, in blocks of 8 (see `GradientView::rows`)
+            let (c8, cr) = cur.as_chunks_mut::<8>();
+            let (s8, sr) = tot[..k].as_chunks_mut::<8>();
+            let (x8, xr) = ti.as_chunks::<8>();
+            for (b, c) in c8.iter_mut().enumerate() {
+                let (t, x) = (&mut s8[b], &x8[b]);
+                let mut sum = *t;
+                for j in 0..8 {
+                    sum[j] += x[j] as f64;
+                }
+                (*t, *c) = (sum, sum);
             }
+            for (j, c) in cr.iter_mut().enumerate() {
+                sr[j] += xr[j] as f64;
+                *c = sr[j];
+            }
+            s = lane_sum(ti, |x| x as f64);
         } else {
             cur.copy_from_slice(&tot[..k]);
         }
@@ -467,16 +710,14 @@ fn chunk_prefix(
     }
 }
 
-/// Local prefix sums of every row chunk of the video, in parallel.
-fn local_prefix(w: &mut Work, n: usize, k: usize) {
-    let Work {
-        t,
-        row,
+/// Local prefix sums of every row chunk of T (N×K) into `prefix`, in parallel.
+fn local_prefix(isa: Isa, t: &[f32], prefix: &mut Prefix, n: usize, k: usize) {
+    let Prefix {
         pt,
         pr,
+        row,
         totals,
-        ..
-    } = w;
+    } = prefix;
     let rows_c = ROWS_PER_TASK;
     pt[..k].fill(0.0);
     pr[0] = 0.0;
@@ -491,42 +732,71 @@ fn local_prefix(w: &mut Work, n: usize, k: usize) {
         .enumerate()
         .for_each(|(c, (((pts, prs), rws), tot))| {
             let ts = &t[c * rows_c * k..((c + 1) * rows_c * k).min(n * k)];
-            chunk_prefix(ts, k, pts, prs, rws, tot);
+            chunk_prefix_on(isa, ts, k, pts, prs, rws, tot);
         });
 }
 
-/// Rows per rayon task inside one video (the work per row is ~K transcendental calls).
-const ROWS_PER_TASK: usize = 512;
+multiversion!(fn chunk_prefix_on = chunk_prefix;
+    (ts: &[f32], k: usize, pts: &mut [f64], prs: &mut [f64], rws: &mut [f64], tot: &mut [f64]));
 
-/// T ← T ⊙ exp(−step·G), then the projection onto the frame marginal (and, when balanced, onto
-/// both marginals with a log-domain Sinkhorn projection). The product is formed in the log domain,
-/// L ← L − step·G, and T = exp(L − max) normalised: the same plan as the reference's
-/// `T * exp(−step·G)` up to rounding, without its overflow to inf (then NaN) for large steps and
-/// without rows collapsing to 0 when every entry underflows.
-fn update(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &AsotParams) {
-    if p.balanced_actions || p.unbalanced_frames {
-        update_relaxed(w, n, k, nv, step, p);
-        local_prefix(w, n, k);
-        return;
+/// Rows per rayon task inside one video: a chunk of a 5 000-frame video is a few microseconds of
+/// work, so that the threads share even one video evenly. Results depend on it (the prefix sums
+/// are kept per chunk), not on the thread count.
+const ROWS_PER_TASK: usize = 128;
+
+/// T ← T ⊙ exp(−step·G), then the projection onto the frame marginal, and the prefix sums of the
+/// new T into `w.next` (then swapped into `w.cur`). With `fused`, G of each chunk of rows is
+/// computed first, in the same pass (the gradient of a row reads only its own row of T and the
+/// prefix sums of the current T, which stay untouched until the swap); without, `w.g` holds it.
+///
+/// The product is formed in the log domain, L ← L − step·G, and T = exp(L − max) normalised: the
+/// same plan as the reference's `T * exp(−step·G)` up to rounding, without its overflow to inf
+/// (then NaN) for large steps and without rows collapsing to 0 when every entry underflows.
+fn update(
+    isa: Isa,
+    w: &mut Work,
+    fused: Option<Gradient<'_>>,
+    n: usize,
+    k: usize,
+    nv: usize,
+    step: f32,
+) {
+    if let Some(grad) = fused {
+        prepare(w, k, grad.p);
     }
     let Work {
         t,
         l,
         g,
-        row,
-        pt,
-        pr,
-        totals,
+        cur,
+        next,
+        colterm,
+        offsets,
         ..
     } = w;
     t[nv * k..n * k].fill(0.0);
     let target = 1.0 / nv as f64;
+    let view = fused.map(|g| GradientView {
+        g,
+        prefix: cur,
+        offsets,
+        colterm,
+        n,
+        k,
+        nv,
+    });
     let chunk = ROWS_PER_TASK * k;
     let (ts, ls, gs) = (
         t[..nv * k].par_chunks_mut(chunk),
         l[..nv * k].par_chunks_mut(chunk),
-        g[..nv * k].par_chunks(chunk),
+        g[..nv * k].par_chunks_mut(chunk),
     );
+    let Prefix {
+        pt,
+        pr,
+        row,
+        totals,
+    } = next;
     let (pts, prs, rws, tots) = (
         pt[k..].par_chunks_mut(chunk),
         pr[1..].par_chunks_mut(ROWS_PER_TASK),
@@ -536,18 +806,64 @@ fn update(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &AsotParams
     ts.zip(ls)
         .zip(gs)
         .zip(pts.zip(prs).zip(rws).zip(tots))
-        .for_each(|(((ts, ls), gs), (((pts, prs), rws), tot))| {
-            normalise_chunk(ts, ls, gs, k, step, target);
-            // the next gradient's prefix sums, while this chunk is in cache
-            chunk_prefix(ts, k, pts, prs, rws, tot);
+        .enumerate()
+        .for_each(|(c, (((ts, ls), gs), (((pts, prs), rws), tot)))| {
+            let first = c * ROWS_PER_TASK;
+            let view = view.as_ref();
+            step_chunk_on(
+                isa, view, first, ts, ls, gs, pts, prs, rws, tot, k, step, target,
+            );
         });
+    std::mem::swap(cur, next);
 }
 
-/// The balanced-actions and unbalanced-frames variants of [`update`].
+/// One row chunk of [`update`]: G of the chunk (when fused), the update, and the chunk's prefix
+/// sums of the new T for the next gradient, while the chunk is in cache.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn step_chunk(
+    view: Option<&GradientView<'_>>,
+    first: usize,
+    ts: &mut [f32],
+    ls: &mut [f32],
+    gs: &mut [f32],
+    pts: &mut [f64],
+    prs: &mut [f64],
+    rws: &mut [f64],
+    tot: &mut [f64],
+    k: usize,
+    step: f32,
+    target: f64,
+) {
+    if let Some(view) = view {
+        view.rows(first, ts, gs);
+    }
+    normalise_chunk(ts, ls, gs, k, step, target);
+    chunk_prefix(ts, k, pts, prs, rws, tot);
+}
+
+multiversion!(fn step_chunk_on = step_chunk; (
+    view: Option<&GradientView<'_>>,
+    first: usize,
+    ts: &mut [f32],
+    ls: &mut [f32],
+    gs: &mut [f32],
+    pts: &mut [f64],
+    prs: &mut [f64],
+    rws: &mut [f64],
+    tot: &mut [f64],
+    k: usize,
+    step: f32,
+    target: f64,
+));
+
+/// The balanced-actions and unbalanced-frames variants of [`update`] (the caller recomputes the
+/// prefix sums).
 fn update_relaxed(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &AsotParams) {
     let Work {
-        t, l, g, row, col, ..
+        t, l, g, cur, col, ..
     } = w;
+    let row = &mut cur.row;
     t[nv * k..n * k].fill(0.0);
     let target = 1.0 / nv as f64;
     l[..nv * k]
@@ -634,45 +950,81 @@ fn update_relaxed(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &As
 
 /// One chunk of rows of the standard update: L ← L − step·G, T = exp(L − max) normalised to
 /// `target` per row, and L shifted to log T.
+#[inline(always)]
 fn normalise_chunk(ts: &mut [f32], ls: &mut [f32], gs: &[f32], k: usize, step: f32, target: f64) {
     // L ← L − step·G, then T ← exp(L − max of the row), vectorised over the chunk
+    for (lv, &gr) in ls.iter_mut().zip(gs.iter()) {
+        *lv -= step * gr;
+    }
     let mut maxes = [0f32; ROWS_PER_TASK];
-    for (r, ((ti, li), gi)) in ts
-        .chunks_mut(k)
-        .zip(ls.chunks_mut(k))
-        .zip(gs.chunks(k))
-        .enumerate()
-    {
-        let mut m = f32::NEG_INFINITY;
-        for (lv, &gr) in li.iter_mut().zip(gi) {
-            *lv -= step * gr;
-            m = m.max(*lv);
-        }
-        for (x, &lv) in ti.iter_mut().zip(li.iter()) {
-            *x = lv - m;
-        }
+    for (r, (ti, li)) in ts.chunks_mut(k).zip(ls.chunks(k)).enumerate() {
+        let m = lane_max(li);
+        row_map_from(ti, li, |x| x - m);
         maxes[r] = m;
     }
-    super::simd::exp(ts);
+    super::simd::exp_inline(ts);
     // row sums, then their logs vectorised (one `ln` per row would cost as much as the
     // `exp`s of a short row)
     let mut sums = [0f32; ROWS_PER_TASK];
     let rows = ts.len() / k;
     for (r, ti) in ts.chunks(k).enumerate() {
-        sums[r] = ti.iter().sum();
+        sums[r] = lane_sum(ti, |x| x);
     }
     let mut logs = sums;
-    super::simd::ln_plus(&mut logs[..rows], 0.0);
+    super::simd::ln_plus_inline(&mut logs[..rows], 0.0);
     let log_target = target.ln() as f32;
     for (r, (ti, li)) in ts.chunks_mut(k).zip(ls.chunks_mut(k)).enumerate() {
         // s ≥ 1 (the largest entry is exp(0)), so target/s cannot overflow; shift the logs alike:
         // L ← L − m + log(target) − log(s), where T = exp(L − m)·target/s
         let f = (target / sums[r] as f64) as f32;
-        ti.iter_mut().for_each(|x| *x *= f);
+        row_map(ti, |x| x * f);
         let shift = log_target - logs[r] - maxes[r];
-        li.iter_mut().for_each(|x| *x += shift);
+        row_map(li, |x| x + shift);
     }
 }
 
 /// Sinkhorn stops when no column potential moves by more than this.
 const SINKHORN_TOL: f64 = 1e-7;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 build of the hot loops must give the portable build's bits, in every variant.
+    #[test]
+    fn every_instruction_set_gives_the_same_plan() {
+        let (b, n, k) = (3, 700, 22);
+        let costs: Vec<f32> = (0..b * n * k)
+            .map(|x| ((x as f32 * 0.618_034).fract() - 0.5) * 2.0 + ((x / k) % 7) as f32 * 0.1)
+            .collect();
+        let valid = [700, 333, 1];
+        let variants = [
+            AsotParams::default(),
+            AsotParams {
+                step: StepSize::Fixed(0.5),
+                ..AsotParams::default()
+            },
+            AsotParams {
+                balanced_actions: true,
+                ..AsotParams::default()
+            },
+            AsotParams {
+                unbalanced_frames: true,
+                ..AsotParams::default()
+            },
+        ];
+        for p in &variants {
+            let plans: Vec<Vec<f32>> = Isa::available()
+                .into_iter()
+                .map(|isa| iterate(&costs, b, n, k, &valid, p, isa).expect("solve"))
+                .collect();
+            for other in &plans[1..] {
+                let same = other
+                    .iter()
+                    .zip(&plans[0])
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{p:?}");
+            }
+        }
+    }
+}

@@ -1,70 +1,236 @@
-//! Elementwise `exp` and `ln` over f32 slices, 8 lanes at a time through the `wide` crate
-//! (Cephes-style polynomials, about 1 ulp; SSE2 on the baseline x86-64 target, AVX when compiled
-//! for it). The solver spends one `exp` and one `ln` per cell and iteration, so these set its speed.
-//! The tail of a slice is padded into a full vector, so every element goes through the same code
-//! whatever the slice length or the thread that processes it.
+//! Elementwise `exp` and `ln` over f32 slices, and the run-time choice of instruction set for the
+//! solver's hot loops.
+//!
+//! The solver spends one `exp` and one `ln` per cell and iteration, so these set its speed. They
+//! are Cephes' single-precision polynomials (about 1 ulp over the solver's range) written as
+//! plain arithmetic on `[f32; 8]` lanes, four vectors at a time so that the long polynomial chains
+//! overlap. Plain arithmetic lets the compiler vectorise them for whatever instruction set the
+//! calling loop is compiled for: SSE2 on the baseline x86-64 target, AVX2 inside the functions
+//! that [`multiversion!`] compiles a second time. No fused multiply-add is used (the compiler does
+//! not contract on its own), so both versions give the same bits: the instruction set changes the
+//! speed, never the result. The tail of a slice is padded into full vectors, so every element goes
+//! through the same code whatever the slice length.
 
-use wide::f32x8;
-
-#[inline]
-fn load(c: &[f32]) -> f32x8 {
-    let mut a = [1.0f32; 8];
-    a[..c.len()].copy_from_slice(c);
-    f32x8::from(a)
+/// The instruction set the hot loops run with, chosen once per solve by [`Isa::detect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// The baseline of the build target (SSE2 on x86-64).
+    Portable,
+    /// AVX2 (8 f32 lanes per instruction). Constructed only by [`Isa::detect`] and
+    /// [`Isa::available`], after checking the CPU.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
 }
 
-/// dst[i] ← f(src[i]) in lanes of 8 (`dst` at least as long as `src`).
-#[inline]
-fn map8_into(src: &[f32], dst: &mut [f32], f: impl Fn(f32x8) -> f32x8) {
-    let mut d = dst[..src.len()].chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
+impl Isa {
+    /// The widest instruction set this CPU supports.
+    pub(crate) fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Isa::Avx2;
+        }
+        Isa::Portable
+    }
+
+    /// Every instruction set this CPU supports (for tests that compare them).
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<Isa> {
+        let mut all = vec![Isa::Portable];
+        if Isa::detect() != Isa::Portable {
+            all.push(Isa::detect());
+        }
+        all
+    }
+}
+
+/// `multiversion!(vis fn name = body(arg: Type, …) -> Ret);` defines `name(isa, arg, …)`, which
+/// runs `body` (an `#[inline(always)]` function, so that it and everything it inlines is compiled
+/// again) for the instruction set `isa`.
+macro_rules! multiversion {
+    ($vis:vis fn $name:ident = $body:path; ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+        #[allow(unsafe_code, clippy::too_many_arguments)]
+        $vis fn $name(isa: $crate::ot::simd::Isa, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            #[allow(clippy::too_many_arguments)]
+            fn avx2($($arg: $ty),*) $(-> $ret)? {
+                $body($($arg),*)
+            }
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `Isa::Avx2` is constructed only after `is_x86_feature_detected!("avx2")`
+                // returned true on this CPU.
+                $crate::ot::simd::Isa::Avx2 => unsafe { avx2($($arg),*) },
+                $crate::ot::simd::Isa::Portable => $body($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use multiversion;
+
+const LANES: usize = 8;
+/// Vectors per step of the slice loops: independent polynomial chains that overlap.
+const UNROLL: usize = 4;
+type Lanes = [f32; LANES];
+
+#[inline(always)]
+fn select(c: bool, a: f32, b: f32) -> f32 {
+    if c { a } else { b }
+}
+
+/// Below this, `exp` returns 0 (the smallest normal f32 is e^−87.34).
+const EXP_LO: f32 = -87.336_54;
+const EXP_HI: f32 = 88.376_26;
+
+/// e^x per lane (Cephes `expf`: x = n·ln 2 + r, |r| ≤ ln2 / 2, a degree-5 polynomial for e^r and
+/// 2^n from the exponent bits); 0 below −87.34.
+#[inline(always)]
+fn exp_lanes(x: Lanes) -> Lanes {
+    let mut out = [0f32; LANES];
+    for (o, &xi) in out.iter_mut().zip(&x) {
+        let v = select(xi > EXP_LO, xi, EXP_LO);
+        let v = select(v < EXP_HI, v, EXP_HI);
+        // round to nearest by adding 1.5·2^23: the integer lands in the low mantissa bits
+        let t = v * std::f32::consts::LOG2_E + 12_582_912.0;
+        let n = t - 12_582_912.0;
+        let r = v - n * 0.693_359_4 - n * -2.121_944_4e-4;
+        let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+            + 0.166_666_65)
+            * r
+            + 0.5;
+        let y = p * (r * r) + r + 1.0;
+        let two_n = f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127) << 23);
+        *o = select(xi > EXP_LO, y * two_n, 0.0);
+    }
+    out
+}
+
+/// ln x per lane for positive normal x (Cephes `logf`: x = m·2^e with m in [√½, √2), a degree-9
+/// polynomial for ln m).
+#[inline(always)]
+fn ln_lanes(x: Lanes) -> Lanes {
+    let mut out = [0f32; LANES];
+    for (o, &xi) in out.iter_mut().zip(&x) {
+        let bits = xi.to_bits();
+        let e = ((bits >> 23) & 0xff) as i32 - 126;
+        let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000); // in [0.5, 1)
+        let small = m < std::f32::consts::FRAC_1_SQRT_2;
+        let e = (e - small as i32) as f32;
+        let m = select(small, m + m, m) - 1.0;
+        let z = m * m;
+        let mut y = ((((((((7.037_683_6e-2 * m - 0.115_146_1) * m + 0.116_769_99) * m
+            - 0.124_201_41)
+            * m
+            + 0.142_493_23)
+            * m
+            - 0.166_680_57)
+            * m
+            + 0.200_007_15)
+            * m
+            - 0.249_999_94)
+            * m
+            + 0.333_333_3)
+            * m
+            * z;
+        y += e * -2.121_944_4e-4;
+        y += -0.5 * z;
+        *o = m + y + e * 0.693_359_4;
+    }
+    out
+}
+
+/// dst[i] ← f(src[i] + add) for `src.len()` elements, `UNROLL` vectors at a time; the tail is
+/// padded with 1.
+#[inline(always)]
+fn map_into(src: &[f32], dst: &mut [f32], add: f32, f: impl Fn(Lanes) -> Lanes) {
+    let step = LANES * UNROLL;
+    let dst = &mut dst[..src.len()];
+    let mut d = dst.chunks_exact_mut(step);
+    let mut s = src.chunks_exact(step);
     for (dc, sc) in (&mut d).zip(&mut s) {
-        let arr: &[f32; 8] = sc.try_into().unwrap_or(&[1.0; 8]);
-        let out: &mut [f32; 8] = match dc.try_into() {
-            Ok(o) => o,
-            Err(_) => continue,
-        };
-        *out = f(f32x8::from(*arr)).to_array();
+        for (dv, sv) in dc.chunks_exact_mut(LANES).zip(sc.chunks_exact(LANES)) {
+            let mut v = [0f32; LANES];
+            for (a, &b) in v.iter_mut().zip(sv) {
+                *a = b + add;
+            }
+            dv.copy_from_slice(&f(v));
+        }
     }
-    let (dr, sr) = (d.into_remainder(), s.remainder());
-    if !sr.is_empty() {
-        let v = f(load(sr)).to_array();
-        dr.copy_from_slice(&v[..sr.len()]);
+    for (dv, sv) in d
+        .into_remainder()
+        .chunks_mut(LANES)
+        .zip(s.remainder().chunks(LANES))
+    {
+        let mut v = [1f32; LANES];
+        for (a, &b) in v.iter_mut().zip(sv) {
+            *a = b + add;
+        }
+        let r = f(v);
+        dv.copy_from_slice(&r[..dv.len()]);
     }
 }
 
-#[inline]
-fn map8(xs: &mut [f32], f: impl Fn(f32x8) -> f32x8) {
-    let mut chunks = xs.chunks_exact_mut(8);
+/// dst[i] ← ln(src[i] + add), for src[i] + add a positive normal number (`dst` at least as long
+/// as `src`). Inlined into the caller's instruction set.
+#[inline(always)]
+pub(crate) fn ln_plus_into_inline(src: &[f32], dst: &mut [f32], add: f32) {
+    map_into(src, dst, add, ln_lanes);
+}
+
+/// xs[i] ← f(xs[i] + add), `UNROLL` vectors at a time; the tail is padded with 1.
+#[inline(always)]
+fn map_in_place(xs: &mut [f32], add: f32, f: impl Fn(Lanes) -> Lanes) {
+    let mut chunks = xs.chunks_exact_mut(LANES * UNROLL);
     for c in &mut chunks {
-        let out: &mut [f32; 8] = match c.try_into() {
-            Ok(o) => o,
-            Err(_) => continue,
-        };
-        *out = f(f32x8::from(*out)).to_array();
+        for v in c.chunks_exact_mut(LANES) {
+            let mut a = [0f32; LANES];
+            for (a, &b) in a.iter_mut().zip(v.iter()) {
+                *a = b + add;
+            }
+            v.copy_from_slice(&f(a));
+        }
     }
-    let rest = chunks.into_remainder();
-    if !rest.is_empty() {
-        let v = f(load(rest)).to_array();
-        rest.copy_from_slice(&v[..rest.len()]);
+    for v in chunks.into_remainder().chunks_mut(LANES) {
+        let mut a = [1f32; LANES];
+        for (a, &b) in a.iter_mut().zip(v.iter()) {
+            *a = b + add;
+        }
+        let r = f(a);
+        v.copy_from_slice(&r[..v.len()]);
     }
 }
 
-/// dst[i] ← ln(src[i] + add), for src[i] + add a positive normal number.
+/// xs[i] ← ln(xs[i] + add), for xs[i] + add a positive normal number. Inlined.
+#[inline(always)]
+pub(crate) fn ln_plus_inline(xs: &mut [f32], add: f32) {
+    map_in_place(xs, add, ln_lanes);
+}
+
+/// xs[i] ← exp(xs[i]); arguments below −87.34 give 0. Inlined.
+#[inline(always)]
+pub(crate) fn exp_inline(xs: &mut [f32]) {
+    map_in_place(xs, 0.0, exp_lanes);
+}
+
+multiversion!(fn ln_plus_on = ln_plus_inline; (xs: &mut [f32], add: f32));
+multiversion!(fn ln_plus_into_on = ln_plus_into_inline; (src: &[f32], dst: &mut [f32], add: f32));
+multiversion!(fn exp_on = exp_inline; (xs: &mut [f32]));
+
+/// dst[i] ← ln(src[i] + add), for src[i] + add a positive normal number (`dst` at least as long
+/// as `src`), with the CPU's widest vectors.
 pub fn ln_plus_into(src: &[f32], dst: &mut [f32], add: f32) {
-    let add = f32x8::splat(add);
-    map8_into(src, dst, |v| (v + add).ln());
+    ln_plus_into_on(Isa::detect(), src, dst, add);
 }
 
-/// xs[i] ← ln(xs[i] + add), for xs[i] + add a positive normal number.
+/// xs[i] ← ln(xs[i] + add), for xs[i] + add a positive normal number, with the CPU's widest
+/// vectors.
 pub fn ln_plus(xs: &mut [f32], add: f32) {
-    let add = f32x8::splat(add);
-    map8(xs, |v| (v + add).ln());
+    ln_plus_on(Isa::detect(), xs, add);
 }
 
-/// xs[i] ← exp(xs[i]); large negative arguments give 0.
+/// xs[i] ← exp(xs[i]); arguments below −87.34 give 0. With the CPU's widest vectors.
 pub fn exp(xs: &mut [f32]) {
-    map8(xs, f32x8::exp);
+    exp_on(Isa::detect(), xs);
 }
 
 #[cfg(test)]
@@ -73,29 +239,71 @@ mod tests {
 
     #[test]
     fn agrees_with_libm_to_a_few_ulp() {
-        let mut x: Vec<f32> = (0..1000).map(|i| i as f32 * 1e-3).collect();
-        let want: Vec<f32> = x.iter().map(|v| (v + 1e-12f32).ln()).collect();
-        ln_plus(&mut x, 1e-12);
-        for (a, b) in x.iter().zip(&want) {
+        for isa in Isa::available() {
+            let mut x: Vec<f32> = (0..1000).map(|i| i as f32 * 1e-3).collect();
+            let want: Vec<f32> = x.iter().map(|v| (v + 1e-12f32).ln()).collect();
+            ln_plus_on(isa, &mut x, 1e-12);
+            for (a, b) in x.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 4.0 * f32::EPSILON * b.abs().max(1.0),
+                    "{isa:?}: {a} vs {b}"
+                );
+            }
+            // the whole range of normal numbers
+            let mut x: Vec<f32> = (0..2000).map(|i| 1.2e-38 * 1.045f32.powi(i)).collect();
+            x.retain(|v| v.is_finite());
+            let want: Vec<f32> = x.iter().map(|v| v.ln()).collect();
+            ln_plus_on(isa, &mut x, 0.0);
+            for (a, b) in x.iter().zip(&want) {
+                assert!((a - b).abs() <= 4.0 * f32::EPSILON * b.abs().max(1.0));
+            }
+            let mut y: Vec<f32> = (0..1003).map(|i| -60.0 + i as f32 * 0.06).collect();
+            let want: Vec<f32> = y.iter().map(|v| v.exp()).collect();
+            exp_on(isa, &mut y);
+            for (a, b) in y.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 4.0 * f32::EPSILON * b.abs(),
+                    "{isa:?}: {a} vs {b}"
+                );
+            }
+            let src: Vec<f32> = (0..13).map(|i| i as f32 + 0.5).collect();
+            let mut dst = vec![0f32; 13];
+            ln_plus_into_on(isa, &src, &mut dst, 0.0);
+            let mut same = src.clone();
+            ln_plus_on(isa, &mut same, 0.0);
+            assert_eq!(dst, same);
+            let mut z = vec![-1e4f32, -200.0, -87.4, 0.0];
+            exp_on(isa, &mut z);
+            assert_eq!(z, vec![0.0, 0.0, 0.0, 1.0]);
+        }
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        let x: Vec<f32> = (0..4099)
+            .map(|i| (i as f32 * 0.618).fract() * 1e-3 + 1e-9)
+            .collect();
+        let e: Vec<f32> = (0..4099).map(|i| -(i as f32) * 0.02).collect();
+        let results: Vec<(Vec<f32>, Vec<f32>)> = Isa::available()
+            .into_iter()
+            .map(|isa| {
+                let (mut a, mut b) = (x.clone(), e.clone());
+                ln_plus_on(isa, &mut a, 1e-12);
+                exp_on(isa, &mut b);
+                (a, b)
+            })
+            .collect();
+        for r in &results[1..] {
             assert!(
-                (a - b).abs() <= 4.0 * f32::EPSILON * b.abs().max(1.0),
-                "{a} vs {b}"
+                r.0.iter()
+                    .zip(&results[0].0)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
+            );
+            assert!(
+                r.1.iter()
+                    .zip(&results[0].1)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
             );
         }
-        let mut y: Vec<f32> = (0..1003).map(|i| -60.0 + i as f32 * 0.06).collect();
-        let want: Vec<f32> = y.iter().map(|v| v.exp()).collect();
-        exp(&mut y);
-        for (a, b) in y.iter().zip(&want) {
-            assert!((a - b).abs() <= 4.0 * f32::EPSILON * b.abs(), "{a} vs {b}");
-        }
-        let src: Vec<f32> = (0..13).map(|i| i as f32 + 0.5).collect();
-        let mut dst = vec![0f32; 13];
-        ln_plus_into(&src, &mut dst, 0.0);
-        let mut same = src.clone();
-        ln_plus(&mut same, 0.0);
-        assert_eq!(dst, same);
-        let mut z = vec![-1e4f32, -200.0, 0.0];
-        exp(&mut z);
-        assert_eq!(z, vec![0.0, 0.0, 1.0]);
     }
 }
