@@ -5,7 +5,7 @@
 //! * [`parquet_io`]: the Parquet dataset format, one row per frame, row groups aligned to videos;
 //!   its reader decodes only the requested videos and columns.
 //! * [`synth`]: the seeded generator of benchmark-like data behind the built-in `demo` dataset.
-//! * [`preset`]: the dataset presets of SPEC §1 as a `const` registry.
+//! * [`mod@preset`]: the dataset presets of SPEC §1 as a `const` registry.
 //! * [`open`]: one entry point for "a dataset" on the command line: `demo`, a Parquet file or a
 //!   standard-layout folder.
 //!

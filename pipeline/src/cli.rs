@@ -95,7 +95,7 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: crate::config::Overrides,
-    /// The run folder to write. Default: runs/<dataset>-<activity>-<mode>-seed<seed>.
+    /// The run folder to write. Default: runs/DATASET-ACTIVITY-MODE-seedSEED.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Print JSON instead of tables.

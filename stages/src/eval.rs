@@ -174,7 +174,7 @@ pub const F1_SAMPLES: usize = 15;
 
 /// The sampled-F1 counts of one video: for each ground-truth segment [lo, up] (boundaries
 /// `[0] + changes + [len−1]`), 50 times draw 15 indices uniformly from [lo, up] inclusive; a hit
-/// when more than half carry the prediction matched to gt[lo]. Excluded frames are dropped first.
+/// when more than half carry the prediction matched to `gt[lo]`. Excluded frames are dropped first.
 pub fn f1_counts(
     pred: &[i32],
     gt: &[i32],

@@ -70,7 +70,7 @@ pub fn layout(s: &DecoderShape) -> Vec<(String, Vec<usize>)> {
     v
 }
 
-/// Sinusoidal positions for N frames: pe[n,2i] = sin(n·10000^(−2i/d)), pe[n,2i+1] = cos(…).
+/// Sinusoidal positions for N frames: `pe[n,2i] = sin(n·10000^(−2i/d))`, `pe[n,2i+1] = cos(…)`.
 pub fn positions<R: Real>(n: usize, d: usize) -> Vec<R> {
     let mut pe = vec![R::zero(); n * d];
     for t in 0..n {

@@ -595,13 +595,11 @@ fn gradient(
         .for_each(|(chunk, (gs, ts))| gradient_rows_on(isa, &view, chunk * ROWS_PER_TASK, ts, gs));
 }
 
-#[inline(always)]
-fn gradient_rows(view: &GradientView<'_>, first: usize, ts: &[f32], gs: &mut [f32]) {
-    view.rows(first, ts, gs);
+multiversion! {
+    fn gradient_rows_on(view: &GradientView<'_>, first: usize, ts: &[f32], gs: &mut [f32]) {
+        view.rows(first, ts, gs);
+    }
 }
-
-multiversion!(fn gradient_rows_on = gradient_rows;
-    (view: &GradientView<'_>, first: usize, ts: &[f32], gs: &mut [f32]));
 
 /// Σ f(xs[j]) in eight independent lanes, then a fixed tree: no serial chain of additions (which
 /// would cost an add latency per element), the same order on every call.
@@ -732,12 +730,15 @@ fn local_prefix(isa: Isa, t: &[f32], prefix: &mut Prefix, n: usize, k: usize) {
         .enumerate()
         .for_each(|(c, (((pts, prs), rws), tot))| {
             let ts = &t[c * rows_c * k..((c + 1) * rows_c * k).min(n * k)];
-            chunk_prefix_on(isa, ts, k, pts, prs, rws, tot);
+            chunk_prefix_on(isa, ts, k, (pts, prs, rws, tot));
         });
 }
 
-multiversion!(fn chunk_prefix_on = chunk_prefix;
-    (ts: &[f32], k: usize, pts: &mut [f64], prs: &mut [f64], rws: &mut [f64], tot: &mut [f64]));
+multiversion! {
+    fn chunk_prefix_on(ts: &[f32], k: usize, p: (&mut [f64], &mut [f64], &mut [f64], &mut [f64])) {
+        chunk_prefix(ts, k, p.0, p.1, p.2, p.3);
+    }
+}
 
 /// Rows per rayon task inside one video: a chunk of a 5 000-frame video is a few microseconds of
 /// work, so that the threads share even one video evenly. Results depend on it (the prefix sums
@@ -817,45 +818,30 @@ fn update(
     std::mem::swap(cur, next);
 }
 
-/// One row chunk of [`update`]: G of the chunk (when fused), the update, and the chunk's prefix
-/// sums of the new T for the next gradient, while the chunk is in cache.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn step_chunk(
-    view: Option<&GradientView<'_>>,
-    first: usize,
-    ts: &mut [f32],
-    ls: &mut [f32],
-    gs: &mut [f32],
-    pts: &mut [f64],
-    prs: &mut [f64],
-    rws: &mut [f64],
-    tot: &mut [f64],
-    k: usize,
-    step: f32,
-    target: f64,
-) {
-    if let Some(view) = view {
-        view.rows(first, ts, gs);
+multiversion! {
+    /// One row chunk of [`update`]: G of the chunk (when fused), the update, and the chunk's
+    /// prefix sums of the new T for the next gradient, while the chunk is in cache.
+    fn step_chunk_on(
+        view: Option<&GradientView<'_>>,
+        first: usize,
+        ts: &mut [f32],
+        ls: &mut [f32],
+        gs: &mut [f32],
+        pts: &mut [f64],
+        prs: &mut [f64],
+        rws: &mut [f64],
+        tot: &mut [f64],
+        k: usize,
+        step: f32,
+        target: f64,
+    ) {
+        if let Some(view) = view {
+            view.rows(first, ts, gs);
+        }
+        normalise_chunk(ts, ls, gs, k, step, target);
+        chunk_prefix(ts, k, pts, prs, rws, tot);
     }
-    normalise_chunk(ts, ls, gs, k, step, target);
-    chunk_prefix(ts, k, pts, prs, rws, tot);
 }
-
-multiversion!(fn step_chunk_on = step_chunk; (
-    view: Option<&GradientView<'_>>,
-    first: usize,
-    ts: &mut [f32],
-    ls: &mut [f32],
-    gs: &mut [f32],
-    pts: &mut [f64],
-    prs: &mut [f64],
-    rws: &mut [f64],
-    tot: &mut [f64],
-    k: usize,
-    step: f32,
-    target: f64,
-));
 
 /// The balanced-actions and unbalanced-frames variants of [`update`] (the caller recomputes the
 /// prefix sums).

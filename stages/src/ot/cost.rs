@@ -46,7 +46,7 @@ pub fn cosine_cost(f: &[f32], a: &[f32], d: usize) -> Vec<f32> {
     c
 }
 
-/// C[i,k] += ρ·|i/N − k/K| for an N×K cost (`n` the padded length).
+/// `C[i,k] += ρ·|i/N − k/K|` for an N×K cost (`n` the padded length).
 pub fn add_temporal_prior(c: &mut [f32], n: usize, k: usize, rho: f32) {
     if rho == 0.0 {
         return;
@@ -63,10 +63,10 @@ pub fn add_temporal_prior(c: &mut [f32], n: usize, k: usize, rho: f32) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SwdVariant {
     /// The public code: sort each projection over the frames and, separately, over the actions;
-    /// C[i,j] = ‖sorted_X[i,:] − sorted_A[j,:]‖₂.
+    /// `C[i,j] = ‖sorted_X[i,:] − sorted_A[j,:]‖₂`.
     #[default]
     Released,
-    /// The paper's formula (p = 1): C[i,j] = (1/P) Σ_p |x̂_ip − â_jp|.
+    /// The paper's formula (p = 1): `C[i,j] = (1/P) Σ_p |x̂_ip − â_jp|`.
     Paper,
 }
 

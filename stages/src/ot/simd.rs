@@ -6,7 +6,7 @@
 //! plain arithmetic on `[f32; 8]` lanes, four vectors at a time so that the long polynomial chains
 //! overlap. Plain arithmetic lets the compiler vectorise them for whatever instruction set the
 //! calling loop is compiled for: SSE2 on the baseline x86-64 target, AVX2 inside the functions
-//! that [`multiversion!`] compiles a second time. No fused multiply-add is used (the compiler does
+//! that `multiversion!` compiles a second time. No fused multiply-add is used (the compiler does
 //! not contract on its own), so both versions give the same bits: the instruction set changes the
 //! speed, never the result. The tail of a slice is padded into full vectors, so every element goes
 //! through the same code whatever the slice length.
@@ -43,25 +43,30 @@ impl Isa {
     }
 }
 
-/// `multiversion!(vis fn name = body(arg: Type, …) -> Ret);` defines `name(isa, arg, …)`, which
-/// runs `body` (an `#[inline(always)]` function, so that it and everything it inlines is compiled
-/// again) for the instruction set `isa`.
+/// `multiversion! { fn name(arg: Type, …) -> Ret { body } }` defines `name(isa, arg, …)`: the
+/// body compiled twice, for the baseline target and for AVX2, and run for the instruction set
+/// `isa`. Whatever the body calls should be `#[inline(always)]`, so that it is compiled for AVX2
+/// too.
 macro_rules! multiversion {
-    ($vis:vis fn $name:ident = $body:path; ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
         #[allow(unsafe_code, clippy::too_many_arguments)]
         $vis fn $name(isa: $crate::ot::simd::Isa, $($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn portable($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2")]
             #[allow(clippy::too_many_arguments)]
             fn avx2($($arg: $ty),*) $(-> $ret)? {
-                $body($($arg),*)
+                portable($($arg),*)
             }
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `Isa::Avx2` is constructed only after `is_x86_feature_detected!("avx2")`
                 // returned true on this CPU.
                 $crate::ot::simd::Isa::Avx2 => unsafe { avx2($($arg),*) },
-                $crate::ot::simd::Isa::Portable => $body($($arg),*),
+                $crate::ot::simd::Isa::Portable => portable($($arg),*),
             }
         }
     };
@@ -212,23 +217,27 @@ pub(crate) fn exp_inline(xs: &mut [f32]) {
     map_in_place(xs, 0.0, exp_lanes);
 }
 
-multiversion!(fn ln_plus_on = ln_plus_inline; (xs: &mut [f32], add: f32));
-multiversion!(fn ln_plus_into_on = ln_plus_into_inline; (src: &[f32], dst: &mut [f32], add: f32));
-multiversion!(fn exp_on = exp_inline; (xs: &mut [f32]));
+multiversion! { fn ln_plus_on(xs: &mut [f32], add: f32) { ln_plus_inline(xs, add) } }
+multiversion! { fn exp_on(xs: &mut [f32]) { exp_inline(xs) } }
+multiversion! {
+    fn ln_plus_into_on(src: &[f32], dst: &mut [f32], add: f32) {
+        ln_plus_into_inline(src, dst, add)
+    }
+}
 
-/// dst[i] ← ln(src[i] + add), for src[i] + add a positive normal number (`dst` at least as long
-/// as `src`), with the CPU's widest vectors.
+/// `dst[i] ← ln(src[i] + add)`, for `src[i] + add` a positive normal number (`dst` at least as
+/// long as `src`), with the CPU's widest vectors.
 pub fn ln_plus_into(src: &[f32], dst: &mut [f32], add: f32) {
     ln_plus_into_on(Isa::detect(), src, dst, add);
 }
 
-/// xs[i] ← ln(xs[i] + add), for xs[i] + add a positive normal number, with the CPU's widest
+/// `xs[i] ← ln(xs[i] + add)`, for `xs[i] + add` a positive normal number, with the CPU's widest
 /// vectors.
 pub fn ln_plus(xs: &mut [f32], add: f32) {
     ln_plus_on(Isa::detect(), xs, add);
 }
 
-/// xs[i] ← exp(xs[i]); arguments below −87.34 give 0. With the CPU's widest vectors.
+/// `xs[i] ← exp(xs[i])`; arguments below −87.34 give 0. With the CPU's widest vectors.
 pub fn exp(xs: &mut [f32]) {
     exp_on(Isa::detect(), xs);
 }
