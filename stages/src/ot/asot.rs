@@ -34,7 +34,8 @@
 //! Cost: O(iters · N · K) per video (the GW product is a box filter over prefix sums, so it does
 //! not grow with the radius), one `exp` and one `log` per cell and iteration (and one `log` per
 //! row). Storage is f32 like the reference; row, column and prefix sums are accumulated in f64.
-//! All work buffers are allocated once per video before the loop (about 32 bytes per cell).
+//! All work buffers are allocated once per video before the loop (about 32 bytes per cell, with
+//! rows padded to a multiple of 8 actions, see `iterate`).
 //!
 //! How it runs: rows are cut into fixed chunks of `ROWS_PER_TASK`, the unit of work on the
 //! rayon pool. Each iteration after the first is one pass over the chunks: a chunk's gradient
@@ -312,14 +313,22 @@ fn iterate(
     isa: Isa,
 ) -> Result<Vec<f32>, OtError> {
     let a = (n as f64 * p.radius as f64).floor() as usize;
+    // Rows are stored padded to a whole number of vector blocks: the K actions, then columns where
+    // T is 0 and log T is −inf (and stay so), so that every row loop runs whole blocks. Sums gain
+    // exact zeros and maxima −inf, so the plan is the same; only G of the padding is never used.
+    let actions = k;
+    let k = actions.next_multiple_of(LANES);
+    let costs = pad_columns(costs, actions, k);
     let mut works: Vec<Work> = (0..b).map(|_| Work::new(n, k)).collect();
     works
         .par_iter_mut()
         .zip(valid.par_iter())
         .for_each(|(w, &nv)| {
-            let init = 1.0 / (nv as f64 * k as f64);
-            w.t[..nv * k].fill(init as f32);
-            w.l[..nv * k].fill(init.ln() as f32);
+            let init = 1.0 / (nv as f64 * actions as f64);
+            for (t, l) in w.t.chunks_mut(k).zip(w.l.chunks_mut(k)).take(nv) {
+                t[..actions].fill(init as f32);
+                l[..actions].fill(init.ln() as f32);
+            }
             local_prefix(isa, &w.t, &mut w.cur, n, k);
             // chunks wholly in the padding are never rewritten: both buffers start equal
             w.next.clone_from(&w.cur);
@@ -339,7 +348,8 @@ fn iterate(
                 .zip(costs.par_chunks(n * k))
                 .zip(valid.par_iter())
                 .for_each(|((w, c), &nv)| {
-                    update(isa, w, Some(Gradient { c, a, p }), n, k, nv, step)
+                    let grad = Gradient { c, a, actions, p };
+                    update(isa, w, Some(grad), n, k, nv, step)
                 });
             continue;
         }
@@ -351,12 +361,13 @@ fn iterate(
             .zip(valid.par_iter())
             .for_each(|((w, c), &nv)| {
                 let rows = if auto_step { n } else { nv };
-                gradient(isa, w, Gradient { c, a, p }, n, k, nv, rows);
+                gradient(isa, w, Gradient { c, a, actions, p }, n, k, nv, rows);
             });
         if auto_step {
             let max = works
                 .iter()
-                .map(|w| w.g.iter().copied().fold(f32::NEG_INFINITY, f32::max))
+                .flat_map(|w| w.g.chunks(k).flat_map(|row| &row[..actions]))
+                .copied()
                 .fold(f32::NEG_INFINITY, f32::max);
             step = 4.0 / max;
             if !(max > 0.0 && step.is_finite()) {
@@ -368,27 +379,47 @@ fn iterate(
             .zip(valid.par_iter())
             .for_each(|(w, &nv)| {
                 if relaxed {
-                    update_relaxed(w, n, k, nv, step, p);
+                    update_relaxed(w, n, k, actions, nv, step, p);
                     local_prefix(isa, &w.t, &mut w.cur, n, k);
                 } else {
                     update(isa, w, None, n, k, nv, step);
                 }
             });
     }
-    let mut out = Vec::with_capacity(b * n * k);
+    let mut out = Vec::with_capacity(b * n * actions);
     for (w, &nv) in works.iter().zip(valid) {
         let scale = nv as f32;
-        out.extend(w.t.iter().map(|&x| x * scale));
+        for row in w.t.chunks(k) {
+            out.extend(row[..actions].iter().map(|&x| x * scale));
+        }
     }
     Ok(out)
 }
 
-/// What the gradient needs besides the work buffers: the video's cost, the window half-width
-/// a = ⌊N·r⌋ and the settings.
+/// Width of the row blocks: the f32 lanes of an AVX2 vector (`lane_sum`'s tree assumes 8).
+const LANES: usize = 8;
+
+/// The costs (rows of `actions` values) with each row padded by zeros to `k` values; borrowed
+/// when no padding is needed.
+fn pad_columns(costs: &[f32], actions: usize, k: usize) -> std::borrow::Cow<'_, [f32]> {
+    if k == actions {
+        return std::borrow::Cow::Borrowed(costs);
+    }
+    let mut out = vec![0.0; costs.len() / actions * k];
+    for (o, c) in out.chunks_mut(k).zip(costs.chunks(actions)) {
+        o[..actions].copy_from_slice(c);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// What the gradient needs besides the work buffers: the video's cost (rows padded like T), the
+/// window half-width a = ⌊N·r⌋, the number of actions K (the columns before the padding) and the
+/// settings.
 #[derive(Clone, Copy)]
 struct Gradient<'a> {
     c: &'a [f32],
     a: usize,
+    actions: usize,
     p: &'a AsotParams,
 }
 
@@ -405,7 +436,8 @@ struct GradientView<'a> {
 
 /// The exclusive scan of the chunk totals of `w.cur` (the grand totals are the column sums) and
 /// the per-column term of the gradient. Serial: O(chunks · K).
-fn prepare(w: &mut Work, k: usize, p: &AsotParams) {
+fn prepare(w: &mut Work, k: usize, grad: &Gradient<'_>) {
+    let (p, actions) = (grad.p, grad.actions);
     let Work {
         cur,
         col,
@@ -429,7 +461,7 @@ fn prepare(w: &mut Work, k: usize, p: &AsotParams) {
         *kl = if p.balanced_actions {
             0.0
         } else {
-            p.lambda_actions * (((s * k as f64) as f32 + 1e-12).ln() + 1.0)
+            p.lambda_actions * (((s * actions as f64) as f32 + 1e-12).ln() + 1.0)
         };
     }
 }
@@ -439,7 +471,7 @@ impl GradientView<'_> {
     #[inline(always)]
     fn rows(&self, first: usize, ts: &[f32], gs: &mut [f32]) {
         let (k, k1, n, nv) = (self.k, self.k + 1, self.n, self.nv);
-        let Gradient { c, a, p } = self.g;
+        let Gradient { c, a, p, .. } = self.g;
         let Prefix { pt, pr, row, .. } = self.prefix;
         let offsets = self.offsets;
         let kl = self.colterm;
@@ -480,20 +512,20 @@ impl GradientView<'_> {
                 };
                 // in blocks of 8 as arrays (one vector operation per block; a plain loop over a
                 // short row would run the vector loop's scalar remainder), then the rest
-                let (g8, gr) = gi.as_chunks_mut::<8>();
-                let (t8, tr) = ti.as_chunks::<8>();
-                let (c8, cr) = ci.as_chunks::<8>();
-                let (k8, kr) = kl.as_chunks::<8>();
-                let (h8, hr) = phi.as_chunks::<8>();
-                let (l8, lr) = plo.as_chunks::<8>();
-                let (oh8, ohr) = ohi[..k].as_chunks::<8>();
-                let (ol8, olr) = olo[..k].as_chunks::<8>();
+                let (g8, gr) = gi.as_chunks_mut::<LANES>();
+                let (t8, tr) = ti.as_chunks::<LANES>();
+                let (c8, cr) = ci.as_chunks::<LANES>();
+                let (k8, kr) = kl.as_chunks::<LANES>();
+                let (h8, hr) = phi.as_chunks::<LANES>();
+                let (l8, lr) = plo.as_chunks::<LANES>();
+                let (oh8, ohr) = ohi[..k].as_chunks::<LANES>();
+                let (ol8, olr) = olo[..k].as_chunks::<LANES>();
                 for (b, g) in g8.iter_mut().enumerate() {
                     let (t, c, kl, h, l, oh, ol) =
                         (&t8[b], &c8[b], &k8[b], &h8[b], &l8[b], &oh8[b], &ol8[b]);
                     // into a local array first: it cannot alias the inputs, so no runtime checks
-                    let mut out = [0f32; 8];
-                    for j in 0..8 {
+                    let mut out = [0f32; LANES];
+                    for j in 0..LANES {
                         let colwin = ((h[j] - l[j]) + (oh[j] - ol[j])) as f32;
                         out[j] = win.cell(colwin, t[j], c[j], kl[j], g[j]);
                     }
@@ -505,13 +537,13 @@ impl GradientView<'_> {
                 }
             } else {
                 let rest = Rest { lin, eps, frame_kl };
-                let (g8, gr) = gi.as_chunks_mut::<8>();
-                let (c8, cr) = ci.as_chunks::<8>();
-                let (k8, kr) = kl.as_chunks::<8>();
+                let (g8, gr) = gi.as_chunks_mut::<LANES>();
+                let (c8, cr) = ci.as_chunks::<LANES>();
+                let (k8, kr) = kl.as_chunks::<LANES>();
                 for (b, g) in g8.iter_mut().enumerate() {
                     let (c, kl) = (&c8[b], &k8[b]);
-                    let mut out = [0f32; 8];
-                    for j in 0..8 {
+                    let mut out = [0f32; LANES];
+                    for j in 0..LANES {
                         out[j] = rest.cell(c[j], kl[j], g[j]);
                     }
                     *g = out;
@@ -569,7 +601,7 @@ fn gradient(
     nv: usize,
     rows: usize,
 ) {
-    prepare(w, k, grad.p);
+    prepare(w, k, &grad);
     let Work {
         t,
         g,
@@ -605,10 +637,10 @@ multiversion! {
 /// would cost an add latency per element), the same order on every call.
 #[inline(always)]
 fn lane_sum<T: Copy + Default + std::ops::Add<Output = T>>(xs: &[f32], f: impl Fn(f32) -> T) -> T {
-    let mut acc = [T::default(); 8];
-    let (blocks, rest) = xs.as_chunks::<8>();
+    let mut acc = [T::default(); LANES];
+    let (blocks, rest) = xs.as_chunks::<LANES>();
     for b in blocks {
-        for j in 0..8 {
+        for j in 0..LANES {
             acc[j] = acc[j] + f(b[j]);
         }
     }
@@ -621,7 +653,7 @@ fn lane_sum<T: Copy + Default + std::ops::Add<Output = T>>(xs: &[f32], f: impl F
 /// xs[j] ← f(xs[j]) in blocks of 8 (see `GradientView::rows`), then the rest.
 #[inline(always)]
 fn row_map(xs: &mut [f32], f: impl Fn(f32) -> f32) {
-    let (blocks, rest) = xs.as_chunks_mut::<8>();
+    let (blocks, rest) = xs.as_chunks_mut::<LANES>();
     for b in blocks {
         *b = b.map(&f);
     }
@@ -633,8 +665,8 @@ fn row_map(xs: &mut [f32], f: impl Fn(f32) -> f32) {
 /// dst[j] ← f(src[j]) in blocks of 8 (see `GradientView::rows`), then the rest.
 #[inline(always)]
 fn row_map_from(dst: &mut [f32], src: &[f32], f: impl Fn(f32) -> f32) {
-    let (d8, dr) = dst.as_chunks_mut::<8>();
-    let (s8, sr) = src.as_chunks::<8>();
+    let (d8, dr) = dst.as_chunks_mut::<LANES>();
+    let (s8, sr) = src.as_chunks::<LANES>();
     for (d, s) in d8.iter_mut().zip(s8) {
         *d = s.map(&f);
     }
@@ -647,10 +679,10 @@ fn row_map_from(dst: &mut [f32], src: &[f32], f: impl Fn(f32) -> f32) {
 #[inline(always)]
 fn lane_max(xs: &[f32]) -> f32 {
     let max = |m: f32, x: f32| if x > m { x } else { m };
-    let mut acc = [f32::NEG_INFINITY; 8];
-    let (blocks, rest) = xs.as_chunks::<8>();
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let (blocks, rest) = xs.as_chunks::<LANES>();
     for b in blocks {
-        for j in 0..8 {
+        for j in 0..LANES {
             acc[j] = max(acc[j], b[j]);
         }
     }
@@ -683,13 +715,13 @@ fn chunk_prefix(
         if r < live {
             let ti = &ts[r * k..(r + 1) * k];
             // accumulate and store in one loop, in blocks of 8 (see `GradientView::rows`)
-            let (c8, cr) = cur.as_chunks_mut::<8>();
-            let (s8, sr) = tot[..k].as_chunks_mut::<8>();
-            let (x8, xr) = ti.as_chunks::<8>();
+            let (c8, cr) = cur.as_chunks_mut::<LANES>();
+            let (s8, sr) = tot[..k].as_chunks_mut::<LANES>();
+            let (x8, xr) = ti.as_chunks::<LANES>();
             for (b, c) in c8.iter_mut().enumerate() {
                 let (t, x) = (&mut s8[b], &x8[b]);
                 let mut sum = *t;
-                for j in 0..8 {
+                for j in 0..LANES {
                     sum[j] += x[j] as f64;
                 }
                 (*t, *c) = (sum, sum);
@@ -763,7 +795,7 @@ fn update(
     step: f32,
 ) {
     if let Some(grad) = fused {
-        prepare(w, k, grad.p);
+        prepare(w, k, &grad);
     }
     let Work {
         t,
@@ -845,7 +877,15 @@ multiversion! {
 
 /// The balanced-actions and unbalanced-frames variants of [`update`] (the caller recomputes the
 /// prefix sums).
-fn update_relaxed(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &AsotParams) {
+fn update_relaxed(
+    w: &mut Work,
+    n: usize,
+    k: usize,
+    actions: usize,
+    nv: usize,
+    step: f32,
+    p: &AsotParams,
+) {
     let Work {
         t, l, g, cur, col, ..
     } = w;
@@ -863,13 +903,13 @@ fn update_relaxed(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &As
     if p.balanced_actions {
         // Find the row and column potentials u, v with T = exp(L + u + v), rows summing to 1/n
         // and columns to 1/K.
-        let (log_p, log_q) = (target.ln(), (1.0 / k as f64).ln());
+        let (log_p, log_q) = (target.ln(), (1.0 / actions as f64).ln());
         row[..nv].fill(0.0);
         col.fill(0.0);
         for _ in 0..p.sinkhorn_iters.max(1) {
             // columns: v_j = log q − LSE_i (L_ij + u_i); stop once v no longer moves
             let mut moved = 0f64;
-            for j in 0..k {
+            for j in 0..actions {
                 let m = (0..nv)
                     .map(|i| l[i * k + j] as f64 + row[i])
                     .fold(f64::NEG_INFINITY, f64::max);
@@ -886,7 +926,7 @@ fn update_relaxed(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &As
             }
             // rows: u_i = log p − LSE_j (L_ij + v_j)
             for i in 0..nv {
-                let li = &l[i * k..(i + 1) * k];
+                let li = &l[i * k..i * k + actions];
                 let m = li
                     .iter()
                     .zip(col.iter())
@@ -908,7 +948,7 @@ fn update_relaxed(w: &mut Work, n: usize, k: usize, nv: usize, step: f32, p: &As
             }
         }
         for i in 0..nv {
-            for j in 0..k {
+            for j in 0..actions {
                 let x = l[i * k + j] as f64 + row[i] + col[j];
                 l[i * k + j] = x as f32;
                 t[i * k + j] = x.exp() as f32;
