@@ -366,8 +366,8 @@ fn iterate(
         if auto_step {
             let max = works
                 .iter()
-                .flat_map(|w| w.g.chunks(k).flat_map(|row| &row[..actions]))
-                .copied()
+                .flat_map(|w| w.g.chunks(k))
+                .map(|row| lane_max(&row[..actions]))
                 .fold(f32::NEG_INFINITY, f32::max);
             step = 4.0 / max;
             if !(max > 0.0 && step.is_finite()) {
@@ -389,8 +389,12 @@ fn iterate(
     let mut out = Vec::with_capacity(b * n * actions);
     for (w, &nv) in works.iter().zip(valid) {
         let scale = nv as f32;
-        for row in w.t.chunks(k) {
-            out.extend(row[..actions].iter().map(|&x| x * scale));
+        if k == actions {
+            out.extend(w.t.iter().map(|&x| x * scale));
+        } else {
+            for row in w.t.chunks(k) {
+                out.extend(row[..actions].iter().map(|&x| x * scale));
+            }
         }
     }
     Ok(out)
