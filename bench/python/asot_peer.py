@@ -1,13 +1,18 @@
 """The PyTorch peer of `clot-bench solver`: the ASOT solver of SPEC section 3 in PyTorch float32,
 with conv1d for the temporal GW term (as the reference implementation does it).
 
-Usage: python3 asot_peer.py <cases.json> <threads> <repeats>
+Usage: python3 asot_peer.py <cases.json> <threads>
 cases.json: [{"name", "path" (N x K float32 .npy cost), "eps", "alpha", "radius", "lambda_actions",
-              "iters"}]. Prints one JSON object: per case the median seconds and the plan's checksum,
-and with "check" (a reference plan .npy) the max abs difference to it.
+              "iters", "check" (optional reference plan .npy)}].
+
+It prints one JSON line {"torch", "threads"}, then answers requests on standard input, one per
+line, so that the benchmark can interleave its own runs with these (the two sides then share the
+machine's slow and fast moments):
+  "run <i>"   solve case i once (a warm-up run first, the first time, for cases of more than one
+              iteration) and print {"seconds": ...}
+  "check <i>" print {"max_abs_vs_reference": ...} for the last plan of case i
 """
 import json
-import statistics
 import sys
 import time
 
@@ -44,27 +49,26 @@ def asot(cost, eps, alpha, radius, lambda_actions, n_iters):
 def main():
     cases = json.load(open(sys.argv[1]))
     torch.set_num_threads(int(sys.argv[2]))
-    repeats = int(sys.argv[3])
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cases": {}}
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    loaded, plans = {}, {}
     with torch.no_grad():
-        for c in cases:
-            cost = torch.from_numpy(np.load(c["path"]).astype(np.float32))[None]
+        for line in sys.stdin:
+            verb, i = line.split()
+            c = cases[int(i)]
             args = (c["eps"], c["alpha"], c["radius"], c["lambda_actions"], c["iters"])
-            # the N >= 100 000 cases run 1 iteration (minutes each with conv1d): no warm-up, once
-            reps = repeats if c["iters"] > 1 else 1
-            if reps > 1:
-                asot(cost, *args)  # warm-up
-            times = []
-            for _ in range(reps):
+            if verb == "run":
+                if i not in loaded:
+                    loaded[i] = torch.from_numpy(np.load(c["path"]).astype(np.float32))[None]
+                    # the N >= 100 000 cases run 1 iteration (minutes each with conv1d): no warm-up
+                    if c["iters"] > 1:
+                        asot(loaded[i], *args)
                 t0 = time.perf_counter()
-                plan = asot(cost, *args)
-                times.append(time.perf_counter() - t0)
-            res = {"seconds": statistics.median(times), "iters": c["iters"]}
-            if c.get("check"):
+                plans[i] = asot(loaded[i], *args)
+                print(json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
+            elif verb == "check":
                 ref = np.load(c["check"])
-                res["max_abs_vs_reference"] = float(np.abs(plan[0].numpy() - ref).max())
-            out["cases"][c["name"]] = res
-    print(json.dumps(out))
+                diff = float(np.abs(plans[i][0].numpy() - ref).max())
+                print(json.dumps({"max_abs_vs_reference": diff}), flush=True)
 
 
 main()

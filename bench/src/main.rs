@@ -21,14 +21,25 @@ mod train;
 
 /// Median wall time of `repeats` runs of `f`.
 pub(crate) fn median_time(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    let mut t = Vec::with_capacity(repeats);
-    for _ in 0..repeats.max(1) {
-        let start = Instant::now();
-        f()?;
-        t.push(start.elapsed().as_secs_f64());
-    }
+    let t = (0..repeats.max(1))
+        .map(|_| time_once(&mut f))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(median(t))
+}
+
+/// Seconds taken by one call of `f`.
+pub(crate) fn time_once<E: Into<anyhow::Error>>(
+    f: impl FnOnce() -> std::result::Result<(), E>,
+) -> Result<f64> {
+    let start = Instant::now();
+    f().map_err(Into::into)?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// The median (the upper one of an even count); NaN for no values.
+pub(crate) fn median(mut t: Vec<f64>) -> f64 {
     t.sort_by(f64::total_cmp);
-    Ok(t[t.len() / 2])
+    t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// A script in `bench/python`.

@@ -4,6 +4,11 @@
 //! plan) when `../shared` is present, and synthetic costs with N ∈ {1 000, 10 000, 100 000} ×
 //! K ∈ {8, 22, 48} (ε 0.07, α 0.4, r 0.04, λ 0.1).
 //!
+//! The two sides run in turns, one solve each (the peer process answers one request per line), so
+//! that both see the same fast and slow moments of a shared machine; the table gives the median of
+//! each side's runs. After each peer run the benchmark pauses 20 ms, so that torch's OpenMP threads
+//! have stopped spinning before clot's run starts.
+//!
 //! Both sides use the same number of threads (all rayon threads; `torch.set_num_threads`). The
 //! peer's conv1d costs O(N·K·N·r) per iteration (about 2.5 minutes per iteration at N = 100 000,
 //! K = 48 here), so for N ≥ 100 000 the peer runs 1 iteration and the comparison is per
@@ -17,7 +22,7 @@ use anyhow::{Context, Result, bail};
 use clot_datasets::npy::parse_npy;
 use clot_stages::ot::{AsotParams, solve};
 
-use crate::median_time;
+use crate::{median, time_once};
 
 struct Args {
     max_n: usize,
@@ -133,7 +138,6 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     let mut spec = Vec::new();
-    let mut ours = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let path = tmp.path().join(format!("case{i}.npy"));
         clot_datasets::npy::write_npy_f32(&path, c.n, c.k, &c.cost)?;
@@ -142,38 +146,38 @@ pub fn run(args: &[String]) -> Result<()> {
             "name": c.name, "path": path, "eps": p.eps, "alpha": p.alpha, "radius": p.radius,
             "lambda_actions": p.lambda_actions, "iters": c.peer_iters, "check": c.check,
         }));
-        solve(&c.cost, c.n, c.k, c.n, p)?; // warm-up
-        let s = median_time(a.repeats, || {
-            solve(&c.cost, c.n, c.k, c.n, p)
-                .map(|_| ())
-                .map_err(Into::into)
-        })?;
-        ours.push(s);
     }
     let spec_path = tmp.path().join("cases.json");
     std::fs::write(&spec_path, serde_json::to_vec(&spec)?)?;
     let threads = rayon::current_num_threads();
-    eprintln!("running the PyTorch peer (the N = 100 000 cases take minutes)…");
-    let out = Command::new(&a.python)
-        .arg(crate::python_script("asot_peer.py"))
-        .arg(&spec_path)
-        .arg(threads.to_string())
-        .arg(a.repeats.to_string())
-        .output()
-        .with_context(|| format!("running {} (needs torch and numpy)", a.python))?;
-    if !out.status.success() {
-        bail!(
-            "PyTorch peer failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    eprintln!("running clot and the PyTorch peer in turns (the N = 100 000 cases take minutes)…");
+    let mut peer = Peer::start(&a.python, &spec_path, threads)?;
+    let (mut ours, mut theirs, mut checks) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, c) in cases.iter().enumerate() {
+        let p = &c.params;
+        solve(&c.cost, c.n, c.k, c.n, p)?; // warm-up
+        // one run of each side in turn, so that both see the same moments of a shared machine;
+        // the peer's 1-iteration cases (minutes each) run once
+        let (mut t_ours, mut t_peer) = (Vec::new(), Vec::new());
+        for rep in 0..a.repeats.max(1) {
+            t_ours.push(time_once(|| solve(&c.cost, c.n, c.k, c.n, p).map(|_| ()))?);
+            if c.peer_iters > 1 || rep == 0 {
+                t_peer.push(peer.request("run", i, "seconds")?);
+                std::thread::sleep(std::time::Duration::from_millis(PAUSE_MS));
+            }
+        }
+        ours.push(median(t_ours));
+        theirs.push(median(t_peer));
+        checks.push(match c.check {
+            Some(_) => Some(peer.request("check", i, "max_abs_vs_reference")?),
+            None => None,
+        });
     }
-    let peer: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let torch = peer.finish()?;
     let bound = exp_ln_seconds() / threads as f64;
 
     let mut rows = Vec::new();
-    for (c, &s) in cases.iter().zip(&ours) {
-        let pc = &peer["cases"][&c.name];
-        let peer_s = pc["seconds"].as_f64().context("peer seconds")?;
+    for (((c, &s), &peer_s), check) in cases.iter().zip(&ours).zip(&theirs).zip(&checks) {
         let iters = c.params.iters as f64;
         let per_iter_ours = s / iters;
         let per_iter_peer = peer_s / c.peer_iters as f64;
@@ -182,18 +186,18 @@ pub fn run(args: &[String]) -> Result<()> {
             "case": c.name, "clot_s": s, "clot_iters": c.params.iters, "peer_s": peer_s,
             "peer_iters": c.peer_iters, "speedup_per_iter": per_iter_peer / per_iter_ours,
             "clot_ns_per_cell_iter": cell_ns, "bound_ns_per_cell_iter": bound * 1e9,
-            "peer_max_abs_vs_reference": pc.get("max_abs_vs_reference"),
+            "peer_max_abs_vs_reference": check,
         }));
     }
     if a.json {
-        let v = serde_json::json!({"threads": threads, "torch": peer["torch"], "rows": rows});
+        let v = serde_json::json!({"threads": threads, "torch": torch, "rows": rows});
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     println!(
-        "ASOT solver, {threads} threads, median of {} runs; torch {}; bound = 1 exp + 1 ln per cell-iteration = {:.2} ns / {threads} threads",
+        "ASOT solver, {threads} threads, median of {} runs taken in turns with the peer's; torch {}; bound = 1 exp + 1 ln per cell-iteration = {:.2} ns / {threads} threads",
         a.repeats,
-        peer["torch"].as_str().unwrap_or("?"),
+        torch,
         bound * 1e9 * threads as f64
     );
     println!(
@@ -223,4 +227,78 @@ pub fn run(args: &[String]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Pause after each peer run (see the module docs).
+const PAUSE_MS: u64 = 20;
+
+/// The PyTorch peer process, answering one request per line (`bench/python/asot_peer.py`).
+struct Peer {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    torch: String,
+}
+
+impl Peer {
+    fn start(python: &str, spec: &std::path::Path, threads: usize) -> Result<Peer> {
+        use std::process::Stdio;
+        let mut child = Command::new(python)
+            .arg(crate::python_script("asot_peer.py"))
+            .arg(spec)
+            .arg(threads.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {python} (needs torch and numpy)"))?;
+        let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
+        let stdout = std::io::BufReader::new(stdout.context("peer stdout")?);
+        let mut peer = Peer {
+            child,
+            stdin,
+            stdout,
+            torch: String::new(),
+        };
+        let header = peer.read()?;
+        peer.torch = header["torch"].as_str().unwrap_or("?").to_string();
+        Ok(peer)
+    }
+
+    /// One line of JSON from the peer; its stderr in the error if it has stopped.
+    fn read(&mut self) -> Result<serde_json::Value> {
+        use std::io::{BufRead, Read};
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        if line.trim().is_empty() {
+            let mut err = String::new();
+            if let Some(e) = self.child.stderr.as_mut() {
+                e.read_to_string(&mut err)?;
+            }
+            bail!("PyTorch peer stopped: {err}");
+        }
+        serde_json::from_str(&line).with_context(|| format!("peer answered {line:?}"))
+    }
+
+    /// Sends `verb case` and returns the number under `key` in the answer.
+    fn request(&mut self, verb: &str, case: usize, key: &str) -> Result<f64> {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().context("peer stdin closed")?;
+        writeln!(stdin, "{verb} {case}")?;
+        stdin.flush()?;
+        let v = self.read()?;
+        v[key]
+            .as_f64()
+            .with_context(|| format!("peer answer {v} has no {key}"))
+    }
+
+    /// Closes the peer's input and waits for it to exit; returns the torch version it reported.
+    fn finish(mut self) -> Result<String> {
+        drop(self.stdin.take());
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("PyTorch peer exited with {status}");
+        }
+        Ok(self.torch)
+    }
 }
