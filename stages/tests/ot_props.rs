@@ -146,15 +146,31 @@ proptest! {
 
     #[test]
     fn box_filter_solver_equals_dense_reference((b, n, k, valid, costs, r) in costs_strategy(), alpha in 0.0f32..0.8) {
-        // A realistic step (ε·step < 1): with larger steps the entropic part of the iteration is
-        // unstable and float32 rounding is amplified in any implementation, the reference's too.
-        let p = AsotParams { radius: r.max(1e-3), alpha, eps: 0.07, lambda_actions: 0.08,
-            step: StepSize::Fixed(4.0), ..AsotParams::default() };
-        let plan = solve_batch(&costs, b, n, k, &valid, &p).expect("solve");
-        check_invariants(&plan, n, k, &valid);
-        let dense = dense_reference(&costs, b, n, k, &valid, &p);
-        let err = plan.iter().zip(&dense).map(|(a, d)| (*a as f64 - d).abs()).fold(0.0, f64::max);
-        prop_assert!(err < 2e-3, "max abs error {err}");
+        // A few iterations of a large fixed step check the box filter and both update paths
+        // (fused from the first iteration) tightly. Over 25 iterations the steps are realistic:
+        // the automatic one, or a fixed one with ε·step < 1 and step·G of a few units. With a
+        // step of 4 and α/r ≈ 3 (step·G ≈ 20) float32 rounding is amplified over 25 iterations
+        // in any implementation, the reference's too: one such case ends 2e-3 from the float64
+        // reference after matching it to 5e-7 over the first 3 iterations.
+        let runs = [
+            (StepSize::Fixed(4.0), 1, 1e-5),
+            (StepSize::Fixed(4.0), 3, 1e-5),
+            (StepSize::Fixed(1.0), 25, 1e-3),
+            (StepSize::Auto, 25, 1e-3),
+        ];
+        for (step, iters, tol) in runs {
+            let p = AsotParams { radius: r.max(1e-3), alpha, eps: 0.07, lambda_actions: 0.08,
+                step, iters, ..AsotParams::default() };
+            let plan = match solve_batch(&costs, b, n, k, &valid, &p) {
+                // a non-positive first gradient has no automatic step (tested below)
+                Err(OtError::Step(_)) if step == StepSize::Auto => continue,
+                plan => plan.expect("solve"),
+            };
+            check_invariants(&plan, n, k, &valid);
+            let dense = dense_reference(&costs, b, n, k, &valid, &p);
+            let err = plan.iter().zip(&dense).map(|(a, d)| (*a as f64 - d).abs()).fold(0.0, f64::max);
+            prop_assert!(err < tol, "{step:?}, {iters} iterations: max abs error {err}");
+        }
     }
 
     #[test]
