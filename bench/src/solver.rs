@@ -36,7 +36,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
     let mut a = Args {
         max_n: 100_000,
         repeats: 3,
-        shared: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
+        shared: clot_datasets::shared::folder(),
         python: "python3".into(),
         json: false,
     };

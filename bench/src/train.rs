@@ -22,7 +22,7 @@ struct Args {
 
 fn parse_args(args: &[String]) -> Result<Args> {
     let mut a = Args {
-        data: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+        data: clot_datasets::shared::folder().join("data"),
         seeds: 5,
         repeats: 1,
         val_every: 1,

@@ -8,6 +8,7 @@
 //! * [`mod@preset`]: the dataset presets of SPEC §1 as a `const` registry.
 //! * [`open`]: one entry point for "a dataset" on the command line: `demo`, a Parquet file or a
 //!   standard-layout folder.
+//! * [`shared`]: where tests and benchmarks find the shared reference data.
 //!
 //! Errors are [`DatasetError`]; every variant names the file, line, row or video at fault.
 
@@ -21,6 +22,7 @@ pub mod mapping;
 pub mod npy;
 pub mod parquet_io;
 pub mod preset;
+pub mod shared;
 pub mod synth;
 pub mod txt;
 

@@ -9,19 +9,7 @@ use clot_datasets::{
 };
 
 fn breakfast() -> Option<PathBuf> {
-    let root = std::env::var_os("CLOT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    let dir = root.join("data/Breakfast");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIP: {} is absent (a fresh clone has no shared data)",
-            dir.display()
-        );
-        None
-    }
+    clot_datasets::shared::require(&["data/Breakfast"]).map(|root| root.join("data/Breakfast"))
 }
 
 #[test]

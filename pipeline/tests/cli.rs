@@ -108,11 +108,10 @@ fn help_explains_every_command() {
 
 #[test]
 fn real_breakfast_inspect() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    if !root.join("Breakfast").is_dir() {
-        eprintln!("SKIP: {} is absent", root.display());
+    let Some(shared) = clot_datasets::shared::require(&["data/Breakfast"]) else {
         return;
-    }
+    };
+    let root = shared.join("data");
     let v = json(&[
         "inspect",
         "--data",

@@ -16,13 +16,7 @@ fn npy(path: &Path, shape: (usize, usize), values: &[f32]) {
 }
 
 fn shared() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared");
-    if root.join("data/asot_examples").is_dir() && root.join("golden/golden.json").is_file() {
-        Some(root)
-    } else {
-        eprintln!("SKIP: {} has no asot_examples/golden", root.display());
-        None
-    }
+    clot_datasets::shared::require(&["data/asot_examples", "golden/golden.json"])
 }
 
 #[test]

@@ -6,8 +6,10 @@
 //! outputs (`FrameEmbeddings`, `TransportPlan`, [`Prediction`], …) on the same entities.
 
 use bevy_ecs::prelude::*;
+use bevy_ecs::query::{QueryData, QueryFilter, ROQueryItem};
 use clot_schemas::{FrameFeatures, Labels, Mask};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::ot::AsotParams;
 use crate::ot::cost::SwdParams;
@@ -20,6 +22,25 @@ pub struct Batch {
     pub sampling: Sampling,
     /// Training (train OT settings, caches for backward) or evaluation.
     pub train: bool,
+}
+
+impl Batch {
+    /// The batch's videos that have the query's components, with their entities, on the rayon
+    /// pool, in batch order (a video without them is skipped, as after a stage failed on it).
+    pub fn par_items<'a, 'w, 's, D, F>(
+        &'a self,
+        q: &'a Query<'w, 's, D, F>,
+    ) -> impl ParallelIterator<Item = (Entity, ROQueryItem<'a, 's, D>)>
+    where
+        D: QueryData,
+        F: QueryFilter,
+        Query<'w, 's, D, F>: Sync,
+        ROQueryItem<'a, 's, D>: Send,
+    {
+        self.videos
+            .par_iter()
+            .filter_map(move |&e| q.get(e).ok().map(|x| (e, x)))
+    }
 }
 
 /// The settings the stages read (a resource). Parameters live in [`crate::params::Params`].

@@ -11,18 +11,7 @@ use clot_stages::eval::{activity_level, hungarian, miou, segments, video_level};
 use clot_stages::ot::{AsotParams, StepSize, solve};
 
 fn shared() -> Option<PathBuf> {
-    let root = std::env::var_os("CLOT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    if root.join("golden/golden.json").is_file() && root.join("data").is_dir() {
-        Some(root)
-    } else {
-        eprintln!(
-            "SKIP: {} has no golden/ and data/ (a fresh clone has no shared data)",
-            root.display()
-        );
-        None
-    }
+    clot_datasets::shared::require(&["golden/golden.json", "data"])
 }
 
 fn golden(root: &Path) -> serde_json::Value {

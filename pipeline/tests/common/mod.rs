@@ -43,16 +43,5 @@ pub fn fails(args: &[&str]) -> String {
 /// The shared reference folder (`$CLOT_SHARED`, else `../shared` beside the checkout) when it has
 /// `golden/` and `data/`; `None` (with a SKIP line) in a fresh clone.
 pub fn shared() -> Option<std::path::PathBuf> {
-    let root = std::env::var_os("CLOT_SHARED")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    if root.join("golden").is_dir() && root.join("data").is_dir() {
-        Some(root)
-    } else {
-        eprintln!(
-            "SKIP: {} has no golden/ and data/ (a fresh clone has no shared data)",
-            root.display()
-        );
-        None
-    }
+    clot_datasets::shared::require(&["golden", "data"])
 }

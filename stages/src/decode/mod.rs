@@ -154,9 +154,7 @@ fn decode_backward(
         Err(e) => return failures.report("decode", e),
     };
     let out: Vec<_> = batch
-        .videos
-        .par_iter()
-        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .par_items(&q)
         .map(|(e, (c, gs, gf, input))| {
             let (g, dmem) = kernel::backward(
                 &p,

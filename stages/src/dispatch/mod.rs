@@ -39,9 +39,16 @@ pub struct DispatchCache {
     cache: kernel::DispatchCache<f32>,
 }
 
-fn scalars(p: &ParamSet) -> Option<(f32, f32)> {
-    Some((*p.get(ALPHA)?.first()?, *p.get(BETA)?.first()?))
+/// A and the similarity's α and β (`None` if one is missing: callers report [`MISSING`]).
+fn weights(p: &ParamSet) -> Option<(&[f32], f32, f32)> {
+    Some((
+        p.get(ACTIONS)?,
+        *p.get(ALPHA)?.first()?,
+        *p.get(BETA)?.first()?,
+    ))
 }
+
+const MISSING: &str = "missing parameter clusters or dispatch.sim_alpha/beta";
 
 fn dispatch(
     batch: Res<'_, Batch>,
@@ -53,17 +60,12 @@ fn dispatch(
     mut commands: Commands<'_, '_>,
 ) {
     let _span = profile.span("dispatch");
-    let (Some(a), Some((alpha, beta))) = (params.0.get(ACTIONS), scalars(&params.0)) else {
-        return failures.report(
-            "dispatch",
-            "missing parameter clusters or dispatch.sim_alpha/beta",
-        );
+    let Some((a, alpha, beta)) = weights(&params.0) else {
+        return failures.report("dispatch", MISSING);
     };
     let (k, d) = (cfg.actions, cfg.dim());
     let out: Vec<_> = batch
-        .videos
-        .par_iter()
-        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .par_items(&q)
         .map(|(ent, e)| {
             let n = e.rows();
             let (mut f, cache) = kernel::forward(e.as_slice(), a, (n, k, d), alpha, beta);
@@ -97,17 +99,12 @@ fn dispatch_backward(
     mut commands: Commands<'_, '_>,
 ) {
     let _span = profile.span("dispatch.backward");
-    let (Some(a), Some((alpha, _))) = (params.0.get(ACTIONS), scalars(&params.0)) else {
-        return failures.report(
-            "dispatch",
-            "missing parameter clusters or dispatch.sim_alpha/beta",
-        );
+    let Some((a, alpha, _)) = weights(&params.0) else {
+        return failures.report("dispatch", MISSING);
     };
     let (k, d) = (cfg.actions, cfg.dim());
     let out: Vec<_> = batch
-        .videos
-        .par_iter()
-        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .par_items(&q)
         .map(|(ent, (c, g))| {
             let n = c.f.len() / d;
             let dfd = normalize_rows_backward(&c.f, &c.norms, &g.0, d);

@@ -146,10 +146,8 @@ fn encode_backward(
     };
     // one gradient set per video in parallel, summed in batch order (deterministic)
     let per_video: Vec<Vec<f32>> = batch
-        .videos
-        .par_iter()
-        .filter_map(|&e| q.get(e).ok())
-        .map(|(cache, de)| {
+        .par_items(&q)
+        .map(|(_, (cache, de))| {
             let n = cache.0.out.len() / cfg.dim().max(1);
             let mut buf: Vec<Vec<f32>> = layers
                 .iter()

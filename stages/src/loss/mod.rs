@@ -151,16 +151,9 @@ fn ce_forward<L: Level>(
         return failures.report(L::NAME, "missing parameter clusters");
     };
     let (k, d) = (cfg.actions, cfg.dim());
-    let rows: usize = batch
-        .videos
-        .iter()
-        .filter_map(|&e| q.get(e).ok())
-        .map(|(f, _, _)| f.rows())
-        .sum();
+    let rows: usize = batch.par_items(&q).map(|(_, (f, _, _))| f.rows()).sum();
     let out: Vec<_> = batch
-        .videos
-        .par_iter()
-        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .par_items(&q)
         .map(|(e, (f, t, input))| {
             let p = kernel::probabilities(f.as_slice(), a, f.rows(), k, d, cfg.temperature);
             let l = kernel::loss(&p, t.as_slice(), &row_mask::<L>(input, f.rows()), k, rows);
@@ -204,16 +197,9 @@ fn ce_backward<L: Level>(
         return failures.report(L::NAME, "missing parameter clusters");
     };
     let (k, d) = (cfg.actions, cfg.dim());
-    let rows: usize = batch
-        .videos
-        .iter()
-        .filter_map(|&e| q.get(e).ok())
-        .map(|(f, ..)| f.rows())
-        .sum();
+    let rows: usize = batch.par_items(&q).map(|(_, (f, ..))| f.rows()).sum();
     let out: Vec<_> = batch
-        .videos
-        .par_iter()
-        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .par_items(&q)
         .map(|(e, (f, t, input, p))| {
             let n = f.rows();
             let mut df = vec![0.0f32; n * d];

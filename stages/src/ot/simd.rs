@@ -144,6 +144,16 @@ fn ln_lanes(x: Lanes) -> Lanes {
     out
 }
 
+/// `xs[i] + add` as one vector; a slice shorter than a vector is padded with 1.
+#[inline(always)]
+fn plus(xs: &[f32], add: f32) -> Lanes {
+    let mut v = [1f32; LANES];
+    for (a, &b) in v.iter_mut().zip(xs) {
+        *a = b + add;
+    }
+    v
+}
+
 /// dst[i] ← f(src[i] + add) for `src.len()` elements, `UNROLL` vectors at a time; the tail is
 /// padded with 1.
 #[inline(always)]
@@ -154,24 +164,12 @@ fn map_into(src: &[f32], dst: &mut [f32], add: f32, f: impl Fn(Lanes) -> Lanes) 
     let mut s = src.chunks_exact(step);
     for (dc, sc) in (&mut d).zip(&mut s) {
         for (dv, sv) in dc.chunks_exact_mut(LANES).zip(sc.chunks_exact(LANES)) {
-            let mut v = [0f32; LANES];
-            for (a, &b) in v.iter_mut().zip(sv) {
-                *a = b + add;
-            }
-            dv.copy_from_slice(&f(v));
+            dv.copy_from_slice(&f(plus(sv, add)));
         }
     }
-    for (dv, sv) in d
-        .into_remainder()
-        .chunks_mut(LANES)
-        .zip(s.remainder().chunks(LANES))
-    {
-        let mut v = [1f32; LANES];
-        for (a, &b) in v.iter_mut().zip(sv) {
-            *a = b + add;
-        }
-        let r = f(v);
-        dv.copy_from_slice(&r[..dv.len()]);
+    let tail = d.into_remainder().chunks_mut(LANES);
+    for (dv, sv) in tail.zip(s.remainder().chunks(LANES)) {
+        dv.copy_from_slice(&f(plus(sv, add))[..dv.len()]);
     }
 }
 
@@ -188,19 +186,11 @@ fn map_in_place(xs: &mut [f32], add: f32, f: impl Fn(Lanes) -> Lanes) {
     let mut chunks = xs.chunks_exact_mut(LANES * UNROLL);
     for c in &mut chunks {
         for v in c.chunks_exact_mut(LANES) {
-            let mut a = [0f32; LANES];
-            for (a, &b) in a.iter_mut().zip(v.iter()) {
-                *a = b + add;
-            }
-            v.copy_from_slice(&f(a));
+            v.copy_from_slice(&f(plus(v, add)));
         }
     }
     for v in chunks.into_remainder().chunks_mut(LANES) {
-        let mut a = [1f32; LANES];
-        for (a, &b) in a.iter_mut().zip(v.iter()) {
-            *a = b + add;
-        }
-        let r = f(a);
+        let r = f(plus(v, add));
         v.copy_from_slice(&r[..v.len()]);
     }
 }

@@ -64,9 +64,7 @@ fn refine_segments(
     let _span = profile.span("refine");
     let d = cfg.dim();
     let out: Vec<_> = batch
-        .videos
-        .par_iter()
-        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .par_items(&q)
         .map(|(e, (f, s))| {
             (
                 e,
@@ -98,9 +96,7 @@ fn refine_actions(
     };
     let (k, d) = (cfg.actions, cfg.dim());
     let out: Vec<_> = batch
-        .videos
-        .par_iter()
-        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .par_items(&q)
         .map(|(e, f)| {
             (
                 e,
@@ -133,9 +129,7 @@ fn refine_segments_backward(
     let _span = profile.span("refine.backward");
     let d = cfg.dim();
     let out: Vec<_> = batch
-        .videos
-        .par_iter()
-        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .par_items(&q)
         .map(|(e, (f, s, c, gr, gf, gs))| {
             let (mut df, mut ds) = kernel::backward(
                 f.as_slice(),
@@ -174,9 +168,7 @@ fn refine_actions_backward(
     };
     let (k, d) = (cfg.actions, cfg.dim());
     let out: Vec<_> = batch
-        .videos
-        .par_iter()
-        .filter_map(|&e| q.get(e).ok().map(|x| (e, x)))
+        .par_items(&q)
         .map(|(e, (f, c, gr, gf))| {
             let (mut df, da) = kernel::backward(
                 f.as_slice(),
