@@ -67,8 +67,8 @@ pub struct Summary {
     pub mapping_classes: usize,
     /// Distinct ground-truth ids present in the videos.
     pub classes_present: Vec<i32>,
-    /// Frames per ground-truth id, keyed by `"<id> <name>"`.
-    pub label_histogram: BTreeMap<String, usize>,
+    /// Frames per ground-truth id, in id order (names: [`Dataset::mapping`]).
+    pub label_histogram: BTreeMap<i32, usize>,
     pub min_len: usize,
     pub median_len: usize,
     pub max_len: usize,
@@ -110,15 +110,6 @@ impl Dataset {
             zero_rows += z;
             per_video.push((v.name.clone(), v.frames(), z, lead));
         }
-        let label_histogram = hist
-            .iter()
-            .map(|(id, n)| {
-                (
-                    format!("{id} {}", self.mapping.name(*id).unwrap_or("?")),
-                    *n,
-                )
-            })
-            .collect();
         Summary {
             name: self.name.clone(),
             videos: self.videos.len(),
@@ -127,7 +118,7 @@ impl Dataset {
             activities,
             mapping_classes: self.mapping.ids().len(),
             classes_present: hist.keys().copied().collect(),
-            label_histogram,
+            label_histogram: hist,
             min_len: lens.first().copied().unwrap_or(0),
             median_len: lens.get(lens.len() / 2).copied().unwrap_or(0),
             max_len: lens.last().copied().unwrap_or(0),

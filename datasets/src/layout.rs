@@ -9,6 +9,11 @@
 //! Reading checks everything once and names the file, line and video of any problem (see
 //! [`DatasetError`]). Videos are read in parallel on the rayon pool. A video may have more feature
 //! rows than labels (the first N rows are used, as the reference does), never fewer.
+//!
+//! Ground truth is optional: without `groundTruth/` (and then without `mapping/`) every video is
+//! unlabelled, and a video without a ground-truth file is unlabelled too ([`ReadReport::unlabelled`]
+//! names them). With [`ReadOptions::skip_bad_videos`] a video that cannot be read is left out and
+//! reported ([`ReadReport::skipped`]) instead of failing the whole dataset.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -40,6 +45,9 @@ pub struct ReadOptions {
     pub expected_dim: Option<(usize, String)>,
     /// Replace NaN/inf features with 0 instead of failing (the count is reported).
     pub zero_non_finite: bool,
+    /// Leave out a video that cannot be read (malformed numbers, NaN, a dimension or length
+    /// mismatch) and report it, instead of failing.
+    pub skip_bad_videos: bool,
 }
 
 impl Default for ReadOptions {
@@ -51,6 +59,7 @@ impl Default for ReadOptions {
             background: None,
             expected_dim: None,
             zero_non_finite: false,
+            skip_bad_videos: false,
         }
     }
 }
@@ -75,6 +84,10 @@ pub struct ReadReport {
     pub zeroed_non_finite: usize,
     /// Feature rows beyond the label count, dropped.
     pub dropped_extra_rows: usize,
+    /// Videos without ground truth (no `groundTruth/` file), in name order.
+    pub unlabelled: Vec<String>,
+    /// Videos left out by [`ReadOptions::skip_bad_videos`]: (video, why), in name order.
+    pub skipped: Vec<(String, String)>,
 }
 
 struct Found {
@@ -170,11 +183,14 @@ pub fn read_standard_with(
         return Err(missing("features folder", features));
     }
     let gt_dir = dir.join("groundTruth");
-    if !gt_dir.is_dir() {
-        return Err(missing("groundTruth folder", gt_dir));
-    }
+    let labelled = gt_dir.is_dir();
     let mapping_path = dir.join("mapping").join(&opts.mapping_file);
-    let mapping = Mapping::read(&mapping_path)?;
+    // unlabelled data needs no mapping; a mapping that is there is still read and checked
+    let mapping = if labelled || mapping_path.is_file() {
+        Mapping::read(&mapping_path)?
+    } else {
+        Mapping::default()
+    };
     let lookup = mapping.lookup();
 
     let mut found = discover(&features)?;
@@ -210,48 +226,48 @@ pub fn read_standard_with(
 
     let read_one = |f: &Found| -> Result<(Video, usize, usize)> {
         let mut m = read_feature_file(&f.path)?;
-        let mut gt_path = gt_dir.join(&f.name);
-        if !gt_path.is_file() {
-            gt_path = gt_dir.join(format!("{}.txt", f.name));
-        }
-        if !gt_path.is_file() {
-            return Err(missing(
-                &format!("ground truth of video `{}`", f.name),
-                gt_dir.join(&f.name),
-            ));
-        }
-        let text = std::fs::read_to_string(&gt_path).map_err(io_err(&gt_path))?;
-        let labels = parse_labels(
-            &text,
-            &lookup,
-            opts.background.as_deref(),
-            &gt_path,
-            &mapping_path,
-        )?;
         if m.rows == 0 {
             return Err(DatasetError::EmptyVideo {
                 video: f.name.clone(),
                 path: f.path.clone(),
             });
         }
-        if labels.is_empty() {
-            return Err(DatasetError::EmptyVideo {
-                video: f.name.clone(),
-                path: gt_path,
-            });
-        }
-        if m.rows < labels.len() {
-            return Err(DatasetError::TooFewFeatures {
-                video: f.name.clone(),
-                features: f.path.clone(),
-                rows: m.rows,
-                labels_path: gt_path,
-                labels: labels.len(),
-            });
-        }
-        let dropped = m.rows - labels.len();
-        m.values.truncate(labels.len() * m.cols);
-        m.rows = labels.len();
+        let gt_path = [gt_dir.join(&f.name), gt_dir.join(format!("{}.txt", f.name))]
+            .into_iter()
+            .find(|p| labelled && p.is_file());
+        let mut dropped = 0;
+        let labels = match gt_path {
+            None => None,
+            Some(gt_path) => {
+                let text = std::fs::read_to_string(&gt_path).map_err(io_err(&gt_path))?;
+                let labels = parse_labels(
+                    &text,
+                    &lookup,
+                    opts.background.as_deref(),
+                    &gt_path,
+                    &mapping_path,
+                )?;
+                if labels.is_empty() {
+                    return Err(DatasetError::EmptyVideo {
+                        video: f.name.clone(),
+                        path: gt_path,
+                    });
+                }
+                if m.rows < labels.len() {
+                    return Err(DatasetError::TooFewFeatures {
+                        video: f.name.clone(),
+                        features: f.path.clone(),
+                        rows: m.rows,
+                        labels_path: gt_path,
+                        labels: labels.len(),
+                    });
+                }
+                dropped = m.rows - labels.len();
+                m.values.truncate(labels.len() * m.cols);
+                m.rows = labels.len();
+                Some(Labels::from_vec(labels))
+            }
+        };
         let zeroed = check_finite(&mut m.values, m.cols, &f.path, opts.zero_non_finite)?;
         let what = format!("video `{}`", f.name);
         let features = FrameFeatures::from_vec(m.values, m.cols, &what)?;
@@ -260,7 +276,7 @@ pub fn read_standard_with(
             name: f.name.clone(),
             activity,
             features,
-            labels: Some(Labels::from_vec(labels)),
+            labels,
         };
         on_video(&f.name);
         Ok((video, zeroed, dropped))
@@ -269,27 +285,43 @@ pub fn read_standard_with(
 
     let mut videos = Vec::with_capacity(results.len());
     let mut report = ReadReport::default();
-    for r in results {
-        let (v, zeroed, dropped) = r?;
-        report.zeroed_non_finite += zeroed;
-        report.dropped_extra_rows += dropped;
-        videos.push(v);
+    for (r, f) in results.into_iter().zip(&found) {
+        match r {
+            Ok((v, zeroed, dropped)) => {
+                report.zeroed_non_finite += zeroed;
+                report.dropped_extra_rows += dropped;
+                videos.push(v);
+            }
+            Err(e) if opts.skip_bad_videos => report.skipped.push((f.name.clone(), e.to_string())),
+            Err(e) => return Err(e),
+        }
     }
     videos.sort_by(|a, b| (&a.activity, &a.name).cmp(&(&b.activity, &b.name)));
     let paths: HashMap<&str, &Path> = found
         .iter()
         .map(|f| (f.name.as_str(), f.path.as_path()))
         .collect();
+    let Some(first) = videos.first() else {
+        return Err(DatasetError::Invalid {
+            what: features.display().to_string(),
+            message: format!(
+                "every video was skipped as unreadable (first: {})",
+                report
+                    .skipped
+                    .first()
+                    .map(|(v, e)| format!("{v}: {e}"))
+                    .unwrap_or_default()
+            ),
+        });
+    };
     let (dim, reference) = match &opts.expected_dim {
         Some((d, why)) => (*d, why.clone()),
-        None => (
-            videos[0].features.cols(),
-            format!("as video `{}`", videos[0].name),
-        ),
+        None => (first.features.cols(), format!("as video `{}`", first.name)),
     };
-    for v in &videos {
+    let mut kept = Vec::with_capacity(videos.len());
+    for v in videos {
         if v.features.cols() != dim {
-            return Err(DatasetError::Dim {
+            let e = DatasetError::Dim {
                 video: v.name.clone(),
                 path: paths
                     .get(v.name.as_str())
@@ -297,10 +329,24 @@ pub fn read_standard_with(
                     .unwrap_or_default(),
                 found: v.features.cols(),
                 expected: dim,
-                reference,
-            });
+                reference: reference.clone(),
+            };
+            if !opts.skip_bad_videos {
+                return Err(e);
+            }
+            report.skipped.push((v.name.clone(), e.to_string()));
+        } else {
+            kept.push(v);
         }
     }
+    let videos = kept;
+    report.skipped.sort();
+    report.unlabelled = videos
+        .iter()
+        .filter(|v| v.labels.is_none())
+        .map(|v| v.name.clone())
+        .collect();
+    report.unlabelled.sort();
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())

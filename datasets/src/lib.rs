@@ -32,9 +32,9 @@ pub use layout::{ReadOptions, ReadReport, read_standard, read_standard_with, wri
 pub use mapping::Mapping;
 pub use parquet_io::{
     ParquetCompression, ParquetSelection, frame_matrix_batch, read_frame_matrix, read_parquet,
-    read_parquet_index, read_parquet_videos, write_parquet, write_table,
+    read_parquet_index, read_parquet_selected, read_parquet_videos, write_parquet, write_table,
 };
-pub use preset::{ActivityRule, COMMON, PRESETS, Preset, preset};
+pub use preset::{ActivityRule, COMMON, GENERIC, GENERIC_MLP_TAIL, PRESETS, Preset, preset};
 pub use synth::{SynthConfig, generate};
 
 use std::path::Path;
@@ -64,14 +64,28 @@ pub fn open_with(
                 path: path.to_path_buf(),
             });
         }
-        (
-            read_parquet(path, &[], &opts.activities)?,
-            ReadReport::default(),
-        )
+        let sel = ParquetSelection {
+            activities: opts.activities.clone(),
+            zero_non_finite: opts.zero_non_finite,
+            ..ParquetSelection::default()
+        };
+        let (ds, zeroed) = read_parquet_selected(path, &sel)?;
+        let report = ReadReport {
+            zeroed_non_finite: zeroed,
+            ..ReadReport::default()
+        };
+        (ds, report)
     } else {
         return read_standard_with(path, opts, on_video);
     };
     ds.retain_activities(&opts.activities);
+    let mut report = report;
+    report.unlabelled = ds
+        .videos
+        .iter()
+        .filter(|v| v.labels.is_none())
+        .map(|v| v.name.clone())
+        .collect();
     if let Some((d, why)) = &opts.expected_dim
         && let Some(v) = ds.videos.iter().find(|v| v.features.cols() != *d)
     {

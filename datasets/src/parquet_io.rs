@@ -181,6 +181,8 @@ pub struct ParquetSelection {
     pub features: bool,
     /// Decode the `label` column.
     pub labels: bool,
+    /// Replace NaN/inf features by 0 (counted in [`PartialVideo::zeroed`]) instead of failing.
+    pub zero_non_finite: bool,
 }
 
 impl Default for ParquetSelection {
@@ -190,6 +192,7 @@ impl Default for ParquetSelection {
             activities: Vec::new(),
             features: true,
             labels: true,
+            zero_non_finite: false,
         }
     }
 }
@@ -202,6 +205,8 @@ pub struct PartialVideo {
     pub frames: usize,
     pub features: Option<FrameFeatures>,
     pub labels: Option<Labels>,
+    /// Non-finite feature values replaced by 0 (with [`ParquetSelection::zero_non_finite`]).
+    pub zeroed: usize,
 }
 
 /// Reads only the file's index (no data pages), after checking its schema.
@@ -398,6 +403,8 @@ fn read_video(
         )));
     }
     let what = format!("{}: video `{}`", path.display(), v.name);
+    let zeroed =
+        crate::layout::check_finite(&mut features, dim, Path::new(&what), sel.zero_non_finite)?;
     let features = if sel.features {
         Some(FrameFeatures::from_vec(features, dim, &what)?)
     } else {
@@ -420,6 +427,7 @@ fn read_video(
         frames: v.frames,
         features,
         labels,
+        zeroed,
     })
 }
 
@@ -430,7 +438,14 @@ pub fn read_parquet(path: &Path, videos: &[String], activities: &[String]) -> Re
         activities: activities.to_vec(),
         ..ParquetSelection::default()
     };
-    let (index, parts) = read_parquet_videos(path, &sel)?;
+    read_parquet_selected(path, &sel).map(|(ds, _)| ds)
+}
+
+/// [`read_parquet`] with a whole selection; also returns how many non-finite feature values were
+/// replaced by 0.
+pub fn read_parquet_selected(path: &Path, sel: &ParquetSelection) -> Result<(Dataset, usize)> {
+    let (index, parts) = read_parquet_videos(path, sel)?;
+    let zeroed = parts.iter().map(|p| p.zeroed).sum();
     let videos = parts
         .into_iter()
         .map(|p| {
@@ -446,12 +461,15 @@ pub fn read_parquet(path: &Path, videos: &[String], activities: &[String]) -> Re
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Dataset {
-        name: index.name,
-        dim: index.dim,
-        mapping: index.mapping,
-        videos,
-    })
+    Ok((
+        Dataset {
+            name: index.name,
+            dim: index.dim,
+            mapping: index.mapping,
+            videos,
+        },
+        zeroed,
+    ))
 }
 
 /// Writes `batches` (all with `schema`) to `path` atomically, zstd-compressed. For result tables

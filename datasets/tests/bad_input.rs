@@ -75,12 +75,51 @@ fn missing_folder_and_mapping() {
     let l = Layout::new();
     std::fs::remove_file(l.dir.join("mapping/mapping.txt")).expect("rm");
     has(&l.err(), &["mapping file not found", "mapping/mapping.txt"]);
+}
+
+#[test]
+fn ground_truth_is_optional() {
+    // no groundTruth/ and no mapping/: every video unlabelled
     let l = Layout::new();
     std::fs::remove_dir_all(l.dir.join("groundTruth")).expect("rm");
-    has(&l.err(), &["groundTruth folder not found"]);
+    std::fs::remove_dir_all(l.dir.join("mapping")).expect("rm");
+    let (ds, report) = read_standard(&l.dir, &ReadOptions::default()).expect("unlabelled");
+    assert_eq!(ds.videos.len(), 2);
+    assert!(ds.videos.iter().all(|v| v.labels.is_none()));
+    assert_eq!(report.unlabelled, ["a", "b"]);
+    // one video without its ground-truth file: that one is unlabelled, the other keeps labels
     let l = Layout::new();
     std::fs::remove_file(l.dir.join("groundTruth/b")).expect("rm");
-    has(&l.err(), &["ground truth of video `b`", "groundTruth/b"]);
+    let (ds, report) = read_standard(&l.dir, &ReadOptions::default()).expect("partly labelled");
+    assert!(ds.videos[0].labels.is_some() && ds.videos[1].labels.is_none());
+    assert_eq!(report.unlabelled, ["b"]);
+    // ground truth without a mapping is still an error
+    let l = Layout::new();
+    std::fs::remove_dir_all(l.dir.join("mapping")).expect("rm");
+    has(&l.err(), &["mapping file not found"]);
+}
+
+#[test]
+fn bad_videos_are_skipped_and_reported_on_request() {
+    let l = Layout::new();
+    l.write("features/act/b.txt", "0 0\n1 abc\n3 4\n");
+    l.write("features/act/c.txt", "0 0 1\n1 2 3\n3 4 5\n");
+    l.write("groundTruth/c", "SIL\nx\nx\n");
+    assert!(
+        l.read().is_err(),
+        "without the option a bad video fails the dataset"
+    );
+    let opts = ReadOptions {
+        skip_bad_videos: true,
+        ..ReadOptions::default()
+    };
+    let (ds, report) = read_standard(&l.dir, &opts).expect("skips");
+    assert_eq!(ds.videos.len(), 1);
+    assert_eq!(ds.videos[0].name, "a");
+    let names: Vec<&str> = report.skipped.iter().map(|(v, _)| v.as_str()).collect();
+    assert_eq!(names, ["b", "c"]);
+    has(&report.skipped[0].1, &["b.txt:2", "`abc`"]);
+    has(&report.skipped[1].1, &["dimension 3", "expected 2"]);
 }
 
 #[test]
