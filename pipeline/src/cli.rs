@@ -15,36 +15,43 @@ pub struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Worker threads for the parallel stages (default: all cores). Results are identical for
+    /// a given seed and thread count.
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Describe a dataset: videos, frames, feature dimension, classes, label histogram, zero rows,
-    /// lengths; optionally the equal-split and k-means baselines.
+    /// Describe a dataset: videos, lengths, D, classes, K per activity, label histogram
+    ///
+    /// Also the zero rows per video and, with --baselines, the equal-split and k-means scores.
     ///
     /// Examples:
     ///   clot inspect demo --baselines
     ///   clot inspect --data ~/data Breakfast --preset breakfast --activity coffee
     #[command(verbatim_doc_comment)]
     Inspect(InspectArgs),
-    /// Convert a dataset (standard layout, Parquet or `demo`) into a Parquet dataset: one row per
-    /// frame, row groups aligned to videos.
+    /// Convert a dataset (standard layout, Parquet or demo) into a Parquet dataset
+    ///
+    /// One row per frame, row groups aligned to videos.
     ///
     /// Example:
     ///   clot convert --data ~/data Breakfast --preset breakfast --out breakfast.parquet
     #[command(verbatim_doc_comment)]
     Convert(ConvertArgs),
-    /// Generate a synthetic dataset with known ground truth (the built-in `demo` by default),
-    /// as a standard-layout folder or, if OUT ends in `.parquet`, a Parquet dataset.
+    /// Generate a synthetic dataset with known ground truth (the demo by default)
+    ///
+    /// Written as a standard-layout folder or, if OUT ends in `.parquet`, a Parquet dataset.
     ///
     /// Examples:
     ///   clot synth --out demo-data
     ///   clot synth --videos 100 --actions 10 --seed 3 --out big.parquet
     #[command(verbatim_doc_comment)]
     Synth(SynthArgs),
-    /// Run the ASOT solver on your own cost or affinity matrix and score the segmentation.
+    /// Run the ASOT solver on your own cost or affinity matrix and score the segmentation
     ///
     /// INPUT is an N×K `.npy` (float32/float64; one video, named after the file) or a
     /// `frame_matrix` Parquet file (video, frame, values) with one or more videos. With --out, the
@@ -58,31 +65,38 @@ pub enum Command {
     ///       --mapping mapping.txt --out solved
     #[command(verbatim_doc_comment)]
     Solve(SolveArgs),
-    /// Train and evaluate on the built-in demo data (or any dataset), print the results and write
-    /// a run folder (Parquet predictions, metrics, summary, training curve, checkpoint, PNG).
+    /// Train and evaluate (the demo data by default), print the scores, write a run folder
+    ///
+    /// The run folder holds Parquet predictions, metrics, summary and training curve, the
+    /// checkpoint, and the pictures segments.png/.svg and curve.png/.svg.
     ///
     /// Examples:
     ///   clot run
     ///   clot run --seed 3 --epochs 30 --out runs/demo-3
-    #[command(verbatim_doc_comment)]
+    #[command(verbatim_doc_comment, allow_negative_numbers = true)]
     Run(RunArgs),
-    /// Train on a dataset activity with a preset; every hyperparameter can be set as a flag or in
-    /// a TOML file (flags override the file, the file overrides the preset).
+    /// Train and evaluate on one activity of any dataset, with or without a preset
     ///
-    /// Example:
+    /// Every hyperparameter can be set as a flag or in a TOML file (flags override the file, the
+    /// file overrides the preset or, without one, the defaults). Without a preset D comes from
+    /// the data, the MLP is D-128-40 and K is --actions (else the classes present).
+    ///
+    /// Examples:
+    ///   clot train my-data --actions 12
     ///   clot train --data ~/data --dataset Breakfast --activity coffee --preset breakfast \
     ///       --seed 0 --out runs/coffee-0
-    #[command(verbatim_doc_comment)]
+    #[command(verbatim_doc_comment, allow_negative_numbers = true)]
     Train(RunArgs),
-    /// Evaluate a checkpoint written by `clot run`/`clot train` on a dataset (full-length videos,
-    /// eval OT settings); the configuration comes from the checkpoint.
+    /// Evaluate a checkpoint written by clot run/train on a dataset
+    ///
+    /// Full-length videos, the eval OT settings; the configuration comes from the checkpoint.
     ///
     /// Example:
     ///   clot eval --checkpoint runs/coffee-0/checkpoint.safetensors \
     ///       --data ~/data --dataset Breakfast --activity coffee --preset breakfast
     #[command(verbatim_doc_comment)]
     Eval(EvalArgs),
-    /// Print a mode's stage graph: phases in order, each stage with what it reads and writes.
+    /// Print a mode's stage graph: phases in order, each stage with what it reads and writes
     Explain(ExplainArgs),
 }
 
@@ -91,21 +105,21 @@ pub struct RunArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
     /// A TOML file of hyperparameters (same names as the flags, with underscores).
-    #[arg(long)]
+    #[arg(long, help_heading = "Model")]
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: crate::config::Overrides,
     /// The run folder to write. Default: runs/DATASET-ACTIVITY-MODE-seedSEED.
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = "Output")]
     pub out: Option<PathBuf>,
     /// Print JSON instead of tables.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: bool,
     /// Also print the time spent in each stage.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub profile: bool,
     /// Videos drawn in segments.png.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 6, help_heading = "Output")]
     pub plot_videos: usize,
 }
 
@@ -114,14 +128,17 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
     /// A checkpoint.safetensors written by clot.
-    #[arg(long)]
+    #[arg(long, help_heading = "Model")]
     pub checkpoint: PathBuf,
     /// A folder to write predictions, metrics and the picture into.
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = "Output")]
     pub out: Option<PathBuf>,
     /// Print JSON instead of tables.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: bool,
+    /// Videos drawn in segments.png.
+    #[arg(long, default_value_t = 6, help_heading = "Output")]
+    pub plot_videos: usize,
 }
 
 #[derive(Debug, Args)]
@@ -134,8 +151,33 @@ pub struct ExplainArgs {
     pub without: Vec<String>,
 }
 
+/// How a video's activity is found in a standard-layout folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActivityRuleArg {
+    /// The sub-folder of `features/` (files directly in `features/`: one activity, `all`).
+    Folder,
+    /// Breakfast: the last `_` token of the video name (`P03_cam01_P03_coffee` → coffee).
+    Breakfast,
+    /// YouTube Instructional: all but the last `_` token (`changing_tire_0001` → changing_tire).
+    Yti,
+    /// One activity, `all`, for every video.
+    Single,
+}
+
+impl From<ActivityRuleArg> for clot_datasets::ActivityRule {
+    fn from(a: ActivityRuleArg) -> Self {
+        match a {
+            ActivityRuleArg::Folder => clot_datasets::ActivityRule::Folder,
+            ActivityRuleArg::Breakfast => clot_datasets::ActivityRule::LastToken,
+            ActivityRuleArg::Yti => clot_datasets::ActivityRule::AllButLastToken,
+            ActivityRuleArg::Single => clot_datasets::ActivityRule::Single,
+        }
+    }
+}
+
 /// Which dataset to read, shared by the commands that read one.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Data")]
 pub struct DatasetArgs {
     /// `demo`, a `.parquet` file or a standard-layout folder. Default: the preset's folder name
     /// (under --data), or `demo` without a preset.
@@ -146,16 +188,25 @@ pub struct DatasetArgs {
     /// Folder that holds the datasets (e.g. the one containing `Breakfast/`).
     #[arg(long, value_name = "ROOT")]
     pub data: Option<PathBuf>,
-    /// Dataset preset: sets the activity rule, mapping file, feature dimension and K.
-    /// One of: breakfast, yti, 50salads-eval, 50salads-mid, desktop-assembly, demo.
+    /// A benchmark's published settings (optional; your own data needs none): activity rule,
+    /// mapping file, feature dimension, K per activity and training settings. One of: breakfast,
+    /// yti, 50salads-eval, 50salads-mid, desktop-assembly, demo. A Parquet dataset keeps the
+    /// activities and labels it was written with; the preset then supplies the settings only.
     #[arg(long, short)]
     pub preset: Option<String>,
+    /// How a video's activity is found in a folder. Default: the preset's rule, else `folder`.
+    #[arg(long, value_enum, value_name = "RULE")]
+    pub activity_rule: Option<ActivityRuleArg>,
     /// Only these activities (repeat the flag or separate with commas).
     #[arg(long, short, value_delimiter = ',')]
     pub activity: Vec<String>,
     /// Replace NaN/inf feature values by 0 instead of failing (the count is reported).
     #[arg(long)]
     pub zero_non_finite: bool,
+    /// Leave out a video that cannot be read (bad numbers, NaN, wrong dimension or length) and
+    /// report it, instead of failing (standard-layout folders).
+    #[arg(long)]
+    pub skip_bad_videos: bool,
 }
 
 #[derive(Debug, Args)]
@@ -171,11 +222,11 @@ pub struct InspectArgs {
     pub baselines: bool,
     /// Clusters K for the baselines. Default: the preset's K for the activity, else the number of
     /// ground-truth classes present.
-    #[arg(long)]
+    #[arg(long, requires = "baselines")]
     pub k: Option<usize>,
-    /// Seed of the k-means baseline.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed of the k-means baseline (default 0).
+    #[arg(long, requires = "baselines")]
+    pub seed: Option<u64>,
 }
 
 /// Page compression of a written Parquet file.
@@ -193,6 +244,7 @@ pub struct ConvertArgs {
     /// The Parquet file to write (written atomically).
     #[arg(long, short)]
     pub out: PathBuf,
+    /// Page compression of the Parquet file.
     #[arg(long, value_enum, default_value_t = Compression::Snappy)]
     pub compression: Compression,
 }
@@ -229,64 +281,114 @@ pub struct SynthArgs {
     /// Activity name (also the folder under `features/`).
     #[arg(long)]
     pub activity: Option<String>,
-    #[arg(long, value_enum, default_value_t = Compression::Snappy)]
-    pub compression: Compression,
+    /// Page compression when OUT is a `.parquet` file (a folder is plain text: an error there).
+    #[arg(long, value_enum)]
+    pub compression: Option<Compression>,
 }
 
 #[derive(Debug, Args)]
 pub struct SolveArgs {
     /// An N×K `.npy` matrix or a `frame_matrix` `.parquet` file.
+    #[arg(help_heading = "Input")]
     pub input: PathBuf,
     /// The input holds affinities: cost = 1 − affinity. Default: what a Parquet file's
     /// `clot.matrix_kind` says, else cost.
-    #[arg(long)]
+    #[arg(long, help_heading = "Input", conflicts_with = "cost")]
     pub affinity: bool,
-    /// Entropic regularisation ε.
-    #[arg(long, default_value_t = 0.07)]
+    /// The input holds costs, whatever a Parquet file's `clot.matrix_kind` says.
+    #[arg(long, help_heading = "Input")]
+    pub cost: bool,
+    /// Entropic regularisation ε (> 0).
+    #[arg(
+        long,
+        default_value_t = 0.07,
+        allow_negative_numbers = true,
+        help_heading = "Solver"
+    )]
     pub eps: f32,
-    /// Weight α of the temporal Gromov-Wasserstein term.
-    #[arg(long, default_value_t = 0.4)]
+    /// Weight α in [0, 1] of the temporal Gromov-Wasserstein term (1 − α on the cost).
+    #[arg(
+        long,
+        default_value_t = 0.4,
+        allow_negative_numbers = true,
+        help_heading = "Solver"
+    )]
     pub alpha: f32,
-    /// Temporal radius r as a fraction of N.
-    #[arg(long, default_value_t = 0.04)]
+    /// Temporal radius r as a fraction of N (≥ 0; > 0 when α > 0).
+    #[arg(
+        long,
+        default_value_t = 0.04,
+        allow_negative_numbers = true,
+        help_heading = "Solver"
+    )]
     pub radius: f32,
-    /// λ_a, weight of the KL relaxation of the action marginal.
-    #[arg(long, default_value_t = 0.1)]
+    /// λ_a ≥ 0, weight of the KL relaxation of the action marginal.
+    #[arg(
+        long,
+        default_value_t = 0.1,
+        allow_negative_numbers = true,
+        conflicts_with = "balanced_actions",
+        help_heading = "Solver"
+    )]
     pub lambda_actions: f32,
-    /// Mirror-descent iterations.
-    #[arg(long, default_value_t = 25)]
+    /// Mirror-descent iterations (≥ 1).
+    #[arg(long, default_value_t = 25, help_heading = "Solver")]
     pub iters: usize,
-    /// `auto` (4 / max of the first gradient) or a fixed positive step.
-    #[arg(long, default_value = "auto")]
+    /// `auto` (4 / max of the first gradient) or a fixed step > 0.
+    #[arg(
+        long,
+        default_value = "auto",
+        allow_hyphen_values = true,
+        help_heading = "Solver"
+    )]
     pub step: String,
-    /// Weight ρ of the temporal prior |i/N − k/K| added to the cost.
-    #[arg(long, default_value_t = 0.0)]
+    /// Weight ρ ≥ 0 of the temporal prior |i/N − k/K| added to the cost.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        allow_negative_numbers = true,
+        help_heading = "Solver"
+    )]
     pub rho: f32,
-    /// Enforce the action marginal exactly (Sinkhorn projection) instead of the KL relaxation.
-    #[arg(long)]
+    /// Enforce the action marginal exactly (Sinkhorn projection) instead of the KL relaxation:
+    /// every action then gets N/K frames of mass.
+    #[arg(long, help_heading = "Solver")]
     pub balanced_actions: bool,
-    /// Relax the frame marginal with a KL term of weight --lambda-frames.
-    #[arg(long)]
+    /// Relax the frame marginal with a KL term of weight --lambda-frames (only the total mass
+    /// stays fixed).
+    #[arg(long, conflicts_with = "balanced_actions", help_heading = "Solver")]
     pub unbalanced_frames: bool,
-    #[arg(long, default_value_t = 0.1)]
+    /// λ_f ≥ 0, weight of the KL relaxation of the frame marginal (with --unbalanced-frames).
+    #[arg(
+        long,
+        default_value_t = 0.1,
+        allow_negative_numbers = true,
+        requires = "unbalanced_frames",
+        help_heading = "Solver"
+    )]
     pub lambda_frames: f32,
     /// Ground truth: a file (one label per line) for a single video, or a folder with one file per
     /// video name.
-    #[arg(long, requires = "mapping")]
+    #[arg(long, requires = "mapping", help_heading = "Scoring")]
     pub gt: Option<PathBuf>,
-    /// The mapping file of the ground-truth names.
-    #[arg(long)]
+    /// The mapping file of the ground-truth names (with --gt).
+    #[arg(long, requires = "gt", help_heading = "Scoring")]
     pub mapping: Option<PathBuf>,
-    /// A ground-truth id excluded from the metrics (e.g. −1 for background).
-    #[arg(long, allow_hyphen_values = true)]
+    /// A ground-truth id excluded from the metrics, e.g. the background's (with --gt).
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        requires = "gt",
+        help_heading = "Scoring"
+    )]
     pub exclude: Option<i32>,
-    /// Seed of the sampled F1.
-    #[arg(long, default_value_t = 0)]
+    /// Seed of the sampled F1 (with --gt).
+    #[arg(long, default_value_t = 0, requires = "gt", help_heading = "Scoring")]
     pub f1_seed: u64,
     /// Folder to write `plan.parquet` and `segmentation.parquet` into.
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = "Output")]
     pub out: Option<PathBuf>,
     /// Print JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: bool,
 }

@@ -27,8 +27,10 @@ pub struct Resolved {
     pub preset: Option<&'static clot_datasets::Preset>,
 }
 
-/// Turns the dataset arguments into a spec and read options.
-pub fn resolve(args: &DatasetArgs) -> Result<Resolved> {
+/// Turns the dataset arguments into a spec and read options. `dim` is the feature dimension the
+/// data must have when the settings fix it (an explicit `mlp`), with where it comes from; it
+/// replaces the preset's D.
+pub fn resolve(args: &DatasetArgs, dim: Option<(usize, String)>) -> Result<Resolved> {
     let preset = args.preset.as_deref().map(preset).transpose()?;
     let name = match (args.dataset.as_ref().or(args.dataset_flag.as_ref()), preset) {
         (Some(d), _) => d.clone(),
@@ -39,15 +41,52 @@ pub fn resolve(args: &DatasetArgs) -> Result<Resolved> {
         Some(root) if name != DEMO => root.join(&name).display().to_string(),
         _ => name,
     };
+    let folder = (spec != DEMO || Path::new(&spec).exists()) && !spec.ends_with(".parquet");
+    if !folder {
+        // a Parquet file or the demo carries each video's activity and labels
+        let what = if spec == DEMO {
+            "the demo dataset"
+        } else {
+            "a Parquet dataset"
+        };
+        if args.activity_rule.is_some() {
+            bail!(
+                "--activity-rule applies to standard-layout folders; {what} stores each video's \
+                 activity (fixed when it was written: give the rule to `clot convert`)"
+            );
+        }
+        if args.skip_bad_videos {
+            bail!(
+                "--skip-bad-videos applies to standard-layout folders; {what} was checked when it \
+                 was written"
+            );
+        }
+    }
     let mut opts = preset.map(ReadOptions::for_preset).unwrap_or_default();
+    if let Some(rule) = args.activity_rule {
+        opts.activity_rule = rule.into();
+    }
+    if dim.is_some() {
+        opts.expected_dim = dim;
+    }
     opts.activities = args.activity.clone();
     opts.zero_non_finite = args.zero_non_finite;
+    opts.skip_bad_videos = args.skip_bad_videos;
     Ok(Resolved { spec, opts, preset })
 }
 
 /// Reads the dataset with a progress counter and reports what the reader changed.
 pub fn load(args: &DatasetArgs, quiet: bool) -> Result<(Dataset, ReadReport, Resolved)> {
-    let r = resolve(args)?;
+    load_with_dim(args, quiet, None)
+}
+
+/// [`load`], requiring feature dimension `dim` (see [`resolve`]).
+pub fn load_with_dim(
+    args: &DatasetArgs,
+    quiet: bool,
+    dim: Option<(usize, String)>,
+) -> Result<(Dataset, ReadReport, Resolved)> {
+    let r = resolve(args, dim)?;
     let bar = counter(quiet, &format!("reading {}", r.spec));
     let (ds, report) = open_with(&r.spec, &r.opts, &|_| bar.inc(1))
         .with_context(|| format!("reading dataset {}", r.spec))?;
@@ -58,7 +97,42 @@ pub fn load(args: &DatasetArgs, quiet: bool) -> Result<(Dataset, ReadReport, Res
             report.zeroed_non_finite
         );
     }
+    for (video, why) in &report.skipped {
+        eprintln!("warning: skipped video `{video}` (--skip-bad-videos): {why}");
+    }
+    if let Some(p) = r.preset
+        && !Path::new(&r.spec).is_dir()
+        && p.name != DEMO
+        && !quiet
+    {
+        eprintln!(
+            "note: preset `{}` with {}: activities and labels are the file's (fixed when it was \
+             written); the preset supplies the settings",
+            p.name, r.spec
+        );
+    }
     Ok((ds, report, r))
+}
+
+/// K of `activity` as a preset gives it, if the preset lists the activity.
+pub fn preset_k(r: &Resolved, activity: &str) -> Option<usize> {
+    r.preset.and_then(|p| p.actions_for(activity).ok())
+}
+
+/// The distinct ground-truth ids of `videos` other than `exclude`, in id order.
+pub fn classes_present<'a>(
+    videos: impl IntoIterator<Item = &'a clot_datasets::Video>,
+    exclude: Option<i32>,
+) -> Vec<i32> {
+    let mut ids: Vec<i32> = videos
+        .into_iter()
+        .filter_map(|v| v.labels.as_ref())
+        .flat_map(|l| l.as_slice().iter().copied())
+        .filter(|&g| Some(g) != exclude)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// Baseline scores of one activity.
@@ -80,21 +154,19 @@ pub fn baselines(ds: &Dataset, r: &Resolved, k: Option<usize>, seed: u64) -> Res
     let exclude = r.preset.and_then(|p| p.exclude);
     let mut out = Vec::new();
     for (activity, videos) in by_activity {
+        // the baselines are scored over the videos with ground truth
+        let videos: Vec<&clot_datasets::Video> =
+            videos.into_iter().filter(|v| v.labels.is_some()).collect();
+        if videos.is_empty() {
+            bail!("activity `{activity}`: the baselines need ground truth, and no video has any");
+        }
         let gts: Vec<&[i32]> = videos
             .iter()
-            .map(|v| v.labels.as_ref().map(|l| l.as_slice()))
-            .collect::<Option<_>>()
-            .with_context(|| format!("activity `{activity}`: baselines need ground truth"))?;
-        let k = match (k, r.preset) {
-            (Some(k), _) => k,
-            (None, Some(p)) if p.actions_for(activity).is_ok() => p.actions_for(activity)?,
-            _ => {
-                let mut ids: Vec<i32> = gts.iter().flat_map(|g| g.iter().copied()).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                ids.len()
-            }
-        };
+            .filter_map(|v| v.labels.as_ref().map(|l| l.as_slice()))
+            .collect();
+        let k = k
+            .or_else(|| preset_k(r, activity))
+            .unwrap_or_else(|| classes_present(videos.iter().copied(), None).len());
         let eq: Vec<Vec<i32>> = videos.iter().map(|v| equal_split(v.frames(), k)).collect();
         let pairs: Vec<(&[i32], &[i32])> = eq
             .iter()
@@ -127,10 +199,29 @@ pub fn inspect(a: &InspectArgs, quiet: bool) -> Result<()> {
     let (ds, report, r) = load(&a.dataset, quiet || a.json)?;
     let s = ds.summary();
     let base = if a.baselines {
-        Some(baselines(&ds, &r, a.k, a.seed)?)
+        Some(baselines(&ds, &r, a.k, a.seed.unwrap_or(0))?)
     } else {
         None
     };
+    // K per activity as a training run would take it: the preset's, else the classes present
+    let ks: BTreeMap<String, (usize, &str)> = s
+        .activities
+        .keys()
+        .map(|act| {
+            let k = match preset_k(&r, act) {
+                Some(k) => (k, "preset"),
+                None => (
+                    classes_present(
+                        ds.videos.iter().filter(|v| &v.activity == act),
+                        r.preset.and_then(|p| p.exclude),
+                    )
+                    .len(),
+                    "classes present",
+                ),
+            };
+            (act.clone(), k)
+        })
+        .collect();
     if a.json {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -138,6 +229,10 @@ pub fn inspect(a: &InspectArgs, quiet: bool) -> Result<()> {
             summary: &'a clot_datasets::Summary,
             dropped_extra_rows: usize,
             zeroed_non_finite: usize,
+            unlabelled_videos: &'a [String],
+            skipped_videos: Vec<&'a str>,
+            /// K per activity: (K, where it comes from)
+            k: &'a BTreeMap<String, (usize, &'a str)>,
             baselines: Option<&'a Vec<Baseline>>,
         }
         let out = Out {
@@ -145,6 +240,9 @@ pub fn inspect(a: &InspectArgs, quiet: bool) -> Result<()> {
             summary: &s,
             dropped_extra_rows: report.dropped_extra_rows,
             zeroed_non_finite: report.zeroed_non_finite,
+            unlabelled_videos: &report.unlabelled,
+            skipped_videos: report.skipped.iter().map(|(v, _)| v.as_str()).collect(),
+            k: &ks,
             baselines: base.as_ref(),
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -153,7 +251,10 @@ pub fn inspect(a: &InspectArgs, quiet: bool) -> Result<()> {
     let acts: Vec<String> = s
         .activities
         .iter()
-        .map(|(a, n)| format!("{a} ({n})"))
+        .map(|(a, n)| {
+            let (k, from) = ks.get(a).copied().unwrap_or((0, "?"));
+            format!("{a} ({n} videos, K = {k} from the {from})")
+        })
         .collect();
     println!("dataset     {} ({})", s.name, r.spec);
     println!(
@@ -172,15 +273,23 @@ pub fn inspect(a: &InspectArgs, quiet: bool) -> Result<()> {
         s.classes_present
     );
     println!("zero rows   {} in all", s.zero_rows);
+    if !report.unlabelled.is_empty() {
+        println!(
+            "unlabelled  {} of {} videos have no ground truth",
+            report.unlabelled.len(),
+            s.videos
+        );
+    }
     if report.dropped_extra_rows > 0 {
         println!(
             "note        {} feature rows beyond the label count were dropped",
             report.dropped_extra_rows
         );
     }
-    println!("\nlabel histogram");
+    println!("\nlabel histogram (by id)");
     let total = s.frames.max(1) as f64;
-    for (label, n) in &s.label_histogram {
+    for (id, n) in &s.label_histogram {
+        let label = format!("{id} {}", ds.mapping.name(*id).unwrap_or("?"));
         println!("  {label:<28} {n:>9}  {:>5.1}%", 100.0 * *n as f64 / total);
     }
     println!(
@@ -288,12 +397,24 @@ pub fn synth_config(a: &SynthArgs) -> Result<SynthConfig> {
 /// `clot synth`.
 pub fn synth(a: &SynthArgs, quiet: bool) -> Result<()> {
     let cfg = synth_config(a)?;
+    let out: &PathBuf = &a.out;
+    let parquet = out.extension().and_then(|e| e.to_str()) == Some("parquet");
+    if a.compression.is_some() && !parquet {
+        bail!(
+            "--compression applies to a Parquet output (OUT ending in .parquet); {} is a folder \
+             of text files",
+            out.display()
+        );
+    }
     let bar = counter(quiet, "generating");
     let ds = generate(&cfg).context("generating the synthetic dataset")?;
-    let out: &PathBuf = &a.out;
-    if out.extension().and_then(|e| e.to_str()) == Some("parquet") {
-        write_parquet(&ds, out, compression(a.compression))
-            .with_context(|| format!("writing {}", out.display()))?;
+    if parquet {
+        write_parquet(
+            &ds,
+            out,
+            compression(a.compression.unwrap_or(Compression::Snappy)),
+        )
+        .with_context(|| format!("writing {}", out.display()))?;
     } else {
         if out.exists()
             && std::fs::read_dir(out)

@@ -174,13 +174,30 @@ impl TrainConfig {
         }
     }
 
-    /// Checks ranges; names the setting.
+    /// Checks every setting's range when the configuration is resolved, naming the key (as in
+    /// TOML; the flag is the same with dashes), not later inside a stage.
     pub fn validate(&self, dim: usize) -> Result<()> {
         crate::graphs::check(&self.mode, &self.without)?;
         if !matches!(self.swd_variant.as_str(), "released" | "paper") {
             bail!(
                 "swd_variant must be `released` or `paper`, got `{}`",
                 self.swd_variant
+            );
+        }
+        if self.mlp.len() < 2 {
+            bail!(
+                "mlp must list at least the input and output widths, got {:?}",
+                self.mlp
+            );
+        }
+        if self.mlp.contains(&0) {
+            bail!("mlp widths must be positive, got {:?}", self.mlp);
+        }
+        if self.mlp[0] != dim {
+            bail!(
+                "mlp input width {} does not match the dataset's feature dimension D = {dim} \
+                 (set mlp = [{dim}, ...] or drop it to take D from the data)",
+                self.mlp[0]
             );
         }
         let d = self.mlp.last().copied().unwrap_or(0);
@@ -190,31 +207,14 @@ impl TrainConfig {
                 self.heads
             );
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            bail!("dropout must be in [0, 1), got {}", self.dropout);
-        }
         if self.mode == "clot"
             && !self.without.iter().any(|w| w == "swd")
             && self.swd_projections == 0
         {
             bail!("swd_projections must be positive");
         }
-        if self.mlp.len() < 2 {
-            bail!(
-                "mlp must list at least the input and output widths, got {:?}",
-                self.mlp
-            );
-        }
-        if self.mlp[0] != dim {
-            bail!(
-                "mlp input width {} does not match the dataset's feature dimension D = {dim}",
-                self.mlp[0]
-            );
-        }
-        if self.mlp.contains(&0) {
-            bail!("mlp widths must be positive, got {:?}", self.mlp);
-        }
         for (name, v) in [
+            ("epochs", self.epochs),
             ("actions", self.actions),
             ("batch_videos", self.batch_videos),
             ("sampled_frames", self.sampled_frames),
@@ -222,21 +222,65 @@ impl TrainConfig {
             ("decoder_layers", self.decoder_layers),
         ] {
             if v == 0 {
-                bail!("{name} must be positive");
+                bail!("{name} must be at least 1, got 0");
             }
         }
-        for (name, v) in [
+        let positive = [
             ("lr", self.lr),
             ("temperature", self.temperature),
             ("tau_ca", self.tau_ca),
             ("eps_train", self.eps_train),
             ("eps_eval", self.eps_eval),
-        ] {
+            ("swd_radius", self.swd_radius),
+        ];
+        for (name, v) in positive {
             if !(v > 0.0 && v.is_finite()) {
                 bail!("{name} must be a positive number, got {v}");
             }
         }
+        let non_negative = [
+            ("weight_decay", self.weight_decay),
+            ("rho", self.rho),
+            ("radius", self.radius),
+            ("lambda_actions_train", self.lambda_actions_train),
+            ("lambda_actions_eval", self.lambda_actions_eval),
+            ("swd_weight", self.swd_weight),
+        ];
+        for (name, v) in non_negative {
+            if !(v >= 0.0 && v.is_finite()) {
+                bail!("{name} must be a number ≥ 0, got {v}");
+            }
+        }
+        for (name, v) in [
+            ("alpha_train", self.alpha_train),
+            ("alpha_eval", self.alpha_eval),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                bail!("{name} must be in [0, 1], got {v}");
+            }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            bail!("dropout must be in [0, 1), got {}", self.dropout);
+        }
         Ok(())
+    }
+
+    /// The settings that differ from the defaults of a dataset without a preset
+    /// ([`clot_datasets::GENERIC`] with D-128-40 and the same K), as `key = value` strings in
+    /// key order: what a run prints so that its log says how it was configured.
+    pub fn differences_from_defaults(&self) -> Vec<String> {
+        let dim = self.mlp.first().copied().unwrap_or(0);
+        let mut base = TrainConfig::from_preset(&clot_datasets::GENERIC, self.actions);
+        base.mlp = generic_mlp(dim);
+        let table = |c: &TrainConfig| match toml::Value::try_from(c) {
+            Ok(toml::Value::Table(t)) => t,
+            _ => toml::Table::new(),
+        };
+        let (mine, base) = (table(self), table(&base));
+        mine.iter()
+            .filter(|(k, v)| base.get(*k) != Some(*v))
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect()
     }
 
     /// A short stable hash of the configuration (FNV-1a of its TOML), for provenance.
@@ -251,108 +295,124 @@ impl TrainConfig {
     }
 }
 
+/// The MLP of a dataset without a preset: `D-128-40`.
+pub fn generic_mlp(dim: usize) -> Vec<usize> {
+    std::iter::once(dim)
+        .chain(clot_datasets::GENERIC_MLP_TAIL)
+        .collect()
+}
+
 /// Hyperparameters given as flags or in a TOML file; each one present replaces the preset's.
 #[derive(Debug, Clone, Default, PartialEq, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
     /// Graph: `clot` (the full loop, default) or `asot` (encode + OT1 + cross-entropy).
-    #[arg(long)]
+    #[arg(long, help_heading = "Training")]
     pub mode: Option<String>,
     /// Remove stages from the clot graph (ablations; repeat or comma-separate): swd, dispatch,
     /// decoder, refine.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', help_heading = "Training")]
     pub without: Option<Vec<String>>,
     /// Seed of everything (initialisation, sampling, shuffling, k-means).
-    #[arg(long)]
+    #[arg(long, help_heading = "Training")]
     pub seed: Option<u64>,
-    #[arg(long)]
+    /// Passes over the training videos.
+    #[arg(long, help_heading = "Training")]
     pub epochs: Option<usize>,
     /// Videos per batch.
-    #[arg(long)]
+    #[arg(long, help_heading = "Training")]
     pub batch_videos: Option<usize>,
     /// Frames sampled per video in training.
-    #[arg(long)]
+    #[arg(long, help_heading = "Training")]
     pub sampled_frames: Option<usize>,
     /// Adam learning rate.
-    #[arg(long)]
+    #[arg(long, help_heading = "Training")]
     pub lr: Option<f32>,
     /// L2 weight decay (added to the gradient).
-    #[arg(long)]
+    #[arg(long, help_heading = "Training")]
     pub weight_decay: Option<f32>,
     /// Softmax temperature τ.
-    #[arg(long)]
+    #[arg(long, help_heading = "Model")]
     pub temperature: Option<f32>,
-    /// MLP widths, input first, comma-separated (e.g. 64,128,40).
-    #[arg(long, value_delimiter = ',')]
+    /// MLP widths, input first, comma-separated (e.g. 64,128,40). Default: the preset's, else
+    /// D,128,40 with D the data's feature dimension. The first width is the D the data must have.
+    #[arg(long, value_delimiter = ',', help_heading = "Model")]
     pub mlp: Option<Vec<usize>>,
-    /// Number of actions K (default: the preset's K for the activity).
-    #[arg(long)]
+    /// Number of actions K. Default: the preset's K for the activity, else the number of
+    /// ground-truth classes present (this reads labels; it is said when used).
+    #[arg(long, help_heading = "Model")]
     pub actions: Option<usize>,
     /// Weight ρ of the temporal prior.
-    #[arg(long)]
+    #[arg(long, help_heading = "OT")]
     pub rho: Option<f32>,
     /// Radius r of the temporal Gromov-Wasserstein term.
-    #[arg(long)]
+    #[arg(long, help_heading = "OT")]
     pub radius: Option<f32>,
-    #[arg(long)]
+    /// Weight α of the temporal GW term in training, in [0, 1].
+    #[arg(long, help_heading = "OT")]
     pub alpha_train: Option<f32>,
-    #[arg(long)]
+    /// Weight α of the temporal GW term in evaluation, in [0, 1].
+    #[arg(long, help_heading = "OT")]
     pub alpha_eval: Option<f32>,
-    #[arg(long)]
+    /// Entropic regularisation ε of the training solves (> 0).
+    #[arg(long, help_heading = "OT")]
     pub eps_train: Option<f32>,
-    #[arg(long)]
+    /// Entropic regularisation ε of the evaluation solves (> 0).
+    #[arg(long, help_heading = "OT")]
     pub eps_eval: Option<f32>,
-    #[arg(long)]
+    /// λ_a, weight of the KL relaxation of the action marginal, in training (≥ 0).
+    #[arg(long, help_heading = "OT")]
     pub lambda_actions_train: Option<f32>,
-    #[arg(long)]
+    /// λ_a, weight of the KL relaxation of the action marginal, in evaluation (≥ 0).
+    #[arg(long, help_heading = "OT")]
     pub lambda_actions_eval: Option<f32>,
     /// Mirror-descent iterations of each OT solve.
-    #[arg(long)]
+    #[arg(long, help_heading = "OT")]
     pub solver_iters: Option<usize>,
     /// Per-video standardisation of the sampled features (true/false).
-    #[arg(long)]
+    #[arg(long, help_heading = "Model")]
     pub standardise: Option<bool>,
     /// k-means iterations of the initialisation of A.
-    #[arg(long)]
+    #[arg(long, help_heading = "Training")]
     pub kmeans_iters: Option<usize>,
     /// Seed of the sampled F1.
-    #[arg(long)]
+    #[arg(long, help_heading = "Training")]
     pub f1_seed: Option<u64>,
     /// A ground-truth id excluded from the metrics.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, help_heading = "Training")]
     pub exclude: Option<i32>,
     /// Score the validation crops (evenly spaced frames) every this many epochs; 0: never.
-    #[arg(long)]
+    #[arg(long, help_heading = "Training")]
     pub val_every: Option<usize>,
     /// SWD variant in OT1's cost: released (sorted order statistics) or paper.
-    #[arg(long)]
+    #[arg(long, help_heading = "CLOT")]
     pub swd_variant: Option<String>,
     /// Weight of the SWD term in OT1's cost.
-    #[arg(long)]
+    #[arg(long, help_heading = "CLOT")]
     pub swd_weight: Option<f32>,
     /// Random directions of the SWD term.
-    #[arg(long)]
+    #[arg(long, help_heading = "CLOT")]
     pub swd_projections: Option<usize>,
     /// Radius of the SWD's circular defining function.
-    #[arg(long)]
+    #[arg(long, help_heading = "CLOT")]
     pub swd_radius: Option<f32>,
     /// Decoder attention heads (must divide d).
-    #[arg(long)]
+    #[arg(long, help_heading = "CLOT")]
     pub heads: Option<usize>,
     /// Decoder layers.
-    #[arg(long)]
+    #[arg(long, help_heading = "CLOT")]
     pub decoder_layers: Option<usize>,
     /// Segment queries K′ (0: K).
-    #[arg(long)]
+    #[arg(long, help_heading = "CLOT")]
     pub queries: Option<usize>,
     /// Decoder dropout in training.
-    #[arg(long)]
+    #[arg(long, help_heading = "CLOT")]
     pub dropout: Option<f32>,
     /// Add positions to the decoder's attention values (true/false).
-    #[arg(long)]
+    #[arg(long, help_heading = "CLOT")]
     pub pos_values: Option<bool>,
     /// Temperature τ_ca of the cross-attention refinement.
-    #[arg(long)]
+    #[arg(long, help_heading = "CLOT")]
     pub tau_ca: Option<f32>,
 }
 

@@ -6,6 +6,19 @@ use clot_pipeline::{commands, run};
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        let pool = match n {
+            0 => Err("must be at least 1".to_string()),
+            n => rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = pool {
+            eprintln!("error: --threads {n}: {e}");
+            std::process::exit(2);
+        }
+    }
     let result = match &cli.command {
         Command::Inspect(a) => commands::inspect(a, cli.quiet),
         Command::Convert(a) => commands::convert(a, cli.quiet),

@@ -107,6 +107,11 @@ pub fn write_video_metrics(
 ) -> Result<()> {
     let schema = prov.schema(Table::VideoMetrics);
     let per = &scores.per_video;
+    // one row per scored video: those with ground truth, in run order (as `score` pairs them)
+    let results: Vec<&VideoResult> = results
+        .iter()
+        .filter(|r| r.ground_truth.is_some())
+        .collect();
     let b = batch(
         &schema,
         vec![
@@ -133,6 +138,7 @@ pub fn write_summary(
     prov: &Provenance,
     run: &str,
     videos: usize,
+    skipped_videos: usize,
     scores: &Scores,
     wall_s: f64,
 ) -> Result<()> {
@@ -150,7 +156,7 @@ pub fn write_summary(
             Arc::new(StringArray::from(vec!["cpu"])),
             Arc::new(StringArray::from(vec![c.hash()])),
             Arc::new(UInt32Array::from(vec![videos as u32])),
-            Arc::new(UInt32Array::from(vec![0u32])),
+            Arc::new(UInt32Array::from(vec![skipped_videos as u32])),
             Arc::new(Float64Array::from(vec![a.mof])),
             Arc::new(Float64Array::from(vec![a.f1])),
             Arc::new(Float64Array::from(vec![a.miou])),
@@ -190,6 +196,39 @@ pub fn write_curve(path: &Path, prov: &Provenance, curve: &[CurvePoint]) -> Resu
         ],
     )?;
     write_table(path, schema, &[b]).map_err(Into::into)
+}
+
+/// Checks that `params` has exactly the tensors, with the shapes, that the model of `cfg` has.
+fn check_shapes(params: &ParamSet, cfg: &TrainConfig) -> std::result::Result<(), String> {
+    let expected = crate::train::init_model(cfg, 0);
+    for t in &expected.tensors {
+        match params.index(&t.name).map(|i| &params.tensors[i]) {
+            None => {
+                return Err(format!(
+                    "tensor {} is missing (expected shape {:?})",
+                    t.name, t.shape
+                ));
+            }
+            Some(found) if found.shape != t.shape => {
+                return Err(format!(
+                    "tensor {} has shape {:?}, expected {:?} for its settings (mlp {:?}, K = {})",
+                    t.name, found.shape, t.shape, cfg.mlp, cfg.actions
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = params
+        .tensors
+        .iter()
+        .find(|t| expected.index(&t.name).is_none())
+    {
+        return Err(format!(
+            "tensor {} is not part of a `{}` model with these settings",
+            extra.name, cfg.mode
+        ));
+    }
+    Ok(())
 }
 
 /// Metadata key of the configuration in a checkpoint.
@@ -262,6 +301,7 @@ pub fn read_checkpoint(path: &Path) -> Result<(ParamSet, TrainConfig)> {
         }
         params.push(name, t.shape().to_vec(), data);
     }
+    check_shapes(&params, &cfg).map_err(|e| bad(&e))?;
     Ok((params, cfg))
 }
 

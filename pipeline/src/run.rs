@@ -11,14 +11,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::cli::{EvalArgs, ExplainArgs, RunArgs};
-use crate::commands::{Resolved, baselines, load};
+use crate::commands::{Resolved, baselines, load_with_dim};
 use crate::config::{Overrides, TrainConfig};
 use crate::graphs;
 use crate::output::{
     Provenance, read_checkpoint, write_checkpoint, write_curve, write_predictions, write_summary,
     write_text, write_video_metrics,
 };
-use crate::plot::segments_png;
+use crate::plot::{SegmentsPlot, curve, segments};
 use crate::train::{Scores, StageTime, VideoResult, fit, score};
 
 /// The one activity a run trains on: the flag's, or the dataset's only one.
@@ -35,44 +35,81 @@ fn pick_activity(ds: &Dataset) -> Result<String> {
     }
 }
 
-/// Resolves preset → file → flags into one configuration for `activity`.
+/// The layers of a run's settings below the flags: the TOML file's overrides, read once.
+pub fn file_overrides(file: Option<&Path>) -> Result<Overrides> {
+    file.map(Overrides::from_file)
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// The feature dimension an explicit `mlp` (flag, else file) fixes, for the reader to check.
+pub fn explicit_dim(file: &Overrides, flags: &Overrides) -> Option<(usize, String)> {
+    let (mlp, from) = match (&flags.mlp, &file.mlp) {
+        (Some(m), _) => (m, "--mlp"),
+        (None, Some(m)) => (m, "mlp in the config file"),
+        (None, None) => return None,
+    };
+    mlp.first().map(|&d| (d, format!("{from} {mlp:?}")))
+}
+
+/// A resolved configuration and what the user should be told about how it was resolved.
+#[derive(Debug)]
+pub struct ResolvedConfig {
+    pub cfg: TrainConfig,
+    /// Lines such as where K came from.
+    pub notes: Vec<String>,
+}
+
+/// Resolves preset (or, without one, the defaults of [`clot_datasets::GENERIC`] with the MLP
+/// D-128-40) → file → flags into one configuration for `activity`. K comes from `actions` (flag or
+/// file), else the preset's K for the activity, else the number of ground-truth classes present
+/// (said in a note: that reads labels), else it is an error asking for `--actions`.
 pub fn resolve_config(
     r: &Resolved,
     ds: &Dataset,
     activity: &str,
-    file: Option<&Path>,
+    file: &Overrides,
     flags: &Overrides,
-) -> Result<TrainConfig> {
-    let preset = match r.preset {
-        Some(p) => p,
-        None if r.spec == DEMO => clot_datasets::preset(DEMO)?,
-        None => bail!(
-            "give a --preset for {} (one of: breakfast, yti, 50salads-eval, 50salads-mid, desktop-assembly, demo)",
-            r.spec
-        ),
+) -> Result<ResolvedConfig> {
+    let preset = r.preset.or_else(|| {
+        (r.spec == DEMO)
+            .then(|| clot_datasets::preset(DEMO).ok())
+            .flatten()
+    });
+    let base = preset.unwrap_or(&clot_datasets::GENERIC);
+    let exclude = flags.exclude.or(file.exclude).or(base.exclude);
+    let mut notes = Vec::new();
+    let k = match flags.actions.or(file.actions) {
+        Some(k) => k,
+        None => match preset.and_then(|p| p.actions_for(activity).ok()) {
+            Some(k) => k,
+            None => {
+                let labelled = ds.videos.iter().filter(|v| v.labels.is_some()).count();
+                if labelled == 0 {
+                    bail!(
+                        "{} has no ground truth to take K from: pass --actions K (the number of \
+                         actions to find)",
+                        r.spec
+                    );
+                }
+                let k = crate::commands::classes_present(&ds.videos, exclude).len();
+                notes.push(format!(
+                    "K = {k}: the number of ground-truth classes present in `{activity}` \
+                     ({labelled} labelled videos). This reads the labels; pass --actions to \
+                     choose K without them."
+                ));
+                k
+            }
+        },
     };
-    let k = match preset.actions_for(activity) {
-        Ok(k) => k,
-        Err(_) => {
-            let mut ids: Vec<i32> = ds
-                .videos
-                .iter()
-                .filter_map(|v| v.labels.as_ref())
-                .flat_map(|l| l.as_slice().iter().copied())
-                .filter(|&g| Some(g) != preset.exclude)
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids.len()
-        }
-    };
-    let mut cfg = TrainConfig::from_preset(preset, k);
-    if let Some(f) = file {
-        Overrides::from_file(f)?.apply(&mut cfg);
+    let mut cfg = TrainConfig::from_preset(base, k);
+    if preset.is_none() {
+        cfg.mlp = crate::config::generic_mlp(ds.dim);
     }
+    file.apply(&mut cfg);
     flags.apply(&mut cfg);
     cfg.validate(ds.dim)?;
-    Ok(cfg)
+    Ok(ResolvedConfig { cfg, notes })
 }
 
 fn bar(quiet: bool, len: u64) -> ProgressBar {
@@ -104,6 +141,12 @@ struct RunReport<'a> {
     profile: &'a [StageTime],
     /// Peak resident memory of this process so far (Linux `VmHWM`), MiB.
     peak_rss_mib: Option<f64>,
+    /// Videos predicted but not scored (no ground truth).
+    unscored_videos: usize,
+    /// Videos left out by --skip-bad-videos: (video, why).
+    skipped_videos: &'a [(String, String)],
+    /// How settings were resolved (e.g. where K came from).
+    notes: &'a [String],
     out: String,
 }
 
@@ -118,7 +161,8 @@ pub fn peak_rss_mib() -> Option<f64> {
 /// `clot run` / `clot train`.
 pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
     let quiet = quiet || a.json;
-    let (mut ds, _, r) = load(&a.dataset, quiet)?;
+    let file = file_overrides(a.config.as_deref())?;
+    let (mut ds, report, r) = load_with_dim(&a.dataset, quiet, explicit_dim(&file, &a.overrides))?;
     let activity = match a.dataset.activity.as_slice() {
         [one] => one.clone(),
         [] => pick_activity(&ds)?,
@@ -128,8 +172,20 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
     if ds.videos.is_empty() {
         bail!("no videos of activity `{activity}` in {}", r.spec);
     }
-    let cfg = resolve_config(&r, &ds, &activity, a.config.as_deref(), &a.overrides)?;
+    let ResolvedConfig { cfg, notes } = resolve_config(&r, &ds, &activity, &file, &a.overrides)?;
     let videos: Vec<&Video> = ds.videos.iter().collect();
+    if !quiet {
+        for n in &notes {
+            eprintln!("note: {n}");
+        }
+        let diff = cfg.differences_from_defaults();
+        if !diff.is_empty() {
+            eprintln!(
+                "settings that differ from the defaults: {}",
+                diff.join(", ")
+            );
+        }
+    }
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!(
             "{}-{}-{}-seed{}",
@@ -143,6 +199,7 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
     progress.finish_and_clear();
     let wall = start.elapsed().as_secs_f64();
     let scores = score(&results, cfg.exclude, cfg.f1_seed)?;
+    let unscored = results.iter().filter(|r| r.ground_truth.is_none()).count();
     let base = if scores.is_some() {
         let one = Resolved {
             preset: r
@@ -159,12 +216,16 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
     let prov = Provenance::new(&cfg, &ds.name, &activity);
     write_run(
         &out,
-        &prov,
-        &results,
-        scores.as_ref(),
-        Some(&trained),
-        wall,
-        a.plot_videos,
+        &RunOutput {
+            prov: &prov,
+            mapping: &ds.mapping,
+            results: &results,
+            scores: scores.as_ref(),
+            trained: Some(&trained),
+            wall,
+            plot_videos: a.plot_videos,
+            skipped_videos: report.skipped.len(),
+        },
     )?;
     let frames: usize = videos.iter().map(|v| v.frames()).sum();
     if a.json {
@@ -182,6 +243,9 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
             final_loss: trained.curve.last().map(|c| c.loss),
             profile: &trained.profile,
             peak_rss_mib: peak_rss_mib(),
+            unscored_videos: unscored,
+            skipped_videos: &report.skipped,
+            notes: &notes,
             out: out.display().to_string(),
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -205,7 +269,7 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
         trained.curve.last().map_or(f64::NAN, |c| c.loss),
         eval_s
     );
-    print_scores(scores.as_ref());
+    print_scores(scores.as_ref(), unscored, results.len());
     if let Some(b) = base {
         println!(
             "baselines (activity MoF): equal split {:.3}, k-means on raw features {:.3}",
@@ -219,16 +283,23 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn print_scores(scores: Option<&Scores>) {
+fn print_scores(scores: Option<&Scores>, unscored: usize, videos: usize) {
     match scores {
         Some(s) => {
             println!("\n{:<10} {:>7} {:>7} {:>7}", "level", "MoF", "F1", "mIoU");
             for (name, m) in [("activity", &s.activity), ("video", &s.video)] {
                 println!("{:<10} {:>7.4} {:>7.4} {:>7.4}", name, m.mof, m.f1, m.miou);
             }
+            if unscored > 0 {
+                println!(
+                    "(scored over the {} of {videos} videos with ground truth; {unscored} \
+                     without it are predicted, not scored)",
+                    videos - unscored
+                );
+            }
             println!();
         }
-        None => println!("(no ground truth: predictions written, not scored)"),
+        None => println!("no ground truth: predictions written, no metrics"),
     }
 }
 
@@ -248,53 +319,87 @@ fn print_profile(profile: &[StageTime], total: f64) {
     }
 }
 
-/// Writes the run folder.
-fn write_run(
-    out: &Path,
-    prov: &Provenance,
-    results: &[VideoResult],
-    scores: Option<&Scores>,
-    trained: Option<&crate::train::Trained>,
+/// What a run folder is written from.
+struct RunOutput<'a> {
+    prov: &'a Provenance,
+    mapping: &'a clot_datasets::Mapping,
+    results: &'a [VideoResult],
+    scores: Option<&'a Scores>,
+    trained: Option<&'a crate::train::Trained>,
     wall: f64,
     plot_videos: usize,
-) -> Result<()> {
+    skipped_videos: usize,
+}
+
+/// Writes the run folder: predictions, configuration, curve and checkpoint (after training),
+/// metrics and summary (with ground truth), and the pictures.
+fn write_run(out: &Path, o: &RunOutput<'_>) -> Result<()> {
+    let prov = o.prov;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    write_predictions(&out.join("predictions.parquet"), prov, results)?;
+    write_predictions(&out.join("predictions.parquet"), prov, o.results)?;
     write_text(&out.join("config.toml"), &toml::to_string(&prov.config)?)?;
-    if let Some(t) = trained {
+    let c = &prov.config;
+    let title = format!(
+        "{} / {} · mode {}{} · seed {}",
+        prov.dataset,
+        prov.activity,
+        c.mode,
+        if c.without.is_empty() {
+            String::new()
+        } else {
+            format!(" without {}", c.without.join(", "))
+        },
+        c.seed
+    );
+    if let Some(t) = o.trained {
         write_curve(&out.join("training_curve.parquet"), prov, &t.curve)?;
-        write_checkpoint(&out.join("checkpoint.safetensors"), &t.params, &prov.config)?;
+        write_checkpoint(&out.join("checkpoint.safetensors"), &t.params, c)?;
+        curve(&out.join("curve.png"), &title, &t.curve)?;
     }
-    if let Some(s) = scores {
-        write_video_metrics(&out.join("video_metrics.parquet"), prov, results, s)?;
-        let run = out
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        write_summary(
-            &out.join("summary.parquet"),
-            prov,
-            &run,
-            results.len(),
-            s,
-            wall,
-        )?;
-        let pred: Vec<i32> = results
-            .iter()
-            .flat_map(|r| r.prediction.iter().copied())
-            .collect();
-        let gt: Vec<i32> = results
-            .iter()
-            .flat_map(|r| r.ground_truth.iter().flatten().copied())
-            .collect();
-        let m = hungarian(&pred, &gt, prov.config.exclude, "activity")?;
-        segments_png(
-            &out.join("segments.png"),
-            results,
-            &|p| m.gt_of(p),
-            plot_videos,
-        )?;
-    }
+    let run = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let class_name = |id: i32| o.mapping.name(id).map(str::to_string);
+    let matching = match o.scores {
+        Some(s) => {
+            write_video_metrics(&out.join("video_metrics.parquet"), prov, o.results, s)?;
+            write_summary(
+                &out.join("summary.parquet"),
+                prov,
+                &run,
+                o.results.len(),
+                o.skipped_videos,
+                s,
+                o.wall,
+            )?;
+            let (pred, gt): (Vec<i32>, Vec<i32>) = o
+                .results
+                .iter()
+                .filter_map(|r| r.ground_truth.as_ref().map(|g| (&r.prediction, g)))
+                .flat_map(|(p, g)| p.iter().copied().zip(g.iter().copied()))
+                .unzip();
+            Some(hungarian(&pred, &gt, c.exclude, "activity")?)
+        }
+        None => None,
+    };
+    let matched = matching.as_ref().map(|m| move |p: i32| m.gt_of(p));
+    segments(
+        &out.join("segments.png"),
+        &SegmentsPlot {
+            title,
+            subtitle: o.scores.map(|s| {
+                format!(
+                    "activity MoF {:.3} · F1 {:.3} · mIoU {:.3} (Hungarian matching over all videos)",
+                    s.activity.mof, s.activity.f1, s.activity.miou
+                )
+            }),
+            results: o.results,
+            class_name: &class_name,
+            matched: matched.as_ref().map(|f| f as &dyn Fn(i32) -> Option<i32>),
+            max_videos: o.plot_videos,
+        },
+    )?;
     Ok(())
 }
 
@@ -302,7 +407,11 @@ fn write_run(
 pub fn eval(a: &EvalArgs, quiet: bool) -> Result<()> {
     let quiet = quiet || a.json;
     let (params, cfg) = read_checkpoint(&a.checkpoint)?;
-    let (mut ds, _, _) = load(&a.dataset, quiet)?;
+    let dim = cfg
+        .mlp
+        .first()
+        .map(|&d| (d, format!("checkpoint {}", a.checkpoint.display())));
+    let (mut ds, report, _) = load_with_dim(&a.dataset, quiet, dim)?;
     let activity = match a.dataset.activity.as_slice() {
         [one] => one.clone(),
         [] => pick_activity(&ds)?,
@@ -328,8 +437,21 @@ pub fn eval(a: &EvalArgs, quiet: bool) -> Result<()> {
     let scores = score(&results, cfg.exclude, cfg.f1_seed)?;
     if let Some(out) = &a.out {
         let prov = Provenance::new(&cfg, &ds.name, &activity);
-        write_run(out, &prov, &results, scores.as_ref(), None, wall, 6)?;
+        write_run(
+            out,
+            &RunOutput {
+                prov: &prov,
+                mapping: &ds.mapping,
+                results: &results,
+                scores: scores.as_ref(),
+                trained: None,
+                wall,
+                plot_videos: a.plot_videos,
+                skipped_videos: report.skipped.len(),
+            },
+        )?;
     }
+    let unscored = results.iter().filter(|r| r.ground_truth.is_none()).count();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&scores)?);
     } else {
@@ -340,7 +462,7 @@ pub fn eval(a: &EvalArgs, quiet: bool) -> Result<()> {
             videos.len(),
             wall
         );
-        print_scores(scores.as_ref());
+        print_scores(scores.as_ref(), unscored, results.len());
     }
     Ok(())
 }

@@ -36,13 +36,86 @@ pub struct Scores {
     pub f1_seed: u64,
 }
 
+/// `value` of `flag` must be finite and satisfy `ok`, described by `range` in the error.
+fn check(flag: &str, value: f32, ok: bool, range: &str) -> Result<()> {
+    if !value.is_finite() {
+        bail!("{flag} must be a finite number, got {value}");
+    }
+    if !ok {
+        bail!("{flag} must be {range}, got {value}");
+    }
+    Ok(())
+}
+
+/// Flags that only mean something together. clap enforces these on the command line; this
+/// guards callers that build [`SolveArgs`] themselves.
+fn check_combinations(a: &SolveArgs) -> Result<()> {
+    if a.affinity && a.cost {
+        bail!("--affinity and --cost exclude each other");
+    }
+    if a.balanced_actions && a.unbalanced_frames {
+        bail!("--balanced-actions and --unbalanced-frames exclude each other");
+    }
+    match (&a.gt, &a.mapping) {
+        (Some(gt), None) => bail!("--gt {} needs --mapping", gt.display()),
+        (None, Some(mapping)) => bail!("--mapping {} needs --gt", mapping.display()),
+        _ => {}
+    }
+    if a.gt.is_none() {
+        if let Some(x) = a.exclude {
+            bail!("--exclude {x} needs --gt");
+        }
+        if a.f1_seed != 0 {
+            bail!("--f1-seed {} needs --gt", a.f1_seed);
+        }
+    }
+    Ok(())
+}
+
+/// The solver settings, range-checked before anything is read or solved: each error names its
+/// flag and value.
 fn params(a: &SolveArgs) -> Result<AsotParams> {
+    check_combinations(a)?;
+    check("--eps", a.eps, a.eps > 0.0, "> 0")?;
+    check(
+        "--alpha",
+        a.alpha,
+        (0.0..=1.0).contains(&a.alpha),
+        "in [0, 1]",
+    )?;
+    check("--radius", a.radius, a.radius >= 0.0, "≥ 0")?;
+    if a.radius == 0.0 && a.alpha > 0.0 {
+        bail!(
+            "--radius must be > 0 when --alpha > 0 (got --radius 0 with --alpha {}); \
+             pass --alpha 0 to drop the temporal term",
+            a.alpha
+        );
+    }
+    check(
+        "--lambda-actions",
+        a.lambda_actions,
+        a.lambda_actions >= 0.0,
+        "≥ 0",
+    )?;
+    check(
+        "--lambda-frames",
+        a.lambda_frames,
+        a.lambda_frames >= 0.0,
+        "≥ 0",
+    )?;
+    check("--rho", a.rho, a.rho >= 0.0, "≥ 0")?;
+    if a.iters == 0 {
+        bail!("--iters must be ≥ 1, got 0");
+    }
     let step = match a.step.as_str() {
         "auto" => StepSize::Auto,
-        s => StepSize::Fixed(
-            s.parse()
-                .with_context(|| format!("--step `{s}`: expected `auto` or a number"))?,
-        ),
+        s => {
+            let v: f32 = s
+                .parse()
+                .with_context(|| format!("--step `{s}`: expected `auto` or a number > 0"))?;
+            check("--step", v, v > 0.0, "`auto` or a number > 0")?;
+            StepSize::Fixed(v)
+        }
     };
     Ok(AsotParams {
         eps: a.eps,
@@ -94,7 +167,8 @@ fn read_input(path: &Path) -> Result<(bool, Vec<(String, F32Matrix)>)> {
 pub fn solve_input(a: &SolveArgs) -> Result<Vec<Solved>> {
     let p = params(a)?;
     let (is_affinity, videos) = read_input(&a.input)?;
-    let affinity = a.affinity || is_affinity;
+    // --cost and --affinity override the file's `clot.matrix_kind` (clap makes them exclusive)
+    let affinity = !a.cost && (a.affinity || is_affinity);
     let mut out = Vec::with_capacity(videos.len());
     for (name, m) in videos {
         let (n, k) = (m.rows(), m.cols());

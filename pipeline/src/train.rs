@@ -208,11 +208,13 @@ impl Session {
 
     /// Activity-level MoF of the validation crops (evenly spaced frames, eval settings).
     fn validate(&mut self, videos: &[&Video]) -> Result<Option<f64>> {
-        if videos.iter().any(|v| v.labels.is_none()) {
-            return Ok(None);
-        }
         let mut pairs = Vec::new();
-        for (i, video) in videos.iter().enumerate() {
+        // over the videos with ground truth
+        for (i, video) in videos
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.labels.is_some())
+        {
             self.set_batch(&[i], Sampling::Validation(self.cfg.sampled_frames), false);
             self.graph.forward().map_err(|e| anyhow!("{e}"))?;
             let e = self.entities[i];
@@ -229,6 +231,9 @@ impl Session {
                 .map(|&f| gt.as_slice()[f as usize])
                 .collect();
             pairs.push((pred.labels.as_slice().to_vec(), g));
+        }
+        if pairs.is_empty() {
+            return Ok(None);
         }
         let refs: Vec<(&[i32], &[i32])> = pairs.iter().map(|(p, g)| (&p[..], &g[..])).collect();
         Ok(Some(
@@ -369,6 +374,25 @@ pub fn derive_seeds(seed: u64) -> [u64; 5] {
     [r.random(), r.random(), r.random(), r.random(), r.random()]
 }
 
+/// Checks the settings and the videos against each other before any work: the ranges, D, and K
+/// against each video's length (an action needs frames to be found in).
+pub fn check_videos(cfg: &TrainConfig, videos: &[&Video]) -> Result<()> {
+    let Some(first) = videos.first() else {
+        bail!("no videos to train or evaluate on");
+    };
+    cfg.validate(first.features.cols())?;
+    if let Some(v) = videos.iter().find(|v| v.frames() < cfg.actions) {
+        bail!(
+            "K = {} actions is more than video `{}` has frames ({}): pass a smaller --actions, or \
+             leave the video out",
+            cfg.actions,
+            v.name,
+            v.frames()
+        );
+    }
+    Ok(())
+}
+
 /// Trains a model on `videos` and evaluates it. Returns the trained model, the evaluation and
 /// the evaluation's seconds.
 pub fn fit(
@@ -387,8 +411,7 @@ pub fn fit_with(
     bar: &ProgressBar,
     mut customize: impl FnMut(&mut StageGraph),
 ) -> Result<(Trained, Vec<VideoResult>, f64)> {
-    let dim = videos.first().map(|v| v.features.cols()).unwrap_or(0);
-    cfg.validate(dim)?;
+    check_videos(cfg, videos)?;
     let [init_seed, sample_seed, shuffle_seed, kmeans_seed, _] = derive_seeds(cfg.seed);
     let params = init_model(cfg, init_seed);
     let start = Instant::now();
@@ -415,25 +438,25 @@ pub fn evaluate(
     params: ParamSet,
     videos: &[&Video],
 ) -> Result<Vec<VideoResult>> {
-    let dim = videos.first().map(|v| v.features.cols()).unwrap_or(0);
-    cfg.validate(dim)?;
+    check_videos(cfg, videos)?;
     let [_, sample_seed, ..] = derive_seeds(cfg.seed);
     let mut s = Session::new(cfg, videos, params, sample_seed, &mut |_| {})?;
     s.evaluate(videos)
 }
 
-/// Activity- and video-level metrics of results with ground truth (`None` if any lacks it).
+/// Activity- and video-level metrics over the results that have ground truth (`None` when none
+/// has); `per_video` follows those results in order.
 pub fn score(
     results: &[VideoResult],
     exclude: Option<i32>,
     f1_seed: u64,
 ) -> Result<Option<Scores>> {
-    let mut pairs = Vec::new();
-    for r in results {
-        let Some(g) = &r.ground_truth else {
-            return Ok(None);
-        };
-        pairs.push((r.prediction.as_slice(), g.as_slice()));
+    let pairs: Vec<(&[i32], &[i32])> = results
+        .iter()
+        .filter_map(|r| Some((r.prediction.as_slice(), r.ground_truth.as_ref()?.as_slice())))
+        .collect();
+    if pairs.is_empty() {
+        return Ok(None);
     }
     let activity = activity_level(&pairs, exclude, f1_seed)?;
     let (video, per_video) = video_level(&pairs, exclude, f1_seed)?;

@@ -232,8 +232,12 @@ fn config_file_and_flags_layer_and_bad_settings_fail_clearly() {
         out.to_str().unwrap(),
     ]);
     assert!(err.contains("c.toml") && err.contains("epoch"), "{err}");
+    // an explicit mlp sets D: the demo's 64-d features are checked against it
     let err = fails(&["run", "--mlp", "32,16", "--out", out.to_str().unwrap()]);
-    assert!(err.contains("D = 64"), "{err}");
+    assert!(
+        err.contains("feature dimension 64, expected 32") && err.contains("--mlp"),
+        "{err}"
+    );
     let err = fails(&["run", "--mode", "nope", "--out", out.to_str().unwrap()]);
     assert!(err.contains("nope"), "{err}");
 }
