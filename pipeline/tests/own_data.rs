@@ -509,3 +509,43 @@ fn read_u32(path: &Path, column: &str) -> u32 {
         .as_primitive::<arrow_array::types::UInt32Type>()
         .value(0)
 }
+
+#[test]
+fn the_readme_commands_take_a_folder_of_npy_files_to_a_model_and_a_plot() {
+    // features directly in features/, as .npy, no ground truth: the README's "Your own data"
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("my-data");
+    let ds = clot_datasets::generate(&clot_datasets::SynthConfig {
+        dim: 9,
+        videos: 4,
+        ..clot_datasets::SynthConfig::demo()
+    })
+    .unwrap();
+    for v in &ds.videos {
+        let p = dir.join("features").join(format!("{}.npy", v.name));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        clot_datasets::npy::write_npy_f32(&p, v.frames(), 9, v.features.as_slice()).unwrap();
+    }
+    let text = ok(&["inspect", s(&dir)]);
+    assert!(
+        text.contains("feature dim 9") && text.contains("all (4 videos"),
+        "{text}"
+    );
+    let out = tmp.path().join("runs/mine");
+    let text = ok(&[
+        "train",
+        s(&dir),
+        "--actions",
+        "7",
+        "--epochs",
+        "2",
+        "--out",
+        s(&out),
+    ]);
+    assert!(text.contains("no metrics"), "{text}");
+    let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(cfg.contains("mlp = [9, 128, 40]"), "{cfg}");
+    for f in ["segments.png", "curve.png", "checkpoint.safetensors"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+}
