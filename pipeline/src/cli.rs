@@ -96,6 +96,20 @@ pub enum Command {
     ///       --data ~/data --dataset Breakfast --activity coffee --preset breakfast
     #[command(verbatim_doc_comment)]
     Eval(EvalArgs),
+    /// Run many trials: a grid or random samples over any setting, seeds and activities
+    ///
+    /// Trials run on a worker pool (--jobs workers, each with --threads-per-trial threads); each
+    /// equals the `clot train` run of the same settings bit for bit at that thread count. Results
+    /// are a Hive-partitioned Parquet dataset, OUT/sweep=NAME/trial=ID/trial.parquet (one row:
+    /// every setting as a typed column, the metrics, status and error) with per-video metrics and
+    /// the training curve beside it. A failing trial is recorded and the others go on.
+    ///
+    /// Examples:
+    ///   clot sweep examples/sweeps/demo.toml --out sweeps --dry-run
+    ///   clot sweep examples/sweeps/demo.toml --out sweeps --jobs 2
+    ///   clot sweep big.toml --out /shared/results --shard 0/4 --resume
+    #[command(verbatim_doc_comment)]
+    Sweep(SweepArgs),
     /// Print a mode's stage graph: phases in order, each stage with what it reads and writes
     Explain(ExplainArgs),
 }
@@ -139,6 +153,38 @@ pub struct EvalArgs {
     /// Videos drawn in segments.png.
     #[arg(long, default_value_t = 6, help_heading = "Output")]
     pub plot_videos: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep file (TOML): fixed settings, [grid] lists, [random] draws (see the README).
+    pub file: PathBuf,
+    /// The results folder (the sweep goes under OUT/sweep=NAME).
+    #[arg(long, short, default_value = "sweeps")]
+    pub out: PathBuf,
+    /// List the trials (id, dataset, activity, settings) and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Trials run at once. Default: the cores divided by --threads-per-trial.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Threads of each trial's parallel stages (its own pool).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads_per_trial: usize,
+    /// Run only the trials not already done in OUT (a failed trial runs again).
+    #[arg(long)]
+    pub resume: bool,
+    /// Run shard INDEX of COUNT (trials split by id). Default: from a Slurm job array
+    /// (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT) or a Kubernetes indexed job
+    /// (JOB_COMPLETION_INDEX with CLOT_SHARDS), else the whole sweep.
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub shard: Option<String>,
+    /// Also write each trial's per-frame predictions.
+    #[arg(long)]
+    pub predictions: bool,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -279,7 +279,11 @@ impl TrainConfig {
         let (mine, base) = (table(self), table(&base));
         mine.iter()
             .filter(|(k, v)| base.get(*k) != Some(*v))
-            .map(|(k, v)| format!("{k} = {v}"))
+            .map(|(k, v)| match v {
+                // every float setting is f32: show its shortest f32 form (0.7, not 0.69999…)
+                toml::Value::Float(f) => format!("{k} = {}", *f as f32),
+                v => format!("{k} = {v}"),
+            })
             .collect()
     }
 

@@ -1,5 +1,5 @@
-//! The `clot` command-line tool, the stage graphs of each mode and ablation ([`graphs`]), the
-//! training driver ([`train`]: epochs, batches, k-means initialisation, evaluation), the run
+//! The `clot` command-line tool, the stage graphs of each mode and ablation ([`graphs`]), sweeps
+//! ([`sweep`]: plans, the worker pool, the results folder), the training driver ([`train`]: epochs, batches, k-means initialisation, evaluation), the run
 //! configuration ([`config`]) and what a run writes ([`output`], [`plot`]).
 //!
 //! [`commands`], [`solve`] and [`run`] hold one function per subcommand so that tests and scripts
@@ -17,4 +17,5 @@ pub mod plot;
 pub mod progress;
 pub mod run;
 pub mod solve;
+pub mod sweep;
 pub mod train;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use clot_pipeline::cli::{Cli, Command};
-use clot_pipeline::{commands, run};
+use clot_pipeline::{commands, run, sweep};
 
 fn main() {
     let cli = Cli::parse();
@@ -26,6 +26,7 @@ fn main() {
         Command::Solve(a) => commands::solve(a),
         Command::Run(a) | Command::Train(a) => run::run(a, cli.quiet),
         Command::Eval(a) => run::eval(a, cli.quiet),
+        Command::Sweep(a) => sweep::sweep(a, cli.quiet),
         Command::Explain(a) => run::explain(a),
     };
     if let Err(e) = result {

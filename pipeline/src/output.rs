@@ -55,7 +55,8 @@ impl Provenance {
         }
     }
 
-    fn metadata(&self, table: Table) -> HashMap<String, String> {
+    /// The key-value metadata of a table this run writes.
+    pub(crate) fn metadata(&self, table: Table) -> HashMap<String, String> {
         let mut md = table.metadata();
         md.insert("clot.config_hash".into(), self.config.hash());
         md.insert("clot.seed".into(), self.config.seed.to_string());

@@ -4,7 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::process::Command;
+
+use common::python_has;
 
 const SCRIPT: &str = r#"
 import sys, glob, os, json
@@ -36,23 +40,6 @@ for f in sorted(glob.glob(os.path.join(layout, "features", "*", "*.txt"))):
     checked += 1
 print(json.dumps({"videos": checked, "rows": len(videos)}))
 "#;
-
-/// Whether python3 has `modules`; skips (returns false) or, with `CLOT_REQUIRE_PYTHON=1`, fails.
-fn python_has(modules: &str) -> bool {
-    let required = std::env::var("CLOT_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
-    let probe = Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
-        .output();
-    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        assert!(
-            !required,
-            "CLOT_REQUIRE_PYTHON=1 but python3 with {modules} is missing"
-        );
-        eprintln!("SKIP: python3 with {modules} not found");
-        return false;
-    }
-    true
-}
 
 const RUN_SCRIPT: &str = r#"
 import sys, json, os

@@ -45,3 +45,20 @@ pub fn fails(args: &[&str]) -> String {
 pub fn shared() -> Option<std::path::PathBuf> {
     clot_datasets::shared::require(&["golden", "data"])
 }
+
+/// Whether python3 has `modules`; skips (returns false) or, with `CLOT_REQUIRE_PYTHON=1`, fails.
+pub fn python_has(modules: &str) -> bool {
+    let required = std::env::var("CLOT_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
+    let probe = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        assert!(
+            !required,
+            "CLOT_REQUIRE_PYTHON=1 but python3 with {modules} is missing"
+        );
+        eprintln!("SKIP: python3 with {modules} not found");
+        return false;
+    }
+    true
+}

@@ -1,0 +1,439 @@
+//! `clot sweep` end to end: plans, trial identity, equality with `clot train`, shards, failures,
+//! and a sweep killed at any moment and resumed.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, RecordBatch};
+use common::{clot, fails, json, ok, python_has};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// All rows of a Parquet file as one batch.
+fn read(path: &Path) -> RecordBatch {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = r.map(|b| b.unwrap()).collect();
+    arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+fn strings(b: &RecordBatch, col: &str) -> Vec<String> {
+    let a = b.column_by_name(col).unwrap().as_string::<i32>();
+    (0..a.len()).map(|i| a.value(i).to_string()).collect()
+}
+
+fn f64s(b: &RecordBatch, col: &str) -> Vec<Option<f64>> {
+    let a = b
+        .column_by_name(col)
+        .unwrap()
+        .as_primitive::<arrow_array::types::Float64Type>();
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect()
+}
+
+fn i32s(b: &RecordBatch, col: &str) -> Vec<i32> {
+    let a = b
+        .column_by_name(col)
+        .unwrap()
+        .as_primitive::<arrow_array::types::Int32Type>();
+    a.values().to_vec()
+}
+
+/// trial id → (status, mof) of every `trial.parquet` under `out`, failing on any trial present
+/// twice or any file that does not read.
+fn trials_in(out: &Path, sweep: &str) -> BTreeMap<String, (String, Option<f64>)> {
+    let dir = out.join(format!("sweep={sweep}"));
+    let mut found = BTreeMap::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let d = e.unwrap().path();
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        let id = name
+            .strip_prefix("trial=")
+            .expect("only trial folders")
+            .to_string();
+        let files: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        for f in &files {
+            if f.ends_with(".parquet") {
+                read(&d.join(f)); // every file whole
+            }
+        }
+        if !files.iter().any(|f| f == "trial.parquet") {
+            continue; // killed mid-trial: not done, to be run on resume
+        }
+        let b = read(&d.join("trial.parquet"));
+        assert_eq!(b.num_rows(), 1);
+        assert_eq!(strings(&b, "trial_id"), std::slice::from_ref(&id));
+        let prev = found.insert(
+            id.clone(),
+            (strings(&b, "status")[0].clone(), f64s(&b, "mof")[0]),
+        );
+        assert!(prev.is_none(), "trial {id} twice");
+    }
+    found
+}
+
+const DEMO4: &str = "name = \"t\"\ndataset = \"demo\"\nepochs = 2\n[grid]\nmode = [\"clot\", \"asot\"]\nseed = [0, 1]\n";
+
+#[test]
+fn the_shipped_sweep_files_plan_and_ids_are_stable() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let demo = root.join("examples/sweeps/demo.toml");
+    let a = json(&["sweep", s(&demo), "--dry-run", "--json"]);
+    assert_eq!(a.as_array().unwrap().len(), 4);
+    let modes: Vec<&str> = a
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["config"]["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["clot", "clot", "asot", "asot"]);
+    // the same trials from another file, in another order, have the same ids
+    let tmp = tempfile::tempdir().unwrap();
+    let other = write(
+        tmp.path(),
+        "other.toml",
+        "dataset = \"demo\"\nepochs = 15\n[grid]\nseed = [1, 0]\nmode = [\"asot\", \"clot\"]\n",
+    );
+    let b = json(&["sweep", s(&other), "--dry-run", "--json"]);
+    let ids = |v: &serde_json::Value| {
+        let mut ids: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["trial"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&a), ids(&b));
+    let text = ok(&["sweep", s(&demo), "--dry-run"]);
+    assert!(
+        text.contains("4 trials") && text.contains("mode = \"asot\""),
+        "{text}"
+    );
+    assert!(!text.contains("0.6999"), "settings print as f32: {text}");
+    // the Breakfast sweep plans against the real data where it is there
+    if let Some(shared) = clot_datasets::shared::require(&["data/Breakfast"]) {
+        let bf = root.join("examples/sweeps/breakfast.toml");
+        let tmp_bf = write(
+            tmp.path(),
+            "bf.toml",
+            &std::fs::read_to_string(bf)
+                .unwrap()
+                .replace("../../../shared/data", s(&shared.join("data"))),
+        );
+        let v = json(&["sweep", s(&tmp_bf), "--dry-run", "--json"]);
+        assert_eq!(
+            v.as_array().unwrap().len(),
+            10,
+            "coffee × 2 modes × 5 seeds"
+        );
+        assert_eq!(v[0]["activity"], "coffee");
+        assert_eq!(v[0]["config"]["actions"], 7);
+    }
+}
+
+#[test]
+fn bad_sweep_files_fail_before_anything_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let f = write(
+        tmp.path(),
+        "a.toml",
+        "dataset = \"demo\"\n[grid]\nrhoo = [0.1]\n",
+    );
+    let e = fails(&["sweep", s(&f), "--out", s(&out)]);
+    assert!(
+        e.contains("grid.rhoo") && e.contains("did you mean `rho`"),
+        "{e}"
+    );
+    let f = write(
+        tmp.path(),
+        "b.toml",
+        "dataset = \"demo\"\nmode = \"asot\"\n[grid]\nwithout = [[\"swd\"]]\n",
+    );
+    let e = fails(&["sweep", s(&f), "--out", s(&out)]);
+    assert!(e.contains("trial 1") && e.contains("asot graph"), "{e}");
+    let f = write(
+        tmp.path(),
+        "c.toml",
+        "dataset = \"demo\"\n[grid]\nalpha_eval = [0.5, 1.5]\n",
+    );
+    let e = fails(&["sweep", s(&f), "--out", s(&out)]);
+    assert!(
+        e.contains("trial 2") && e.contains("alpha_eval must be in [0, 1]"),
+        "{e}"
+    );
+    let f = write(
+        tmp.path(),
+        "d.toml",
+        "dataset = \"demo\"\n[grid]\nseed = []\n",
+    );
+    let e = fails(&["sweep", s(&f), "--out", s(&out)]);
+    assert!(e.contains("empty list"), "{e}");
+    assert!(!out.exists(), "nothing ran, nothing written");
+}
+
+#[test]
+fn a_trial_equals_clot_train_bit_for_bit_whatever_the_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(tmp.path(), "s.toml", DEMO4);
+    let out1 = tmp.path().join("j1");
+    let out2 = tmp.path().join("j2");
+    ok(&[
+        "sweep",
+        s(&f),
+        "--out",
+        s(&out1),
+        "--jobs",
+        "1",
+        "--predictions",
+    ]);
+    ok(&[
+        "sweep",
+        s(&f),
+        "--out",
+        s(&out2),
+        "--jobs",
+        "2",
+        "--predictions",
+    ]);
+    let plan = json(&["sweep", s(&f), "--dry-run", "--json"]);
+    for t in plan.as_array().unwrap() {
+        let id = t["trial"].as_str().unwrap();
+        let (mode, seed) = (
+            t["config"]["mode"].as_str().unwrap(),
+            t["config"]["seed"].to_string(),
+        );
+        let run = tmp.path().join(format!("train-{id}"));
+        let report = json(&[
+            "--threads",
+            "1",
+            "train",
+            "demo",
+            "--epochs",
+            "2",
+            "--mode",
+            mode,
+            "--seed",
+            &seed,
+            "--out",
+            s(&run),
+            "--json",
+        ]);
+        for out in [&out1, &out2] {
+            let dir = out.join("sweep=t").join(format!("trial={id}"));
+            let (a, b) = (
+                read(&dir.join("predictions.parquet")),
+                read(&run.join("predictions.parquet")),
+            );
+            assert_eq!(i32s(&a, "prediction"), i32s(&b, "prediction"), "trial {id}");
+            let (a, b) = (
+                read(&dir.join("training_curve.parquet")),
+                read(&run.join("training_curve.parquet")),
+            );
+            assert_eq!(
+                f64s(&a, "loss"),
+                f64s(&b, "loss"),
+                "trial {id}: losses bit for bit"
+            );
+            let row = read(&dir.join("trial.parquet"));
+            assert_eq!(
+                f64s(&row, "mof")[0].unwrap(),
+                report["scores"]["activity"]["mof"].as_f64().unwrap()
+            );
+            assert_eq!(strings(&row, "mode"), [mode]);
+        }
+    }
+}
+
+#[test]
+fn settings_are_typed_columns_and_failures_are_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    // lr 1e30 sends the embeddings to NaN: that trial fails, the other runs
+    let f = write(
+        tmp.path(),
+        "s.toml",
+        "name = \"f\"\ndataset = \"demo\"\nepochs = 1\nmode = \"asot\"\n[grid]\nlr = [1e-3, 1e30]\nrho = [0.15]\n",
+    );
+    let out = tmp.path().join("out");
+    let e = fails(&["sweep", s(&f), "--out", s(&out)]);
+    assert!(
+        e.contains("1 of 2 trials failed") && e.contains("non-finite"),
+        "{e}"
+    );
+    let found = trials_in(&out, "f");
+    let statuses: Vec<&str> = found.values().map(|(st, _)| st.as_str()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == "ok").count(), 1);
+    assert_eq!(statuses.iter().filter(|s| **s == "failed").count(), 1);
+    let dir = out.join("sweep=f");
+    for (id, (status, mof)) in &found {
+        let row = read(&dir.join(format!("trial={id}")).join("trial.parquet"));
+        let schema = row.schema();
+        let ty = |c: &str| schema.field_with_name(c).unwrap().data_type().clone();
+        assert_eq!(ty("rho"), arrow_schema::DataType::Float32);
+        assert_eq!(ty("seed"), arrow_schema::DataType::Int64);
+        assert_eq!(ty("standardise"), arrow_schema::DataType::Boolean);
+        assert_eq!(ty("mode"), arrow_schema::DataType::Utf8);
+        let rho = row
+            .column_by_name("rho")
+            .unwrap()
+            .as_primitive::<arrow_array::types::Float32Type>();
+        assert_eq!(rho.value(0), 0.15);
+        assert_eq!(strings(&row, "mlp"), ["64,128,40"]);
+        assert_eq!(status == "ok", mof.is_some());
+        if status == "failed" {
+            let err = row.column_by_name("error").unwrap().as_string::<i32>();
+            assert!(err.value(0).contains("non-finite"), "{}", err.value(0));
+        }
+    }
+    // a second run refuses to mix; --resume runs only what is not done (the failed trial)
+    let e = fails(&["sweep", s(&f), "--out", s(&out)]);
+    assert!(e.contains("--resume"), "{e}");
+    let e = fails(&["sweep", s(&f), "--out", s(&out), "--resume"]);
+    assert!(e.contains("1 of 1 trials failed"), "{e}");
+}
+
+#[test]
+fn shards_together_equal_one_unsharded_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(tmp.path(), "s.toml", DEMO4);
+    let whole = tmp.path().join("whole");
+    ok(&["sweep", s(&f), "--out", s(&whole), "--quiet"]);
+    let sharded = tmp.path().join("sharded");
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_clot"))
+                .args([
+                    "sweep",
+                    s(&f),
+                    "--out",
+                    s(&sharded),
+                    "--quiet",
+                    "--jobs",
+                    "1",
+                ])
+                .arg("--shard")
+                .arg(format!("{i}/3"))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let (a, b) = (trials_in(&whole, "t"), trials_in(&sharded, "t"));
+    assert_eq!(a.len(), 4);
+    assert_eq!(a, b, "same trials, same results");
+    // the Slurm array's variables choose the shard the same way
+    let slurm = tmp.path().join("slurm");
+    for i in 0..3 {
+        let st = Command::new(env!("CARGO_BIN_EXE_clot"))
+            .args(["sweep", s(&f), "--out", s(&slurm), "--quiet"])
+            .env("SLURM_ARRAY_TASK_ID", (i + 1).to_string())
+            .env("SLURM_ARRAY_TASK_MIN", "1")
+            .env("SLURM_ARRAY_TASK_COUNT", "3")
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    assert_eq!(trials_in(&slurm, "t"), a);
+}
+
+#[test]
+fn a_sweep_killed_at_any_moment_resumes_to_every_trial_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(
+        tmp.path(),
+        "s.toml",
+        "name = \"k\"\ndataset = \"demo\"\nepochs = 2\nmode = \"asot\"\n[grid]\nseed = [0, 1, 2, 3, 4, 5]\n",
+    );
+    let reference = tmp.path().join("ref");
+    ok(&[
+        "sweep",
+        s(&f),
+        "--out",
+        s(&reference),
+        "--quiet",
+        "--jobs",
+        "1",
+    ]);
+    let expected = trials_in(&reference, "k");
+    assert_eq!(expected.len(), 6);
+    for (n, delay_ms) in [50u64, 400, 900, 1600].into_iter().enumerate() {
+        let out = tmp.path().join(format!("killed{n}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_clot"))
+            .args(["sweep", s(&f), "--out", s(&out), "--quiet", "--jobs", "2"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL: no chance to clean up
+        child.wait().unwrap();
+        if out.join("sweep=k").exists() {
+            trials_in(&out, "k"); // what is there reads whole
+        }
+        let r = clot(&[
+            "sweep",
+            s(&f),
+            "--out",
+            s(&out),
+            "--quiet",
+            "--resume",
+            "--jobs",
+            "2",
+        ]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        assert_eq!(trials_in(&out, "k"), expected, "killed after {delay_ms} ms");
+    }
+}
+
+#[test]
+fn the_python_examples_read_a_sweep_with_polars_and_duckdb() {
+    if !python_has("polars, duckdb") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(tmp.path(), "s.toml", DEMO4);
+    let out = tmp.path().join("out");
+    ok(&["sweep", s(&f), "--out", s(&out), "--quiet"]);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python");
+    for script in ["sweep_polars.py", "sweep_duckdb.py"] {
+        let r = Command::new("python3")
+            .arg(root.join(script))
+            .arg(&out)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&r.stdout);
+        assert!(
+            r.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert!(
+            text.contains("best") && text.contains("over 2 seeds"),
+            "{script}: {text}"
+        );
+    }
+}
