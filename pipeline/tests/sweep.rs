@@ -437,3 +437,88 @@ fn the_python_examples_read_a_sweep_with_polars_and_duckdb() {
         );
     }
 }
+
+/// The shipped Slurm script as a 3-task job array on a real (one-node) cluster: `.ci/run` starts
+/// one with `.ci/slurm-up` and sets `CLOT_SLURM=1`; elsewhere this skips.
+#[test]
+fn the_slurm_job_array_gives_the_results_of_one_unsharded_run() {
+    if std::env::var("CLOT_SLURM").ok().as_deref() != Some("1") {
+        eprintln!("SKIP: no Slurm cluster (run .ci/slurm-up and set CLOT_SLURM=1)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(tmp.path(), "s.toml", DEMO4);
+    let whole = tmp.path().join("whole");
+    // the script runs each task with --threads-per-trial $SLURM_CPUS_PER_TASK (2)
+    ok(&[
+        "sweep",
+        s(&f),
+        "--out",
+        s(&whole),
+        "--quiet",
+        "--threads-per-trial",
+        "2",
+    ]);
+    let results = tmp.path().join("slurm");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/slurm/sweep.sbatch");
+    let st = Command::new("sbatch")
+        .args(["--wait", "--array=0-2", "--mem=1G"])
+        .arg(format!("--output={}/task-%a.out", s(tmp.path())))
+        .arg(&script)
+        .arg(&f)
+        .arg(&results)
+        .env("CLOT", env!("CARGO_BIN_EXE_clot"))
+        .status()
+        .unwrap();
+    let logs: String = (0..3)
+        .map(|i| {
+            std::fs::read_to_string(tmp.path().join(format!("task-{i}.out"))).unwrap_or_default()
+        })
+        .collect();
+    assert!(st.success(), "sbatch failed; task logs:\n{logs}");
+    assert_eq!(
+        trials_in(&results, "t"),
+        trials_in(&whole, "t"),
+        "task logs:\n{logs}"
+    );
+}
+
+/// The Kubernetes manifest: an Indexed Job whose shard count is its completions, running
+/// `clot sweep --resume` into the mounted results volume.
+#[test]
+fn the_kubernetes_manifest_wires_the_index_to_the_shards() {
+    if !python_has("yaml") {
+        return;
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/k8s/sweep-job.yaml");
+    let check = r#"
+import sys, yaml
+job = yaml.safe_load(open(sys.argv[1]))
+assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job", job
+spec = job["spec"]
+assert spec["completionMode"] == "Indexed", spec
+c = spec["template"]["spec"]["containers"][0]
+env = {e["name"]: e["value"] for e in c["env"]}
+assert int(env["CLOT_SHARDS"]) == spec["completions"], (env, spec["completions"])
+cmd = c["command"]
+assert cmd[0] == "clot" and "sweep" in cmd and "--resume" in cmd, cmd
+out = cmd[cmd.index("--out") + 1]
+mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+assert out in mounts, (out, mounts)
+vols = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+assert "persistentVolumeClaim" in vols[mounts[out]], vols
+sweep_file = cmd[cmd.index("sweep") + 1]
+assert any(sweep_file.startswith(m + "/") for m in mounts), (sweep_file, mounts)
+print("ok")
+"#;
+    let r = Command::new("python3")
+        .args(["-c", check])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        r.status.success() && String::from_utf8_lossy(&r.stdout).contains("ok"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+}
