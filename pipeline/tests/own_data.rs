@@ -549,3 +549,24 @@ fn the_readme_commands_take_a_folder_of_npy_files_to_a_model_and_a_plot() {
         assert!(out.join(f).is_file(), "{f}");
     }
 }
+
+#[test]
+fn a_sweep_takes_own_data_without_a_preset() {
+    let d = Sensor::new();
+    let file = d.out("own.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"own\"\ndataset = {:?}\nactions = 12\nepochs = 1\n[grid]\nmode = [\"clot\", \"asot\"]\n",
+            s(&d.parquet)
+        ),
+    )
+    .unwrap();
+    let plan = json(&["sweep", s(&file), "--dry-run", "--json"]);
+    assert_eq!(plan.as_array().unwrap().len(), 2);
+    assert_eq!(plan[0]["config"]["mlp"], serde_json::json!([15, 128, 40]));
+    assert_eq!(plan[0]["config"]["epochs"], 1);
+    let out = d.out("sweeps");
+    ok(&["sweep", s(&file), "--out", s(&out), "--quiet"]);
+    assert_eq!(std::fs::read_dir(out.join("sweep=own")).unwrap().count(), 2);
+}
