@@ -132,6 +132,43 @@ fn same_seed_gives_bit_identical_predictions_and_parameters() {
     assert_ne!(r1, r3);
 }
 
+/// Sweeps vary the threads per trial, so a run must not depend on them: the same run on a pool
+/// of 1, 2 and 3 threads gives the same bits in both graphs.
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let ds = demo_videos();
+    let videos: Vec<&Video> = ds.videos.iter().take(6).collect();
+    for mode in ["clot", "asot"] {
+        let mut cfg = demo_config(2, 3);
+        cfg.mode = mode.into();
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| fit(&cfg, &videos, &ProgressBar::hidden()).unwrap())
+        };
+        let (t1, r1, _) = on(1);
+        for threads in [2, 3] {
+            let (t, r, _) = on(threads);
+            assert_eq!(r1, r, "{mode}: predictions differ at {threads} threads");
+            assert_eq!(
+                t1.curve, t.curve,
+                "{mode}: losses differ at {threads} threads"
+            );
+            for (a, b) in t1.params.tensors.iter().zip(&t.params.tensors) {
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&a.data),
+                    bits(&b.data),
+                    "{mode}: {} at {threads} threads",
+                    a.name
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn clot_mode_is_deterministic_too() {
     // dropout masks and SWD directions come from the run's seeded RNG
