@@ -327,6 +327,10 @@ pub struct SynthArgs {
     /// Activity name (also the folder under `features/`).
     #[arg(long)]
     pub activity: Option<String>,
+    /// Activities to generate, each with --videos videos and its own seed (seed + index); with
+    /// more than one they are named ACTIVITY0, ACTIVITY1, …
+    #[arg(long, default_value_t = 1)]
+    pub activities: usize,
     /// Page compression when OUT is a `.parquet` file (a folder is plain text: an error there).
     #[arg(long, value_enum)]
     pub compression: Option<Compression>,

@@ -406,8 +406,30 @@ pub fn synth(a: &SynthArgs, quiet: bool) -> Result<()> {
             out.display()
         );
     }
+    if a.activities == 0 {
+        bail!("--activities must be at least 1");
+    }
     let bar = counter(quiet, "generating");
-    let ds = generate(&cfg).context("generating the synthetic dataset")?;
+    let ds = if a.activities == 1 {
+        generate(&cfg).context("generating the synthetic dataset")?
+    } else {
+        // one dataset per activity, each seeded apart; same classes, so one mapping
+        let mut all: Option<Dataset> = None;
+        for i in 0..a.activities {
+            let one = SynthConfig {
+                activity: format!("{}{i}", cfg.activity),
+                seed: cfg.seed + i as u64,
+                ..cfg.clone()
+            };
+            let d = generate(&one).context("generating the synthetic dataset")?;
+            bar.inc(1);
+            match &mut all {
+                None => all = Some(d),
+                Some(acc) => acc.videos.extend(d.videos),
+            }
+        }
+        all.context("no activity generated")?
+    };
     if parquet {
         write_parquet(
             &ds,
@@ -430,13 +452,16 @@ pub fn synth(a: &SynthArgs, quiet: bool) -> Result<()> {
     }
     bar.finish_and_clear();
     println!(
-        "wrote {}: {} videos, {} frames, D = {}, K = {} (activity `{}`, seed {})",
+        "wrote {}: {} videos, {} frames, D = {}, K = {} ({} activit{} `{}`{}, seed {})",
         out.display(),
         ds.videos.len(),
         ds.frames(),
         ds.dim,
         cfg.actions + 1,
+        a.activities,
+        if a.activities == 1 { "y" } else { "ies" },
         cfg.activity,
+        if a.activities == 1 { "" } else { "0…" },
         cfg.seed
     );
     Ok(())

@@ -7,7 +7,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clot_datasets::{DEMO, Dataset, Video};
 use clot_stages::eval::hungarian;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::cli::{EvalArgs, ExplainArgs, RunArgs};
@@ -60,6 +59,26 @@ pub struct ResolvedConfig {
     pub notes: Vec<String>,
 }
 
+/// What resolving a configuration needs to know of an activity's labels.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabelFacts {
+    /// Videos with ground truth.
+    pub labelled: usize,
+    /// The distinct ground-truth ids present, in id order.
+    pub ids: Vec<i32>,
+}
+
+impl LabelFacts {
+    /// The facts of `videos`.
+    pub fn of<'a>(videos: impl IntoIterator<Item = &'a Video>) -> Self {
+        let videos: Vec<&Video> = videos.into_iter().collect();
+        LabelFacts {
+            labelled: videos.iter().filter(|v| v.labels.is_some()).count(),
+            ids: crate::commands::classes_present(videos.iter().copied(), None),
+        }
+    }
+}
+
 /// Resolves preset (or, without one, the defaults of [`clot_datasets::GENERIC`] with the MLP
 /// D-128-40) → file → flags into one configuration for `activity`. K comes from `actions` (flag or
 /// file), else the preset's K for the activity, else the number of ground-truth classes present
@@ -67,6 +86,20 @@ pub struct ResolvedConfig {
 pub fn resolve_config(
     r: &Resolved,
     ds: &Dataset,
+    activity: &str,
+    file: &Overrides,
+    flags: &Overrides,
+) -> Result<ResolvedConfig> {
+    let labels = LabelFacts::of(ds.videos.iter().filter(|v| v.activity == activity));
+    resolve_config_from(r, ds.dim, &labels, activity, file, flags)
+}
+
+/// [`resolve_config`] from the feature dimension and the activity's label facts alone (what a
+/// sweep knows of a Parquet dataset before it reads any features).
+pub fn resolve_config_from(
+    r: &Resolved,
+    dim: usize,
+    labels: &LabelFacts,
     activity: &str,
     file: &Overrides,
     flags: &Overrides,
@@ -84,19 +117,19 @@ pub fn resolve_config(
         None => match preset.and_then(|p| p.actions_for(activity).ok()) {
             Some(k) => k,
             None => {
-                let labelled = ds.videos.iter().filter(|v| v.labels.is_some()).count();
-                if labelled == 0 {
+                if labels.labelled == 0 {
                     bail!(
                         "{} has no ground truth to take K from: pass --actions K (the number of \
                          actions to find)",
                         r.spec
                     );
                 }
-                let k = crate::commands::classes_present(&ds.videos, exclude).len();
+                let k = labels.ids.iter().filter(|&&g| Some(g) != exclude).count();
                 notes.push(format!(
                     "K = {k}: the number of ground-truth classes present in `{activity}` \
-                     ({labelled} labelled videos). This reads the labels; pass --actions to \
-                     choose K without them."
+                     ({} labelled videos). This reads the labels; pass --actions to choose K \
+                     without them.",
+                    labels.labelled
                 ));
                 k
             }
@@ -104,25 +137,12 @@ pub fn resolve_config(
     };
     let mut cfg = TrainConfig::from_preset(base, k);
     if preset.is_none() {
-        cfg.mlp = crate::config::generic_mlp(ds.dim);
+        cfg.mlp = crate::config::generic_mlp(dim);
     }
     file.apply(&mut cfg);
     flags.apply(&mut cfg);
-    cfg.validate(ds.dim)?;
+    cfg.validate(dim)?;
     Ok(ResolvedConfig { cfg, notes })
-}
-
-fn bar(quiet: bool, len: u64) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:30} {pos}/{len} batches {msg} [{elapsed}<{eta}]")
-    {
-        b.set_style(style);
-    }
-    b
 }
 
 #[derive(Debug, Serialize)]
@@ -193,7 +213,11 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
         ))
     });
     let batches = videos.len().div_ceil(cfg.batch_videos) * cfg.epochs;
-    let progress = bar(quiet, batches as u64);
+    let progress = crate::progress::bar(
+        quiet,
+        batches as u64,
+        "{bar:30} {pos}/{len} batches {msg} [{elapsed}<{eta}]",
+    );
     let start = Instant::now();
     let (trained, results, eval_s) = fit(&cfg, &videos, &progress)?;
     progress.finish_and_clear();

@@ -380,14 +380,25 @@ pub fn check_videos(cfg: &TrainConfig, videos: &[&Video]) -> Result<()> {
     let Some(first) = videos.first() else {
         bail!("no videos to train or evaluate on");
     };
-    cfg.validate(first.features.cols())?;
-    if let Some(v) = videos.iter().find(|v| v.frames() < cfg.actions) {
+    check_lengths(
+        cfg,
+        first.features.cols(),
+        videos.iter().map(|v| (v.name.as_str(), v.frames())),
+    )
+}
+
+/// [`check_videos`] from the feature dimension and each video's (name, frames).
+pub fn check_lengths<'a>(
+    cfg: &TrainConfig,
+    dim: usize,
+    mut videos: impl Iterator<Item = (&'a str, usize)>,
+) -> Result<()> {
+    cfg.validate(dim)?;
+    if let Some((name, frames)) = videos.find(|(_, n)| *n < cfg.actions) {
         bail!(
-            "K = {} actions is more than video `{}` has frames ({}): pass a smaller --actions, or \
-             leave the video out",
-            cfg.actions,
-            v.name,
-            v.frames()
+            "K = {} actions is more than video `{name}` has frames ({frames}): pass a smaller \
+             --actions, or leave the video out",
+            cfg.actions
         );
     }
     Ok(())

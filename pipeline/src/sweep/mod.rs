@@ -7,23 +7,25 @@
 //!
 //! A trial is the same code path as `clot train` (resolve, build the graph, fit, evaluate, write),
 //! so its results equal the single run's bit for bit at the same thread count. Each dataset the
-//! file names is read once per process and its videos shared by all trials.
+//! file names is read once per process and its videos shared by all trials; a Parquet dataset is
+//! planned from its index and labels, and each activity's row groups are read once, when its
+//! first trial starts, and let go after its last (trials run activity by activity).
 
 pub mod plan;
 pub mod pool;
 pub mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clot_datasets::{Dataset, Video};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{DatasetArgs, SweepArgs};
-use crate::commands::{Resolved, load_with_dim};
-use plan::{DataKey, SweepFile, Trial};
+use crate::commands::{Resolved, load_with_dim, resolve};
+use plan::{DataFacts, DataKey, SweepFile, Trial};
 use store::{TrialRow, sweep_dir, trial_dir, trial_status};
 
 /// Which shard this process runs: `--shard i/n`, else a Slurm job array
@@ -80,8 +82,22 @@ pub fn shard_of(
     Ok((i, n))
 }
 
-/// Reads every dataset the sweep names, once each.
-fn load_all(file: &SweepFile, quiet: bool) -> Result<BTreeMap<DataKey, (Dataset, Resolved)>> {
+/// Where a dataset's videos come from while trials run.
+#[derive(Debug)]
+enum Source {
+    /// A folder or the demo, read whole (planning needs its frames and labels anyway).
+    InMemory(Dataset),
+    /// A Parquet file: each activity's row groups are read when its first trial starts and let go
+    /// after its last, so memory holds only the activities being trained.
+    Parquet {
+        path: std::path::PathBuf,
+        zero_non_finite: bool,
+    },
+}
+
+/// Reads what planning needs of every dataset the sweep names, once each: a folder or the demo
+/// whole, a Parquet file's index and label column only.
+fn load_all(file: &SweepFile, quiet: bool) -> Result<BTreeMap<DataKey, (DataFacts, Source)>> {
     let mut out = BTreeMap::new();
     for spec in &file.specs {
         if out.contains_key(&spec.data) {
@@ -100,31 +116,167 @@ fn load_all(file: &SweepFile, quiet: bool) -> Result<BTreeMap<DataKey, (Dataset,
         };
         // an explicit mlp sets the D the data must have, as in `clot train`
         let dim = crate::run::explicit_dim(&Default::default(), &spec.settings);
-        let (ds, _, r) = load_with_dim(&args, quiet, dim)?;
-        out.insert(key, (ds, r));
+        let r = resolve(&args, dim.clone())?;
+        let path = Path::new(&r.spec);
+        let entry = if r.spec.ends_with(".parquet") && path.is_file() {
+            let facts = parquet_facts(path, r.clone(), dim)?;
+            let source = Source::Parquet {
+                path: path.to_path_buf(),
+                zero_non_finite: r.opts.zero_non_finite,
+            };
+            (facts, source)
+        } else {
+            let (ds, _, r) = load_with_dim(&args, quiet, dim)?;
+            (DataFacts::of(&ds, r), Source::InMemory(ds))
+        };
+        out.insert(key, entry);
     }
     Ok(out)
 }
 
-fn bar(quiet: bool, len: u64) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
+/// A Parquet dataset's facts from its index and its label column (no feature pages read).
+fn parquet_facts(path: &Path, r: Resolved, dim: Option<(usize, String)>) -> Result<DataFacts> {
+    let sel = clot_datasets::ParquetSelection {
+        features: false,
+        labels: true,
+        ..clot_datasets::ParquetSelection::default()
+    };
+    let (index, parts) = clot_datasets::read_parquet_videos(path, &sel)
+        .with_context(|| format!("reading dataset {}", path.display()))?;
+    if let Some((d, why)) = dim.filter(|(d, _)| *d != index.dim) {
+        bail!(
+            "reading dataset {}: feature dimension {}, expected {d} ({why})",
+            path.display(),
+            index.dim
+        );
     }
-    let b = ProgressBar::new(len);
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:30} {pos}/{len} trials, {msg} [{elapsed}<{eta}]")
-    {
-        b.set_style(style);
+    let mut activities: BTreeMap<String, plan::ActivityFacts> = BTreeMap::new();
+    for p in &parts {
+        let a = activities.entry(p.activity.clone()).or_default();
+        a.videos.push((p.name.clone(), p.frames));
+        if let Some(l) = &p.labels {
+            a.labels.labelled += 1;
+            a.labels.ids.extend_from_slice(l.as_slice());
+            a.labels.ids.sort_unstable();
+            a.labels.ids.dedup();
+        }
     }
-    b
+    Ok(DataFacts {
+        resolved: r,
+        name: index.name,
+        dim: index.dim,
+        activities,
+    })
+}
+
+/// The videos of the activities whose trials are running, each read once and shared by its
+/// trials; an activity is let go when its last trial has ended.
+struct ActivityCache<'a> {
+    sources: &'a BTreeMap<DataKey, (DataFacts, Source)>,
+    slots: Mutex<HashMap<(DataKey, String), Slot>>,
+    /// Activities read (a Parquet activity's row groups, or a slice of an in-memory dataset).
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+type Loaded = Arc<std::sync::OnceLock<std::result::Result<Arc<Vec<Video>>, String>>>;
+
+struct Slot {
+    videos: Loaded,
+    /// Trials of this activity not yet ended.
+    remaining: usize,
+}
+
+impl<'a> ActivityCache<'a> {
+    fn new(sources: &'a BTreeMap<DataKey, (DataFacts, Source)>, trials: &[Trial]) -> Self {
+        let mut slots: HashMap<(DataKey, String), Slot> = HashMap::new();
+        for t in trials {
+            slots
+                .entry((t.data.clone(), t.activity.clone()))
+                .or_insert_with(|| Slot {
+                    videos: Arc::default(),
+                    remaining: 0,
+                })
+                .remaining += 1;
+        }
+        ActivityCache {
+            sources,
+            slots: Mutex::new(slots),
+            reads: Default::default(),
+        }
+    }
+
+    fn get(&self, t: &Trial) -> Result<Arc<Vec<Video>>> {
+        let cell = {
+            let slots = self
+                .slots
+                .lock()
+                .map_err(|_| anyhow::anyhow!("cache poisoned"))?;
+            let slot = slots
+                .get(&(t.data.clone(), t.activity.clone()))
+                .context("internal: a trial's activity is not in the cache")?;
+            Arc::clone(&slot.videos)
+        };
+        // the first trial of an activity reads it; the others wait for that read
+        let loaded = cell.get_or_init(|| self.read(t).map(Arc::new).map_err(|e| format!("{e:#}")));
+        loaded.clone().map_err(|e| anyhow::anyhow!(e))
+    }
+
+    fn read(&self, t: &Trial) -> Result<Vec<Video>> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (_, source) = self
+            .sources
+            .get(&t.data)
+            .context("internal: a sweep dataset was not read")?;
+        Ok(match source {
+            Source::InMemory(ds) => ds
+                .videos
+                .iter()
+                .filter(|v| v.activity == t.activity)
+                .cloned() // Arrow-backed: the feature buffers are shared, not copied
+                .collect(),
+            Source::Parquet {
+                path,
+                zero_non_finite,
+            } => {
+                let sel = clot_datasets::ParquetSelection {
+                    activities: vec![t.activity.clone()],
+                    zero_non_finite: *zero_non_finite,
+                    ..clot_datasets::ParquetSelection::default()
+                };
+                clot_datasets::read_parquet_selected(path, &sel)
+                    .with_context(|| {
+                        format!("reading activity `{}` of {}", t.activity, path.display())
+                    })?
+                    .0
+                    .videos
+            }
+        })
+    }
+
+    fn release(&self, t: &Trial) {
+        if let Ok(mut slots) = self.slots.lock() {
+            let key = (t.data.clone(), t.activity.clone());
+            if let Some(slot) = slots.get_mut(&key) {
+                slot.remaining = slot.remaining.saturating_sub(1);
+                if slot.remaining == 0 {
+                    slots.remove(&key);
+                }
+            }
+        }
+    }
 }
 
 /// `clot sweep`.
 pub fn sweep(a: &SweepArgs, quiet: bool) -> Result<()> {
     let quiet = quiet || a.json;
     let file = SweepFile::read(&a.file)?;
-    let datasets = load_all(&file, quiet)?;
-    let all = plan::resolve(&file.specs, &datasets)?;
+    let sources = load_all(&file, quiet)?;
+    let facts: BTreeMap<DataKey, DataFacts> = sources
+        .iter()
+        .map(|(k, (f, _))| (k.clone(), f.clone()))
+        .collect();
+    let all = plan::resolve(&file.specs, &facts)?;
     let (index, count) = shard_of(a.shard.as_deref(), &|k| std::env::var(k).ok())?;
     let total = all.len();
     let trials = plan::shard(all, index, count);
@@ -149,17 +301,9 @@ pub fn sweep(a: &SweepArgs, quiet: bool) -> Result<()> {
             _ => todo.push(t),
         }
     }
-    let videos_of = |t: &Trial| -> Vec<&Video> {
-        datasets
-            .get(&t.data)
-            .map(|(ds, _)| {
-                ds.videos
-                    .iter()
-                    .filter(|v| v.activity == t.activity)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    // one activity after another, so that each is read once and held only while it trains
+    todo.sort_by(|x, y| (&x.data, &x.activity).cmp(&(&y.data, &y.activity)));
+    let cache = ActivityCache::new(&sources, &todo);
     let jobs = a.jobs.unwrap_or_else(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         (cores / a.threads_per_trial.max(1)).max(1)
@@ -169,9 +313,21 @@ pub fn sweep(a: &SweepArgs, quiet: bool) -> Result<()> {
         threads_per_trial: a.threads_per_trial,
         predictions: a.predictions,
     };
-    let progress = bar(quiet, todo.len() as u64);
+    let progress = crate::progress::bar(
+        quiet,
+        todo.len() as u64,
+        "{bar:30} {pos}/{len} trials, {msg} [{elapsed}<{eta}]",
+    );
     let start = Instant::now();
-    let rows = pool::run_all(&a.out, &file.name, &todo, &videos_of, cfg, &progress)?;
+    let rows = pool::run_all(
+        &a.out,
+        &file.name,
+        &todo,
+        &|t| cache.get(t),
+        &|t| cache.release(t),
+        cfg,
+        &progress,
+    )?;
     progress.finish_and_clear();
     let wall = start.elapsed().as_secs_f64();
     let failed: Vec<&TrialRow> = rows.iter().filter(|r| r.status != "ok").collect();
@@ -181,13 +337,15 @@ pub fn sweep(a: &SweepArgs, quiet: bool) -> Result<()> {
         print_rows(&todo, &rows);
         println!(
             "sweep {}: {} trials in this shard ({index}/{count} of {total}): {} ran in {:.1} s \
-             ({:.1} trials/min, {jobs} jobs × {} threads), {earlier} done earlier, {} failed → {}",
+             ({:.1} trials/min, {jobs} jobs × {} threads, {} activity reads), {earlier} done \
+             earlier, {} failed → {}",
             file.name,
             todo.len() + earlier,
             rows.len(),
             wall,
             rows.len() as f64 / wall.max(1e-9) * 60.0,
             a.threads_per_trial,
+            cache.reads.load(std::sync::atomic::Ordering::Relaxed),
             failed.len(),
             dir.display()
         );

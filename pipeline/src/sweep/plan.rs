@@ -383,62 +383,100 @@ pub fn trial_id(dataset_name: &str, activity: &str, cfg: &TrainConfig) -> String
     format!("{h:016x}")
 }
 
-/// Resolves every spec against its dataset (`datasets` holds each [`DataKey`]'s data, read once),
-/// expanding `activity = "all"` (or no activity) to every activity of the data. Fails on the first
-/// trial whose settings do not resolve, naming it; duplicate trials (same id) are kept once.
-pub fn resolve(
-    specs: &[TrialSpec],
-    datasets: &BTreeMap<DataKey, (Dataset, crate::commands::Resolved)>,
-) -> Result<Vec<Trial>> {
+/// What planning knows of one activity: each video's (name, frames) and its label facts.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFacts {
+    pub videos: Vec<(String, usize)>,
+    pub labels: crate::run::LabelFacts,
+}
+
+/// A dataset as planning sees it: its name, D and per-activity facts, without its features (for
+/// a Parquet file these come from the index and the label column alone).
+#[derive(Debug, Clone)]
+pub struct DataFacts {
+    pub resolved: crate::commands::Resolved,
+    pub name: String,
+    pub dim: usize,
+    pub activities: BTreeMap<String, ActivityFacts>,
+}
+
+impl DataFacts {
+    /// The facts of a dataset in memory.
+    pub fn of(ds: &Dataset, resolved: crate::commands::Resolved) -> Self {
+        let mut activities: BTreeMap<String, Vec<&clot_datasets::Video>> = BTreeMap::new();
+        for v in &ds.videos {
+            activities.entry(v.activity.clone()).or_default().push(v);
+        }
+        DataFacts {
+            resolved,
+            name: ds.name.clone(),
+            dim: ds.dim,
+            activities: activities
+                .into_iter()
+                .map(|(a, vs)| {
+                    let facts = ActivityFacts {
+                        videos: vs.iter().map(|v| (v.name.clone(), v.frames())).collect(),
+                        labels: crate::run::LabelFacts::of(vs.iter().copied()),
+                    };
+                    (a, facts)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Resolves every spec against the facts of its dataset, expanding `activity = "all"` (or no
+/// activity) to every activity of the data. Fails on the first trial whose settings do not
+/// resolve, naming it; duplicate trials (same id) are kept once.
+pub fn resolve(specs: &[TrialSpec], data: &BTreeMap<DataKey, DataFacts>) -> Result<Vec<Trial>> {
     let mut trials = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, spec) in specs.iter().enumerate() {
-        let (ds, r) = datasets
+        let facts = data
             .get(&spec.data)
-            .context("internal: a sweep dataset was not loaded")?;
-        let activities: Vec<String> = if spec.activity.is_empty() || spec.activity == "all" {
-            ds.summary().activities.keys().cloned().collect()
+            .context("internal: a sweep dataset was not read")?;
+        let activities: Vec<&String> = if spec.activity.is_empty() || spec.activity == "all" {
+            facts.activities.keys().collect()
         } else {
-            vec![spec.activity.clone()]
+            vec![&spec.activity]
         };
+        let which = || format!("trial {} ({})", i + 1, describe(&spec.values));
         for activity in activities {
-            // the activity's videos: clones of Arrow-backed components share their buffers
-            let one = Dataset {
-                name: ds.name.clone(),
-                dim: ds.dim,
-                mapping: ds.mapping.clone(),
-                videos: ds
-                    .videos
-                    .iter()
-                    .filter(|v| v.activity == activity)
-                    .cloned()
-                    .collect(),
-            };
-            if one.videos.is_empty() {
+            let Some(act) = facts.activities.get(activity) else {
                 bail!(
-                    "trial {} ({}): no videos of activity `{activity}` in {}",
-                    i + 1,
-                    describe(&spec.values),
-                    r.spec
+                    "{}: no videos of activity `{activity}` in {} (it has: {})",
+                    which(),
+                    facts.resolved.spec,
+                    facts
+                        .activities
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
-            }
-            let resolved = crate::run::resolve_config(
-                r,
-                &one,
-                &activity,
+            };
+            let resolved = crate::run::resolve_config_from(
+                &facts.resolved,
+                facts.dim,
+                &act.labels,
+                activity,
                 &Overrides::default(),
                 &spec.settings,
             )
-            .with_context(|| format!("trial {} ({})", i + 1, describe(&spec.values)))?;
-            crate::train::check_videos(&resolved.cfg, &one.videos.iter().collect::<Vec<_>>())
-                .with_context(|| format!("trial {} ({})", i + 1, describe(&spec.values)))?;
-            let id = trial_id(&ds.name, &activity, &resolved.cfg);
+            .with_context(which)?;
+            crate::train::check_lengths(
+                &resolved.cfg,
+                facts.dim,
+                act.videos.iter().map(|(n, f)| (n.as_str(), *f)),
+            )
+            .with_context(which)?;
+            let id = trial_id(&facts.name, activity, &resolved.cfg);
             if seen.insert(id.clone()) {
                 trials.push(Trial {
                     id,
                     data: spec.data.clone(),
-                    dataset_name: ds.name.clone(),
-                    activity,
+                    dataset_name: facts.name.clone(),
+                    activity: activity.clone(),
                     cfg: resolved.cfg,
                     notes: resolved.notes,
                 });

@@ -6,8 +6,8 @@
 //! the others go on.
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Result, anyhow, bail};
@@ -28,14 +28,19 @@ pub struct PoolConfig {
     pub predictions: bool,
 }
 
-/// Runs one trial and writes its files; never panics out (a panic becomes a failed trial).
+/// Runs one trial on its videos (or records why they could not be read) and writes its files;
+/// never panics out (a panic becomes a failed trial).
 pub fn run_trial(
     out: &Path,
     sweep: &str,
     trial: &Trial,
-    videos: &[&Video],
+    videos: std::result::Result<&[&Video], &anyhow::Error>,
     predictions: bool,
 ) -> Result<TrialRow> {
+    let (videos, load_error): (&[&Video], _) = match videos {
+        Ok(v) => (v, None),
+        Err(e) => (&[], Some(format!("{e:#}"))),
+    };
     let start = Instant::now();
     let dir = trial_dir(out, sweep, &trial.id);
     let prov = Provenance::new(&trial.cfg, &trial.dataset_name, &trial.activity);
@@ -65,6 +70,9 @@ pub fn run_trial(
         peak_rss_mib: None,
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
+        if let Some(e) = &load_error {
+            bail!("{e}");
+        }
         let (trained, results, eval_s) = fit(&trial.cfg, videos, &ProgressBar::hidden())?;
         row.train_s = trained.seconds;
         row.eval_s = eval_s;
@@ -123,13 +131,15 @@ pub fn run_trial(
     Ok(row)
 }
 
-/// Runs `trials` (with `videos_of(trial)` their videos) on the pool; returns one row per trial in
-/// the order given. `bar` counts finished trials.
-pub fn run_all<'v>(
+/// Runs `trials` on the pool; `videos_of(trial)` gives a trial's videos (an error fails that
+/// trial) and `release(trial)` is called when it has ended. Returns one row per trial in the
+/// order given. `bar` counts finished trials.
+pub fn run_all(
     out: &Path,
     sweep: &str,
     trials: &[Trial],
-    videos_of: &(dyn Fn(&Trial) -> Vec<&'v Video> + Sync),
+    videos_of: &(dyn Fn(&Trial) -> Result<Arc<Vec<Video>>> + Sync),
+    release: &(dyn Fn(&Trial) + Sync),
     cfg: PoolConfig,
     bar: &ProgressBar,
 ) -> Result<Vec<TrialRow>> {
@@ -176,7 +186,15 @@ pub fn run_all<'v>(
                     running.fetch_add(1, Ordering::Relaxed);
                     show(bar);
                     let videos = videos_of(t);
-                    let r = pool.install(|| run_trial(out, sweep, t, &videos, cfg.predictions));
+                    let r = match &videos {
+                        Ok(vs) => {
+                            let refs: Vec<&Video> = vs.iter().collect();
+                            pool.install(|| run_trial(out, sweep, t, Ok(&refs), cfg.predictions))
+                        }
+                        Err(e) => run_trial(out, sweep, t, Err(e), cfg.predictions),
+                    };
+                    drop(videos);
+                    release(t);
                     running.fetch_sub(1, Ordering::Relaxed);
                     match r {
                         Ok(row) => {
