@@ -110,6 +110,24 @@ pub enum Command {
     ///   clot sweep big.toml --out /shared/results --shard 0/4 --resume
     #[command(verbatim_doc_comment)]
     Sweep(SweepArgs),
+    /// Summarise sweep results: configurations over seeds, the best one, tables and pictures
+    ///
+    /// Reads every trial.parquet below RESULTS. Trials that differ only in seed form one
+    /// configuration: mean ± std over seeds of MoF, F1 and mIoU (activity and video level), the
+    /// mean final loss and wall time, the share of collapsed runs; failed trials are counted and
+    /// listed, not averaged. The best configuration, per activity and overall, is chosen by ground
+    /// truth (--by, the oracle choice papers report) and label-free (the lowest mean final loss
+    /// within each graph: the losses of different graphs are not comparable). Writes
+    /// configurations.parquet/.csv, best.csv and pictures (PNG and SVG) of the metric against
+    /// each swept setting, the best configuration's training curves and, with predictions, its
+    /// segmentations.
+    ///
+    /// Examples:
+    ///   clot report sweeps
+    ///   clot report sweeps --by f1 --out sweeps/report-f1
+    ///   clot report sweeps --json
+    #[command(verbatim_doc_comment)]
+    Report(ReportArgs),
     /// Print a mode's stage graph: phases in order, each stage with what it reads and writes
     Explain(ExplainArgs),
 }
@@ -183,6 +201,25 @@ pub struct SweepArgs {
     #[arg(long)]
     pub predictions: bool,
     /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The results folder of `clot sweep --out` (every trial.parquet below it is read).
+    pub results: PathBuf,
+    /// Where the tables and pictures go. Default: RESULTS/report.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// The ground-truth metric the best configuration has the highest mean of.
+    #[arg(
+        long,
+        default_value = "mof",
+        value_parser = ["mof", "f1", "miou", "video_mof", "video_f1", "video_miou"]
+    )]
+    pub by: String,
+    /// Print JSON (configurations, best choices, files) instead of tables.
     #[arg(long)]
     pub json: bool,
 }

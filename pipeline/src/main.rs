@@ -27,6 +27,7 @@ fn main() {
         Command::Run(a) | Command::Train(a) => run::run(a, cli.quiet),
         Command::Eval(a) => run::eval(a, cli.quiet),
         Command::Sweep(a) => sweep::sweep(a, cli.quiet),
+        Command::Report(a) => sweep::report::report(a, cli.quiet),
         Command::Explain(a) => run::explain(a),
     };
     if let Err(e) = result {

@@ -13,6 +13,11 @@
 //! - [`curve`]: the training losses per step (total, frames, segments, refined: those present) as
 //!   lines over "step" and "cross-entropy", and, in a panel below sharing the step axis, the
 //!   validation MoF (0–1) of each epoch that has one. Without steps, a picture that says so.
+//! - [`error_bars`] (`clot report`): a metric against a setting, points with ± spread bars at the
+//!   plot's own x ticks (the swept values or categories), one colour per series, joined by lines
+//!   on a numeric axis and spread sideways around each category otherwise; legend below.
+//! - [`lines`] (`clot report`): several lines over one axis (the loss per step of each seed),
+//!   legend below.
 //!
 //! Pictures are 1200 px wide (text 15–26 px); the segments picture grows in height with its videos
 //! and legend. Every file is written to a temporary name beside the target and renamed into place;
@@ -1041,6 +1046,410 @@ impl Picture for CurveLayout {
                 .border_style(FRAME)
                 .label_font(legend_font())
                 .draw()
+                .map_err(draw_err)?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sweep reports: a metric against a setting (error bars), and several loss curves
+
+/// One point of an [`ErrorBarPlot`]: a mean and its spread at an x position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorPoint {
+    /// Position on the x axis (a setting's value, its log10, or a category's index).
+    pub x: f64,
+    pub mean: f64,
+    /// Half the bar's height (e.g. the sample standard deviation over seeds); `None` draws none.
+    pub spread: Option<f64>,
+}
+
+/// One series of an [`ErrorBarPlot`]: a label for the legend and its points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorSeries {
+    pub label: String,
+    pub points: Vec<ErrorPoint>,
+}
+
+/// What [`error_bars`] draws: points with vertical error bars over labelled x positions, one
+/// colour per series, joined by lines when the x axis is numeric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorBarPlot {
+    pub title: String,
+    pub subtitle: Option<String>,
+    pub x_label: String,
+    pub y_label: String,
+    /// The x axis's ticks: (position, label), e.g. the swept values or the categories at 0, 1, ….
+    pub ticks: Vec<(f64, String)>,
+    /// Join each series's points by a line (a numeric setting); otherwise the x axis holds
+    /// categories and the series are spread sideways around each category.
+    pub lines: bool,
+    /// The legend's heading, e.g. "mode".
+    pub legend_title: String,
+    pub series: Vec<ErrorSeries>,
+}
+
+/// Writes an error-bar chart to `png_path` and beside it with the extension `svg`.
+pub fn error_bars(png_path: &Path, plot: &ErrorBarPlot) -> Result<()> {
+    fonts()?;
+    write_pictures(png_path, &ErrorBarLayout::new(plot)?)
+}
+
+/// One line of a [`LinesPlot`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// What [`lines`] draws: several lines over one x axis (e.g. the loss per step of each seed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinesPlot {
+    pub title: String,
+    pub subtitle: Option<String>,
+    pub x_label: String,
+    pub y_label: String,
+    /// The legend's heading, e.g. "seed".
+    pub legend_title: String,
+    pub lines: Vec<Line>,
+}
+
+/// Writes a line chart to `png_path` and beside it with the extension `svg`.
+pub fn lines(png_path: &Path, plot: &LinesPlot) -> Result<()> {
+    fonts()?;
+    write_pictures(png_path, &LinesLayout::new(plot)?)
+}
+
+/// Height of the chart of [`error_bars`] and [`lines`], axes included.
+const CHART_HEIGHT: i32 = 540;
+
+/// The colour of the `i`-th series.
+fn series_colour(i: usize) -> RGBColor {
+    class_colour(i as i32)
+}
+
+/// The header, a chart area of [`CHART_HEIGHT`] below it and a legend below that.
+struct ChartFrame {
+    title: String,
+    subtitle: Option<String>,
+    chart_top: i32,
+    legend: Option<Legend>,
+    height: i32,
+}
+
+impl ChartFrame {
+    fn new(
+        title: &str,
+        subtitle: Option<&str>,
+        legend_title: &str,
+        entries: Vec<(RGBColor, String)>,
+    ) -> Result<Self> {
+        let chart_top = header_height(subtitle.is_some());
+        let mut y = chart_top + CHART_HEIGHT + 12;
+        let legend = if entries.is_empty() {
+            None
+        } else {
+            let legend = Legend::new(legend_title.to_owned(), entries, y)?;
+            y += legend.height();
+            Some(legend)
+        };
+        Ok(Self {
+            title: title.to_owned(),
+            subtitle: subtitle.map(str::to_owned),
+            chart_top,
+            legend,
+            height: y + 12,
+        })
+    }
+
+    /// Draws the header and the legend; returns the chart's area.
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<DrawingArea<DB, Shift>> {
+        header(root, &self.title, self.subtitle.as_deref())?;
+        if let Some(legend) = &self.legend {
+            legend.draw(root)?;
+        }
+        let (_, below) = root.split_vertically(self.chart_top as u32);
+        let (chart, _) = below.split_vertically(CHART_HEIGHT as u32);
+        Ok(chart.margin(0, 0, 10, 30))
+    }
+}
+
+fn axis_label_style() -> TextStyle<'static> {
+    TextStyle::from(font(SMALL_SIZE, false)).color(&INK)
+}
+
+fn axis_desc_style() -> TextStyle<'static> {
+    TextStyle::from(font(TEXT_SIZE, false)).color(&INK)
+}
+
+/// Tick labels with enough decimals to tell neighbouring ticks of `range` apart.
+fn number_label(v: f64, step: f64) -> String {
+    let decimals = if step > 0.0 && step.is_finite() {
+        (-step.log10()).ceil().clamp(0.0, 6.0) as usize
+    } else {
+        2
+    };
+    format!("{v:.decimals$}")
+}
+
+struct ErrorBarLayout {
+    plot: ErrorBarPlot,
+    frame: ChartFrame,
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+    /// Sideways offset of each series (x units).
+    offsets: Vec<f64>,
+}
+
+impl ErrorBarLayout {
+    fn new(plot: &ErrorBarPlot) -> Result<Self> {
+        let entries = plot
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (series_colour(i), s.label.clone()))
+            .collect();
+        let frame = ChartFrame::new(
+            &plot.title,
+            plot.subtitle.as_deref(),
+            &plot.legend_title,
+            entries,
+        )?;
+        let xs = plot.ticks.iter().map(|t| t.0).chain(
+            plot.series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.x)),
+        );
+        let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        let x_range = if lo > hi {
+            (-0.5, 0.5)
+        } else if !plot.lines {
+            (lo - 0.5, hi + 0.5)
+        } else if hi > lo {
+            (lo - 0.08 * (hi - lo), hi + 0.08 * (hi - lo))
+        } else {
+            (lo - 1.0, hi + 1.0)
+        };
+        let n = plot.series.len().max(1) as f64;
+        // categories: the series side by side within ±0.3; numbers: a nudge so equal points and
+        // their bars stay apart
+        let width = if plot.lines {
+            0.02 * (x_range.1 - x_range.0)
+        } else {
+            (0.15 * (n - 1.0)).min(0.6)
+        };
+        let offsets = (0..plot.series.len())
+            .map(|i| {
+                if plot.series.len() < 2 {
+                    0.0
+                } else {
+                    width * (i as f64 / (n - 1.0) - 0.5)
+                }
+            })
+            .collect();
+        let ys = plot.series.iter().flat_map(|s| {
+            s.points.iter().flat_map(|p| {
+                let d = p.spread.unwrap_or(0.0);
+                [p.mean - d, p.mean + d]
+            })
+        });
+        let ys: Vec<f64> = ys.filter(|v| v.is_finite()).collect();
+        let all_unit = ys.iter().all(|v| (0.0..=1.0).contains(v));
+        let mut y_range = padded(ys.iter().copied(), 0.12, None);
+        if all_unit {
+            y_range = (y_range.0.max(0.0), y_range.1.min(1.0));
+            if y_range.1 <= y_range.0 {
+                y_range = (0.0, 1.0);
+            }
+        }
+        Ok(Self {
+            plot: plot.clone(),
+            frame,
+            x_range,
+            y_range,
+            offsets,
+        })
+    }
+}
+
+impl Picture for ErrorBarLayout {
+    fn size(&self) -> (u32, u32) {
+        (WIDTH, self.frame.height as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let area = self.frame.draw(root)?;
+        let (x0, x1) = self.x_range;
+        let (y0, y1) = self.y_range;
+        let y_step = (y1 - y0) / 8.0;
+        let mut chart = ChartBuilder::on(&area)
+            .margin_right(20)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(draw_err)?;
+        // the x ticks are the plot's own (the swept values): drawn below, not plotters' round ones
+        chart
+            .configure_mesh()
+            .x_desc(self.plot.x_label.as_str())
+            .y_desc(self.plot.y_label.as_str())
+            .label_style(axis_label_style())
+            .axis_desc_style(axis_desc_style())
+            .x_labels(0)
+            .disable_x_mesh()
+            .y_label_formatter(&|v| number_label(*v, y_step))
+            .y_labels(9)
+            .y_max_light_lines(1)
+            .light_line_style(RGBColor(238, 238, 238))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .draw()
+            .map_err(draw_err)?;
+        let tick_style = text_style(SMALL_SIZE, false, INK, HPos::Center);
+        for (x, text) in &self.plot.ticks {
+            let (px, top) = chart.backend_coord(&(*x, y1));
+            let (_, bottom) = chart.backend_coord(&(*x, y0));
+            root.draw(&PathElement::new(
+                vec![(px, top), (px, bottom)],
+                RGBColor(225, 225, 225).stroke_width(1),
+            ))
+            .map_err(draw_err)?;
+            root.draw(&PathElement::new(
+                vec![(px, bottom), (px, bottom + 6)],
+                INK.stroke_width(1),
+            ))
+            .map_err(draw_err)?;
+            label(root, text, (px, bottom + 9), &tick_style)?;
+        }
+        for (i, s) in self.plot.series.iter().enumerate() {
+            let colour = series_colour(i);
+            let dx = self.offsets[i];
+            let mut points: Vec<&ErrorPoint> = s.points.iter().collect();
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            if self.plot.lines && points.len() > 1 {
+                chart
+                    .draw_series(LineSeries::new(
+                        points.iter().map(|p| (p.x + dx, p.mean)),
+                        colour.stroke_width(2),
+                    ))
+                    .map_err(draw_err)?;
+            }
+            for p in &points {
+                let (px, py) = chart.backend_coord(&(p.x + dx, p.mean));
+                if let Some(d) = p.spread.filter(|d| *d > 0.0 && d.is_finite()) {
+                    let (_, top) = chart.backend_coord(&(p.x + dx, p.mean + d));
+                    let (_, bottom) = chart.backend_coord(&(p.x + dx, p.mean - d));
+                    let style = colour.stroke_width(2);
+                    for path in [
+                        vec![(px, top), (px, bottom)],
+                        vec![(px - 7, top), (px + 7, top)],
+                        vec![(px - 7, bottom), (px + 7, bottom)],
+                    ] {
+                        root.draw(&PathElement::new(path, style))
+                            .map_err(draw_err)?;
+                    }
+                }
+                root.draw(&Circle::new((px, py), 6, colour.filled()))
+                    .map_err(draw_err)?;
+                root.draw(&Circle::new((px, py), 6, WHITE.stroke_width(1)))
+                    .map_err(draw_err)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct LinesLayout {
+    plot: LinesPlot,
+    frame: ChartFrame,
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+}
+
+impl LinesLayout {
+    fn new(plot: &LinesPlot) -> Result<Self> {
+        let entries = plot
+            .lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (series_colour(i), l.label.clone()))
+            .collect();
+        let frame = ChartFrame::new(
+            &plot.title,
+            plot.subtitle.as_deref(),
+            &plot.legend_title,
+            entries,
+        )?;
+        let finite = |v: &f64| v.is_finite();
+        let xs = plot
+            .lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.0))
+            .filter(finite);
+        let ys = plot
+            .lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .filter(finite);
+        Ok(Self {
+            plot: plot.clone(),
+            frame,
+            x_range: padded(xs, 0.0, None),
+            y_range: padded(ys, 0.05, None),
+        })
+    }
+}
+
+impl Picture for LinesLayout {
+    fn size(&self) -> (u32, u32) {
+        (WIDTH, self.frame.height as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let area = self.frame.draw(root)?;
+        if self.plot.lines.iter().all(|l| l.points.is_empty()) {
+            return label(
+                &area,
+                "no points",
+                (MARGIN, 10),
+                &text_style(TEXT_SIZE, false, SOFT_INK, HPos::Left),
+            );
+        }
+        let (x0, x1) = self.x_range;
+        let (y0, y1) = self.y_range;
+        let (x_step, y_step) = ((x1 - x0) / 10.0, (y1 - y0) / 8.0);
+        let mut chart = ChartBuilder::on(&area)
+            .margin_right(20)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.plot.x_label.as_str())
+            .y_desc(self.plot.y_label.as_str())
+            .label_style(axis_label_style())
+            .axis_desc_style(axis_desc_style())
+            .x_label_formatter(&|v| number_label(*v, x_step))
+            .y_label_formatter(&|v| number_label(*v, y_step))
+            .max_light_lines(1)
+            .light_line_style(RGBColor(238, 238, 238))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .draw()
+            .map_err(draw_err)?;
+        for (i, l) in self.plot.lines.iter().enumerate() {
+            let points = l
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite());
+            chart
+                .draw_series(LineSeries::new(points, series_colour(i).stroke_width(2)))
                 .map_err(draw_err)?;
         }
         Ok(())

@@ -13,6 +13,7 @@
 
 pub mod plan;
 pub mod pool;
+pub mod report;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
