@@ -175,7 +175,7 @@ pub struct EvalArgs {
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// The sweep file (TOML): fixed settings, [grid] lists, [random] draws (see the README).
+    /// The sweep file (TOML): fixed settings, `[grid]` lists, `[random]` draws (see the README).
     pub file: PathBuf,
     /// The results folder (the sweep goes under OUT/sweep=NAME).
     #[arg(long, short, default_value = "sweeps")]
