@@ -59,6 +59,7 @@ impl Provenance {
     pub(crate) fn metadata(&self, table: Table) -> HashMap<String, String> {
         let mut md = table.metadata();
         md.insert("clot.config_hash".into(), self.config.hash());
+        md.insert("clot.git_revision".into(), GIT_REVISION.into());
         md.insert("clot.seed".into(), self.config.seed.to_string());
         md.insert("clot.device".into(), "cpu".into());
         md.insert("clot.stages".into(), self.stages.join(","));
@@ -231,6 +232,9 @@ fn check_shapes(params: &ParamSet, cfg: &TrainConfig) -> std::result::Result<(),
     }
     Ok(())
 }
+
+/// The git revision this binary was built from (`pipeline/build.rs`), or "unknown".
+pub const GIT_REVISION: &str = env!("CLOT_GIT_REVISION");
 
 /// Metadata key of the configuration in a checkpoint.
 pub const CHECKPOINT_CONFIG: &str = "clot.config";

@@ -292,6 +292,31 @@ fn settings_are_typed_columns_and_failures_are_recorded() {
     for (id, (status, mof)) in &found {
         let row = read(&dir.join(format!("trial={id}")).join("trial.parquet"));
         let schema = row.schema();
+        let path = dir.join(format!("trial={id}")).join("trial.parquet");
+        let f = std::fs::File::open(&path).unwrap();
+        let builder =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).unwrap();
+        let md = builder.schema().metadata().clone();
+        for key in [
+            "clot.table",
+            "clot.schema_version",
+            "clot.crate_version",
+            "clot.git_revision",
+            "clot.config_hash",
+            "clot.seed",
+            "clot.device",
+        ] {
+            assert!(
+                md.get(key).is_some_and(|v| !v.is_empty()),
+                "{key} missing: {md:?}"
+            );
+        }
+        assert_eq!(md["clot.table"], "sweep_trial");
+        let rev = &md["clot.git_revision"];
+        assert!(
+            rev == "unknown" || (rev.len() == 12 && rev.chars().all(|c| c.is_ascii_hexdigit())),
+            "{rev}"
+        );
         let ty = |c: &str| schema.field_with_name(c).unwrap().data_type().clone();
         assert_eq!(ty("rho"), arrow_schema::DataType::Float32);
         assert_eq!(ty("seed"), arrow_schema::DataType::Int64);
