@@ -2,10 +2,13 @@
 //! (the SVG) and as ink (the PNG). `cargo test -p clot-pipeline --test plot -- --ignored` also
 //! writes previews to `/tmp/plots` (or `$CLOT_PLOT_DIR`) to look at.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use clot_pipeline::plot::{SegmentsPlot, curve, segments};
 use clot_pipeline::train::{CurvePoint, VideoResult};
+use common::svg_texts;
 
 const CLASSES: [&str; 8] = [
     "background",
@@ -162,18 +165,6 @@ fn curve_points(segments: bool, refined: bool, epochs: usize) -> Vec<CurvePoint>
         }
     }
     out
-}
-
-/// The text elements of an SVG, trimmed.
-fn svg_texts(path: &Path) -> Vec<String> {
-    let svg = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    svg.split("<text")
-        .skip(1)
-        .filter_map(|t| {
-            let body = &t[t.find('>')? + 1..];
-            Some(body[..body.find("</text>")?].trim().to_owned())
-        })
-        .collect()
 }
 
 #[track_caller]

@@ -6,34 +6,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
-use common::{clot, fails, json, ok, python_has};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-/// All rows of a Parquet file as one batch.
-fn read(path: &Path) -> RecordBatch {
-    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap();
-    let batches: Vec<RecordBatch> = r.map(|b| b.unwrap()).collect();
-    arrow_select::concat::concat_batches(&batches[0].schema(), &batches).unwrap()
-}
+use common::{clot, fails, json, ok, python_has, read, s, write};
 
 fn strings(b: &RecordBatch, col: &str) -> Vec<String> {
     let a = b.column_by_name(col).unwrap().as_string::<i32>();

@@ -62,3 +62,38 @@ pub fn python_has(modules: &str) -> bool {
     }
     true
 }
+
+/// A path as `&str` (test paths are UTF-8).
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+/// All rows of a Parquet file as one batch.
+pub fn read(path: &std::path::Path) -> arrow_array::RecordBatch {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let batches: Vec<arrow_array::RecordBatch> = r.map(|b| b.expect("batch")).collect();
+    arrow_select::concat::concat_batches(&batches[0].schema(), &batches).expect("concat")
+}
+
+/// The text elements of an SVG, trimmed.
+pub fn svg_texts(path: &std::path::Path) -> Vec<String> {
+    let svg = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        })
+        .collect()
+}
