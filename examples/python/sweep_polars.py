@@ -17,7 +17,8 @@ import polars as pl
 OUTCOME = {
     "sweep", "trial", "sweep_name", "trial_id", "status", "error", "videos", "unscored_videos",
     "frames", "mof", "f1", "miou", "video_mof", "video_f1", "video_miou", "clusters", "collapsed",
-    "final_loss", "train_s", "eval_s", "wall_s", "peak_rss_mib", "seed", "f1_seed",
+    "final_loss", "final_ot_objective", "train_s", "eval_s", "wall_s", "peak_rss_mib", "seed",
+    "f1_seed",
 }
 
 

@@ -16,7 +16,9 @@ use bevy_ecs::entity::Entity;
 use clot_datasets::Video;
 use clot_schemas::{FrameEmbeddings, VideoId};
 use clot_stages::actions::ACTIONS;
-use clot_stages::batch::{Batch, Input, LossValue, ModelConfig, Prediction, RunRng, VideoIndex};
+use clot_stages::batch::{
+    Batch, Input, LossValue, ModelConfig, OtObjective, Prediction, RunRng, VideoIndex,
+};
 use clot_stages::encode::init_params;
 use clot_stages::eval::{Metrics, activity_level, video_level};
 use clot_stages::graph::{Phase, Profile, StageGraph};
@@ -58,6 +60,9 @@ pub struct VideoResult {
     pub ground_truth: Option<Vec<i32>>,
     /// The plan's mass on the predicted action, per frame.
     pub confidence: Vec<f32>,
+    /// The ASOT objective at the plan the prediction comes from (evaluation settings): a
+    /// label-free signal, lower is a better fit.
+    pub ot_objective: Option<f64>,
 }
 
 /// Metrics of a run (when the videos have ground truth).
@@ -316,12 +321,14 @@ impl Session {
             };
             let (prediction, confidence) =
                 (pred.labels.as_slice().to_vec(), pred.confidence.clone());
+            let ot_objective = self.graph.world.get::<OtObjective>(e).map(|o| o.value);
             out.push(VideoResult {
                 name: v.name.clone(),
                 activity: v.activity.clone(),
                 prediction,
                 ground_truth: v.labels.as_ref().map(|l| l.as_slice().to_vec()),
                 confidence,
+                ot_objective,
             });
         }
         Ok(out)

@@ -74,6 +74,7 @@ fn video(
         confidence: vec![0.5; frames],
         prediction,
         ground_truth: labelled.then_some(gt),
+        ot_objective: None,
     }
 }
 

@@ -308,6 +308,13 @@ fn settings_are_typed_columns_and_failures_are_recorded() {
         assert_eq!(rho.value(0), 0.15);
         assert_eq!(strings(&row, "mlp"), ["64,128,40"]);
         assert_eq!(status == "ok", mof.is_some());
+        // the label-free signals: the final loss and the objective at the final plans
+        let objective = f64s(&row, "final_ot_objective")[0];
+        assert_eq!(
+            status == "ok",
+            objective.is_some_and(f64::is_finite),
+            "{objective:?}"
+        );
         if status == "failed" {
             let err = row.column_by_name("error").unwrap().as_string::<i32>();
             assert!(err.value(0).contains("non-finite"), "{}", err.value(0));

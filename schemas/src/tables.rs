@@ -169,6 +169,8 @@ impl Table {
                 f("clusters", UInt32, true),
                 f("collapsed", Boolean, true),
                 f("final_loss", Float64, true),
+                // mean over videos of the ASOT objective at the final plans
+                f("final_ot_objective", Float64, true),
                 f("train_s", Float64, false),
                 f("eval_s", Float64, false),
                 f("wall_s", Float64, false),

@@ -164,6 +164,16 @@ pub struct Prediction {
     pub confidence: Vec<f32>,
 }
 
+/// The ASOT objective at a video's plan of an evaluation pass ([`crate::ot::objective`]), written
+/// by each OT stage at evaluation; the last level solved (OT3 when refinement runs, else OT1) is
+/// the one the prediction comes from and the one that stays. A label-free fit signal.
+#[derive(Component, Debug, Clone, Copy, PartialEq)]
+pub struct OtObjective {
+    /// `ot1`, `ot2` or `ot3`.
+    pub level: &'static str,
+    pub value: f64,
+}
+
 /// The loss of the last forward pass and its parts (a resource; the driver resets it before each
 /// forward pass, each cross-entropy stage adds its term).
 #[derive(Resource, Debug, Clone, Default, PartialEq)]

@@ -64,6 +64,7 @@ pub fn run_trial(
         clusters: None,
         collapsed: None,
         final_loss: None,
+        final_ot_objective: None,
         train_s: 0.0,
         eval_s: 0.0,
         wall_s: 0.0,
@@ -93,6 +94,9 @@ pub fn run_trial(
         clusters.dedup();
         row.clusters = Some(clusters.len() as u32);
         row.collapsed = Some(2 * clusters.len() < trial.cfg.actions);
+        let objectives: Vec<f64> = results.iter().filter_map(|r| r.ot_objective).collect();
+        row.final_ot_objective = (!objectives.is_empty() && objectives.len() == results.len())
+            .then(|| objectives.iter().sum::<f64>() / objectives.len() as f64);
         write_curve(&dir.join("training_curve.parquet"), &prov, &trained.curve)?;
         if predictions {
             write_predictions(&dir.join("predictions.parquet"), &prov, &results)?;

@@ -1866,6 +1866,7 @@ fn read_predictions(path: &Path, activity: &str) -> Result<Vec<VideoResult>> {
                     prediction: Vec::new(),
                     ground_truth: Some(Vec::new()),
                     confidence: Vec::new(),
+                    ot_objective: None,
                 });
                 gt_missing.push(false);
             }

@@ -68,6 +68,9 @@ pub struct TrialRow {
     pub collapsed: Option<bool>,
     /// The last training step's loss: a label-free signal.
     pub final_loss: Option<f64>,
+    /// The mean over videos of the ASOT objective at the final plans (evaluation settings): a
+    /// second label-free signal, lower is a better fit.
+    pub final_ot_objective: Option<f64>,
     pub train_s: f64,
     pub eval_s: f64,
     pub wall_s: f64,
@@ -165,6 +168,7 @@ pub fn write_trial(path: &Path, prov: &Provenance, row: &TrialRow) -> Result<()>
         Arc::new(UInt32Array::from(vec![row.clusters])),
         Arc::new(BooleanArray::from(vec![row.collapsed])),
         fo(row.final_loss),
+        fo(row.final_ot_objective),
         f(row.train_s),
         f(row.eval_s),
         f(row.wall_s),

@@ -306,6 +306,73 @@ pub fn solve_batch(
     rayon::scope(|_| iterate(costs, b, n, k, valid, p, Isa::detect()))
 }
 
+/// The value of the ASOT objective (the module docs' problem) at a returned plan of one video:
+/// `plan` is N×K as [`solve`] returns it (valid rows sum to 1; it is scaled by 1/n internally, so
+/// that rows sum to p_i = 1/n), `cost` the N×K cost it was solved for. With the KL term as
+/// Σ_k c_k·log(c_k·K) over the column sums c (the term whose gradient the solver follows; 0
+/// with `balanced_actions`) and H(T) = Σ(−T log T + T). A label-free signal of how well the
+/// embeddings fit the actions: lower is a better fit. Cost: O(N·K) (the GW term by prefix sums).
+pub fn objective(
+    cost: &[f32],
+    plan: &[f32],
+    n: usize,
+    k: usize,
+    valid: usize,
+    p: &AsotParams,
+) -> f64 {
+    let nv = valid.min(n);
+    if nv == 0 || k == 0 || plan.len() < n * k || cost.len() < n * k {
+        return f64::NAN;
+    }
+    let scale = 1.0 / nv as f64;
+    let t = |i: usize, j: usize| plan[i * k + j] as f64 * scale;
+    let (alpha, eps) = (p.alpha as f64, p.eps as f64);
+    let mut linear = 0.0;
+    let mut entropy = 0.0;
+    let mut cols = vec![0.0f64; k];
+    for i in 0..nv {
+        for j in 0..k {
+            let x = t(i, j);
+            linear += cost[i * k + j] as f64 * x;
+            if x > 0.0 {
+                entropy += -x * x.ln() + x;
+            }
+            cols[j] += x;
+        }
+    }
+    // ⟨C_v T C_a, T⟩ = (1/r) Σ_i Σ_{0<|i−j|≤a} Σ_k U_jk T_ik with U = rowsum(T)·1ᵀ − T
+    let a = (n as f64 * p.radius as f64).floor() as usize;
+    let mut gw = 0.0;
+    if a > 0 && p.radius > 0.0 && alpha > 0.0 {
+        // prefix sums over the valid rows of U, per column
+        let mut pre = vec![0.0f64; (nv + 1) * k];
+        for i in 0..nv {
+            let row: f64 = (0..k).map(|j| t(i, j)).sum();
+            for j in 0..k {
+                pre[(i + 1) * k + j] = pre[i * k + j] + row - t(i, j);
+            }
+        }
+        for i in 0..nv {
+            let (lo, hi) = (i.saturating_sub(a), (i + a).min(nv - 1) + 1);
+            let row: f64 = (0..k).map(|j| t(i, j)).sum();
+            for j in 0..k {
+                let window = pre[hi * k + j] - pre[lo * k + j] - (row - t(i, j));
+                gw += window * t(i, j);
+            }
+        }
+        gw /= p.radius as f64;
+    }
+    let kl = if p.balanced_actions {
+        0.0
+    } else {
+        cols.iter()
+            .filter(|&&c| c > 0.0)
+            .map(|&c| c * (c * k as f64).ln())
+            .sum::<f64>()
+    };
+    (1.0 - alpha) * linear + alpha / 2.0 * gw + p.lambda_actions as f64 * kl - eps * entropy
+}
+
 fn iterate(
     costs: &[f32],
     b: usize,
@@ -1024,6 +1091,57 @@ mod tests {
     use super::*;
 
     /// The AVX2 build of the hot loops must give the portable build's bits, in every variant.
+    #[test]
+    fn objective_equals_a_dense_evaluation_and_falls_as_the_solver_runs() {
+        let (n, k, nv) = (40, 5, 33);
+        let cost: Vec<f32> = (0..n * k)
+            .map(|x| ((x * 37 % 101) as f32 / 101.0) * 2.0)
+            .collect();
+        let p = AsotParams {
+            radius: 0.1,
+            alpha: 0.5,
+            ..AsotParams::default()
+        };
+        let plan = solve(&cost, n, k, nv, &p).expect("solve");
+        // dense: C_v with a = ⌊N r⌋ over the valid rows, C_a = 11ᵀ − I
+        let a = (n as f64 * 0.1f64).floor() as usize;
+        let t = |i: usize, j: usize| plan[i * k + j] as f64 / nv as f64;
+        let mut gw = 0.0;
+        for i in 0..nv {
+            for m in 0..nv {
+                let d = i.abs_diff(m);
+                if d == 0 || d > a {
+                    continue;
+                }
+                for j in 0..k {
+                    let tca: f64 = (0..k).filter(|&l| l != j).map(|l| t(m, l)).sum();
+                    gw += tca * t(i, j) / p.radius as f64;
+                }
+            }
+        }
+        let mut lin = 0.0;
+        let mut h = 0.0;
+        let mut cols = vec![0.0; k];
+        for i in 0..nv {
+            for j in 0..k {
+                lin += cost[i * k + j] as f64 * t(i, j);
+                h += -t(i, j) * t(i, j).ln() + t(i, j);
+                cols[j] += t(i, j);
+            }
+        }
+        let kl: f64 = cols.iter().map(|c| c * (c * k as f64).ln()).sum();
+        let (al, la, ep) = (p.alpha as f64, p.lambda_actions as f64, p.eps as f64);
+        let dense = (1.0 - al) * lin + al / 2.0 * gw + la * kl - ep * h;
+        let fast = objective(&cost, &plan, n, k, nv, &p);
+        assert!(
+            (fast - dense).abs() < 1e-9 * dense.abs().max(1.0),
+            "{fast} vs {dense}"
+        );
+        // mirror descent lowers the objective from the uniform start
+        let start = solve(&cost, n, k, nv, &AsotParams { iters: 0, ..p }).expect("start");
+        assert!(objective(&cost, &start, n, k, nv, &p) > fast);
+    }
+
     #[test]
     fn every_instruction_set_gives_the_same_plan() {
         let (b, n, k) = (3, 700, 22);

@@ -9,5 +9,5 @@ pub mod asot;
 pub mod cost;
 pub mod simd;
 
-pub use asot::{AsotParams, OtError, StepSize, solve, solve_batch};
+pub use asot::{AsotParams, OtError, StepSize, objective, solve, solve_batch};
 pub mod stage;

@@ -21,10 +21,10 @@ use clot_schemas::{
 };
 
 use crate::actions::ACTIONS;
-use crate::batch::{Batch, Input, ModelConfig, RunRng, VideoIndex};
+use crate::batch::{Batch, Input, ModelConfig, OtObjective, RunRng, VideoIndex};
 use crate::graph::{Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo};
 use crate::ot::cost::{add_temporal_prior, cosine_cost, random_directions, swd_cost};
-use crate::ot::solve_batch;
+use crate::ot::{AsotParams, objective, solve_batch};
 use crate::params::Params;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -72,21 +72,38 @@ fn batch_costs<E: Component + Deref<Target = F32Matrix>>(
     Ok((costs.concat(), valid, rows))
 }
 
+/// Inserts each video's plan; at evaluation of a frame level (`params` given) also the objective
+/// at it ([`OtObjective`]): the segment level's plan is not what predictions come from.
 #[allow(clippy::too_many_arguments)]
 fn insert_plans<P: Component>(
     batch: &Batch,
-    plans: &[f32],
+    solved: (&[f32], &[f32], &[usize]),
     rows: usize,
     k: usize,
+    params: Option<&AsotParams>,
     name: &'static str,
     make: impl Fn(Vec<f32>, usize) -> Result<P, clot_schemas::SchemaError>,
     failures: &Failures,
     commands: &mut Commands<'_, '_>,
 ) {
-    for (&e, t) in batch.videos.iter().zip(plans.chunks_exact(rows * k)) {
+    let (costs, plans, valid) = solved;
+    for (v, (&e, t)) in batch
+        .videos
+        .iter()
+        .zip(plans.chunks_exact(rows * k))
+        .enumerate()
+    {
+        let c = &costs[v * rows * k..(v + 1) * rows * k];
+        let value = params
+            .filter(|_| !batch.train)
+            .map(|p| objective(c, t, rows, k, valid[v], p));
         match make(t.to_vec(), k) {
             Ok(t) => {
-                commands.entity(e).insert(t);
+                let mut ent = commands.entity(e);
+                ent.insert(t);
+                if let Some(value) = value {
+                    ent.insert(OtObjective { level: name, value });
+                }
             }
             Err(err) => failures.report(name, err),
         }
@@ -187,12 +204,14 @@ fn solve_frames(
         Ok(x) => x,
         Err(e) => return failures.report("ot1", e),
     };
-    match solve_batch(&costs, valid.len(), rows, k, &valid, cfg.ot(batch.train)) {
+    let params = cfg.ot(batch.train);
+    match solve_batch(&costs, valid.len(), rows, k, &valid, params) {
         Ok(plans) => insert_plans(
             batch,
-            &plans,
+            (&costs, &plans, &valid),
             rows,
             k,
+            Some(params),
             "ot1",
             |v, k| TransportPlan::from_vec(v, k, "OT1 plan"),
             failures,
@@ -226,19 +245,14 @@ fn solve_level<E: Component + Deref<Target = F32Matrix>, P: Component>(
             Ok(x) => x,
             Err(e) => return failures.report(name, e),
         };
-        match solve_batch(
-            &costs,
-            valid.len(),
-            rows,
-            cfg.actions,
-            &valid,
-            cfg.ot(batch.train),
-        ) {
+        let params = cfg.ot(batch.train);
+        match solve_batch(&costs, valid.len(), rows, cfg.actions, &valid, params) {
             Ok(plans) => insert_plans(
                 &batch,
-                &plans,
+                (&costs, &plans, &valid),
                 rows,
                 cfg.actions,
+                frames.then_some(params),
                 name,
                 make,
                 &failures,
@@ -267,7 +281,7 @@ impl Stage for Solve1Stage {
                     "Params(clusters)",
                     "RunRng(SWD directions)",
                 ],
-                writes: &["TransportPlan"],
+                writes: &["TransportPlan", "OtObjective"],
                 grad: Grad::Detached,
                 about: "T = ASOT(1 - F A^T + rho R + w_swd C_swd(F, A)), batched",
             }
@@ -276,7 +290,7 @@ impl Stage for Solve1Stage {
                 name: "ot1",
                 phase: Phase::Solve1,
                 reads: &["FrameEmbeddings", "Input(mask)", "Params(clusters)"],
-                writes: &["TransportPlan"],
+                writes: &["TransportPlan", "OtObjective"],
                 grad: Grad::Detached,
                 about: "T = ASOT(1 - F A^T + rho R), batched",
             }
@@ -329,7 +343,7 @@ impl Stage for Solve3Stage {
             name: "ot3",
             phase: Phase::Solve3,
             reads: &["RefinedFrames", "Input(mask)", "Params(clusters)"],
-            writes: &["RefinedPlan"],
+            writes: &["RefinedPlan", "OtObjective"],
             grad: Grad::Detached,
             about: "T_R = ASOT(1 - F_R A^T + rho R), batched",
         }
