@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{clot, fails, json, ok};
+use common::{clot, fails, json, ok, read, s};
 
 /// A 15-dimensional dataset with 12 classes (11 steps + background), as a standard-layout folder
 /// and as a Parquet file, written by `clot synth`.
@@ -47,10 +47,6 @@ impl Sensor {
     fn out(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// `clot train ... --json` with a short run.
@@ -161,7 +157,7 @@ fn unlabelled_data_trains_predicts_and_writes_no_metrics() {
     for f in ["summary.parquet", "video_metrics.parquet"] {
         assert!(!out.join(f).exists(), "{f} written without ground truth");
     }
-    let frames = read_column_len(&out.join("predictions.parquet"));
+    let frames = read(&out.join("predictions.parquet")).num_rows();
     let inspect = json(&["inspect", s(&d.folder), "--json"]);
     assert_eq!(
         frames,
@@ -356,6 +352,14 @@ fn activity_rules_choose_how_videos_group() {
 
 #[test]
 fn bad_videos_are_skipped_on_request_and_counted_in_the_summary() {
+    use arrow_array::cast::AsArray;
+    let read_u32 = |path: &Path, column: &str| {
+        read(path)
+            .column_by_name(column)
+            .unwrap()
+            .as_primitive::<arrow_array::types::UInt32Type>()
+            .value(0)
+    };
     let d = Sensor::new();
     let feats = d.folder.join("features/demo");
     let victim = std::fs::read_dir(&feats)
@@ -485,29 +489,6 @@ fn help_has_a_line_for_every_flag_and_groups_them() {
             "wrapped line `{c}` in\n{top}"
         );
     }
-}
-
-/// Rows of the first column of a Parquet file.
-fn read_column_len(path: &Path) -> usize {
-    use parquet::file::reader::FileReader;
-    let f = std::fs::File::open(path).unwrap();
-    let r = parquet::file::reader::SerializedFileReader::new(f).unwrap();
-    r.metadata().file_metadata().num_rows() as usize
-}
-
-/// The first value of a UInt32 column of a one-row Parquet table.
-fn read_u32(path: &Path, column: &str) -> u32 {
-    use arrow_array::cast::AsArray;
-    let f = std::fs::File::open(path).unwrap();
-    let mut r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap();
-    let b = r.next().unwrap().unwrap();
-    b.column_by_name(column)
-        .unwrap()
-        .as_primitive::<arrow_array::types::UInt32Type>()
-        .value(0)
 }
 
 #[test]
