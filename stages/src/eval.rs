@@ -8,13 +8,24 @@
 //! allowed; the Kuhn–Munkres solver of the `pathfinding` crate, O(n³) in the number of labels).
 //! MoF = matched frames / all frames. Frames whose ground truth is the excluded class are dropped
 //! before matching.
+//!
+//! The sampled F1 is stochastic; [`F1Rng`] picks its random stream. [`F1Rng::ChaCha8`] (the
+//! default, what [`activity_level`] and [`video_level`] use) is clot's own. [`F1Rng::Numpy`]
+//! replays ASOT's Python evaluation (`eval_f1` in `src/metrics.py` of `mingu6/action_seg_ot`)
+//! draw for draw: numpy's legacy global RNG ([`crate::numpy_rng`]) after `np.random.seed(f1_seed)`,
+//! `np.random.random_integers(lo, up, 15)` per segment and repetition, so it gives the very F1 that
+//! code gives after the same seed (the golden `f1_sampled_seed0` values, to the last bit).
 
 use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
 
 use pathfinding::kuhn_munkres::kuhn_munkres;
 use pathfinding::matrix::Matrix;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use crate::numpy_rng::RandomState;
 
 /// Why scoring failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +41,89 @@ pub enum EvalError {
     /// Nothing to score.
     #[error("{0}: no frames to score")]
     Empty(String),
+    /// An F1 seed numpy's legacy seeding refuses.
+    #[error("F1 seed {0}: numpy's np.random.seed takes 0..=4294967295 (2**32 - 1)")]
+    NumpySeed(u64),
+}
+
+/// The random stream of the sampled F1.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum F1Rng {
+    /// `ChaCha8Rng::seed_from_u64(f1_seed)`, one index per `random_range(lo..=up)`: clot's own
+    /// stream.
+    #[default]
+    ChaCha8,
+    /// numpy's legacy RNG after `np.random.seed(f1_seed)` (seeds 0..=2**32 − 1), consumed exactly
+    /// as ASOT's `eval_f1` consumes it.
+    Numpy,
+}
+
+impl F1Rng {
+    /// Every variant, in the order of [`F1Rng::NAMES`].
+    pub const ALL: [F1Rng; 2] = [F1Rng::ChaCha8, F1Rng::Numpy];
+    /// The accepted names (what [`fmt::Display`] prints and [`FromStr`] reads).
+    pub const NAMES: [&'static str; 2] = ["chacha8", "numpy"];
+
+    /// The name: "chacha8" or "numpy".
+    pub fn name(self) -> &'static str {
+        match self {
+            F1Rng::ChaCha8 => Self::NAMES[0],
+            F1Rng::Numpy => Self::NAMES[1],
+        }
+    }
+}
+
+impl fmt::Display for F1Rng {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name [`F1Rng::from_str`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown F1 RNG {0:?}: expected one of chacha8, numpy")]
+pub struct ParseF1RngError(pub String);
+
+impl FromStr for F1Rng {
+    type Err = ParseF1RngError;
+
+    /// "chacha8" or "numpy", ignoring ASCII case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| ParseF1RngError(s.to_string()))
+    }
+}
+
+/// The uniform index draws behind the sampled F1: implemented by `ChaCha8Rng` (clot's stream)
+/// and by [`RandomState`] (numpy's legacy stream, ASOT's draw order).
+pub trait F1Sampler {
+    /// One index uniform in `lo..=up`.
+    fn index(&mut self, lo: usize, up: usize) -> usize;
+}
+
+impl F1Sampler for ChaCha8Rng {
+    fn index(&mut self, lo: usize, up: usize) -> usize {
+        self.random_range(lo..=up)
+    }
+}
+
+impl F1Sampler for RandomState {
+    /// One value of `np.random.random_integers(lo, up)`; the 15 of one
+    /// `random_integers(lo, up, 15)` call are drawn one after the other in just this way, so 15
+    /// calls consume the stream exactly as that one call does (`lo == up` draws nothing).
+    fn index(&mut self, lo: usize, up: usize) -> usize {
+        self.random_integers(lo as i64, up as i64) as usize
+    }
+}
+
+/// The state after `np.random.seed(f1_seed)`.
+fn numpy_state(f1_seed: u64) -> Result<RandomState, EvalError> {
+    RandomState::from_u64(f1_seed).ok_or(EvalError::NumpySeed(f1_seed))
 }
 
 /// The result of matching predictions to ground truth.
@@ -175,12 +269,17 @@ pub const F1_SAMPLES: usize = 15;
 /// The sampled-F1 counts of one video: for each ground-truth segment [lo, up] (boundaries
 /// `[0] + changes + [len−1]`), 50 times draw 15 indices uniformly from [lo, up] inclusive; a hit
 /// when more than half carry the prediction matched to `gt[lo]`. Excluded frames are dropped first.
-pub fn f1_counts(
+///
+/// The draw order is ASOT's: repetition after repetition, each one over the segments in order,
+/// 15 indices per segment, segments of classes without a matched prediction included (they draw,
+/// then never hit, as ASOT's `eval_f1` draws before it looks the class up); `rng` is a
+/// `ChaCha8Rng` or a [`RandomState`].
+pub fn f1_counts<R: F1Sampler>(
     pred: &[i32],
     gt: &[i32],
     m: &Matching,
     exclude: Option<i32>,
-    rng: &mut ChaCha8Rng,
+    rng: &mut R,
 ) -> F1Counts {
     let keep: Vec<usize> = (0..gt.len()).filter(|&i| exclude != Some(gt[i])).collect();
     let (pred, gt): (Vec<i32>, Vec<i32>) = keep.iter().map(|&i| (pred[i], gt[i])).unzip();
@@ -197,11 +296,10 @@ pub fn f1_counts(
     for _ in 0..F1_REPEATS {
         for w in bd.windows(2) {
             let (lo, up) = (w[0], w[1]);
-            let Some(target) = m.pred_of(gt[lo]) else {
-                continue;
-            };
+            let target = m.pred_of(gt[lo]);
+            // an unmatched class never agrees (ASOT: tp = 0), whatever the draws
             let agree = (0..F1_SAMPLES)
-                .filter(|_| pred[rng.random_range(lo..=up)] == target)
+                .filter(|_| Some(pred[rng.index(lo, up)]) == target)
                 .count();
             c.hits += (agree * 2 > F1_SAMPLES) as usize;
         }
@@ -225,12 +323,39 @@ pub struct Metrics {
 }
 
 /// Activity-level ("full") metrics: one matching over all frames of all videos. The F1 RNG is
-/// ChaCha8 seeded with `f1_seed`.
+/// ChaCha8 seeded with `f1_seed` ([`activity_level_with`] and [`F1Rng::ChaCha8`]).
 pub fn activity_level(
     videos: &[(&[i32], &[i32])],
     exclude: Option<i32>,
     f1_seed: u64,
 ) -> Result<Metrics, EvalError> {
+    activity_level_with(videos, exclude, f1_seed, F1Rng::ChaCha8)
+}
+
+/// Activity-level ("full") metrics with the F1 drawn from `f1_rng`, seeded with `f1_seed`.
+///
+/// This is ASOT's activity-level F1 (`ClusteringMetrics('f1').compute` with the matching of the
+/// MoF): seed, then `eval_f1` on the concatenation of all videos in the given order (excluded
+/// frames dropped), `n_videos = videos.len()`. Over the concatenation the last segment of a
+/// video runs into the next video (and merges with its first one where the labels agree), and
+/// only the end of the last video closes a segment, as in ASOT; with [`F1Rng::Numpy`] the draws
+/// are ASOT's too.
+/// ASOT itself seeds once per program (`pl.seed_everything`) and scores from wherever the global
+/// stream stands by then; seeding right before the call is the one reproducible point, and the one
+/// the golden `f1_sampled_seed0` values were taken at.
+///
+/// Fails on videos whose prediction and ground truth differ in length, on no frames, and, for
+/// [`F1Rng::Numpy`], on a seed above 2**32 − 1 (numpy refuses it).
+pub fn activity_level_with(
+    videos: &[(&[i32], &[i32])],
+    exclude: Option<i32>,
+    f1_seed: u64,
+    f1_rng: F1Rng,
+) -> Result<Metrics, EvalError> {
+    let numpy = match f1_rng {
+        F1Rng::ChaCha8 => None,
+        F1Rng::Numpy => Some(numpy_state(f1_seed)?),
+    };
     for (v, (p, g)) in videos.iter().enumerate() {
         if p.len() != g.len() {
             return Err(EvalError::Length {
@@ -246,13 +371,17 @@ pub fn activity_level(
     if m.frames == 0 {
         return Err(EvalError::Empty("activity".into()));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(f1_seed);
-    let mut counts = F1Counts::default();
-    for (p, g) in videos {
-        let c = f1_counts(p, g, &m, exclude, &mut rng);
-        counts.hits += c.hits;
-        counts.segments += c.segments;
-    }
+    // ASOT gathers the frames of all videos and scores them as one sequence
+    let counts = match numpy {
+        Some(mut state) => f1_counts(&pred, &gt, &m, exclude, &mut state),
+        None => f1_counts(
+            &pred,
+            &gt,
+            &m,
+            exclude,
+            &mut ChaCha8Rng::seed_from_u64(f1_seed),
+        ),
+    };
     let classes = gt
         .iter()
         .filter(|&&g| exclude != Some(g))
@@ -265,17 +394,47 @@ pub fn activity_level(
     })
 }
 
-/// Video-level ("per") metrics: one matching per video, each metric averaged over videos.
+/// Video-level ("per") metrics: one matching per video, each metric averaged over videos. The F1
+/// RNG is ChaCha8 seeded with `f1_seed` ([`video_level_with`] and [`F1Rng::ChaCha8`]).
 pub fn video_level(
     videos: &[(&[i32], &[i32])],
     exclude: Option<i32>,
     f1_seed: u64,
 ) -> Result<(Metrics, Vec<Metrics>), EvalError> {
-    let mut rng = ChaCha8Rng::seed_from_u64(f1_seed);
+    video_level_with(videos, exclude, f1_seed, F1Rng::ChaCha8)
+}
+
+/// Video-level ("per") metrics with the F1 drawn from `f1_rng`, seeded once with `f1_seed`; the
+/// videos draw in order from the one stream.
+///
+/// [`F1Rng::Numpy`] is ASOT's `indep_eval_metrics`: `np.random.seed(f1_seed)`, then per video
+/// `eval_f1` with that video's own matching and `n_videos = 1`, the global stream running on from
+/// one video to the next. (ASOT seeds once per program and calls this per test batch; see
+/// [`activity_level_with`] for why clot seeds per call.)
+///
+/// Fails as [`activity_level_with`] does, and on no videos.
+pub fn video_level_with(
+    videos: &[(&[i32], &[i32])],
+    exclude: Option<i32>,
+    f1_seed: u64,
+    f1_rng: F1Rng,
+) -> Result<(Metrics, Vec<Metrics>), EvalError> {
+    match f1_rng {
+        F1Rng::ChaCha8 => video_level_by(videos, exclude, &mut ChaCha8Rng::seed_from_u64(f1_seed)),
+        F1Rng::Numpy => video_level_by(videos, exclude, &mut numpy_state(f1_seed)?),
+    }
+}
+
+/// [`video_level_with`] on a seeded sampler.
+fn video_level_by<R: F1Sampler>(
+    videos: &[(&[i32], &[i32])],
+    exclude: Option<i32>,
+    rng: &mut R,
+) -> Result<(Metrics, Vec<Metrics>), EvalError> {
     let mut per = Vec::with_capacity(videos.len());
     for (v, (p, g)) in videos.iter().enumerate() {
         let m = hungarian(p, g, exclude, &format!("video {v}"))?;
-        let c = f1_counts(p, g, &m, exclude, &mut rng);
+        let c = f1_counts(p, g, &m, exclude, rng);
         let classes = g
             .iter()
             .filter(|&&x| exclude != Some(x))
@@ -463,6 +622,116 @@ mod tests {
         let m = hungarian(&pred, &gt, None, "t").expect("ok");
         assert_eq!(m.mof(), 1.0);
         assert_eq!(m.pairs, vec![(3, 1), (5, 0), (9, 2)]);
+    }
+
+    #[test]
+    fn f1_rng_names_parse_and_serialise() {
+        assert_eq!(F1Rng::default(), F1Rng::ChaCha8);
+        for (r, name) in F1Rng::ALL.into_iter().zip(F1Rng::NAMES) {
+            assert_eq!(r.to_string(), name);
+            assert_eq!(name.parse::<F1Rng>(), Ok(r));
+            let json = serde_json::to_string(&r).expect("ser");
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<F1Rng>(&json).expect("de"), r);
+        }
+        assert_eq!("NumPy".parse::<F1Rng>(), Ok(F1Rng::Numpy));
+        let err = "mt19937".parse::<F1Rng>().expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "unknown F1 RNG \"mt19937\": expected one of chacha8, numpy"
+        );
+    }
+
+    /// Two videos, 3 clusters for 4 classes (one class unmatched), the first video ending and the
+    /// second starting on class 0 (their segments merge over the concatenation).
+    const GT_A: [i32; 40] = [
+        0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    const PR_A: [i32; 40] = [
+        11, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 10, 11, 11, 11, 12, 12, 12, 12, 12, 11,
+        12, 11, 11, 11, 11, 11, 10, 11, 10, 10, 10, 10, 10, 10, 10, 10, 10,
+    ];
+    const GT_B: [i32; 30] = [
+        0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0,
+    ];
+    const PR_B: [i32; 30] = [
+        12, 10, 10, 10, 10, 12, 12, 11, 10, 12, 12, 12, 12, 12, 10, 12, 12, 11, 11, 11, 11, 11, 11,
+        11, 11, 11, 10, 10, 11, 10,
+    ];
+
+    #[test]
+    fn numpy_f1_matches_asot_eval_f1() {
+        // Expected values: ASOT's eval_f1 (src/metrics.py of mingu6/action_seg_ot) run by numpy
+        // 2.4 on these labels, a plain Hungarian solver standing in for scipy's (the optimum is
+        // unique here). Activity: `np.random.seed(s)`, then `eval_f1(concat(pred), concat(gt), 2)`
+        // after filter_exclusions; video: `np.random.seed(s)`, then `eval_f1(p, g, 1)` per video
+        // in order, the stream running on. Skipping the draws of the unmatched class 3 would
+        // change most of these values.
+        let videos: [(&[i32], &[i32]); 2] = [(&PR_A, &GT_A), (&PR_B, &GT_B)];
+        // [activity, video A, video B] for each (exclude, seed)
+        let want: [[f64; 3]; 6] = [
+            [0.849999994989375, 0.8577777728204444, 1.068571423642939],
+            [0.8549999949893125, 0.8666666617091359, 1.1028571379276735],
+            [0.8474999949894063, 0.8488888839317532, 1.0914285664994288],
+            [0.9666666616505556, 1.1028571379276735, 1.12799999515488],
+            [0.9633333283172778, 1.1028571379276735, 1.1199999951552],
+            [0.9499999949841667, 1.0857142807853062, 1.15199999515392],
+        ];
+        let keys = [None, Some(1)]
+            .into_iter()
+            .flat_map(|x| [(x, 0), (x, 3), (x, 4294967295)]);
+        let cases = keys.zip(want).map(|((x, s), w)| (x, s, w[0], [w[1], w[2]]));
+        for (exclude, seed, activity, per) in cases {
+            let act = activity_level_with(&videos, exclude, seed, F1Rng::Numpy).expect("act");
+            assert_eq!(
+                act.f1, activity,
+                "activity F1, exclude {exclude:?}, seed {seed}"
+            );
+            let (mean, pv) = video_level_with(&videos, exclude, seed, F1Rng::Numpy).expect("per");
+            assert_eq!(
+                [pv[0].f1, pv[1].f1],
+                per,
+                "video F1, exclude {exclude:?}, seed {seed}"
+            );
+            assert_eq!(mean.f1, (per[0] + per[1]) / 2.0);
+            // the stream only changes the F1
+            let chacha = activity_level(&videos, exclude, seed).expect("chacha");
+            assert_eq!((chacha.mof, chacha.miou), (act.mof, act.miou));
+        }
+        // eval_mof / eval_miou on the concatenation
+        let act = activity_level_with(&videos, None, 0, F1Rng::Numpy).expect("act");
+        assert_eq!(
+            (act.mof, act.miou),
+            (0.7857142857142857, 0.5182266009852217)
+        );
+        let act = activity_level_with(&videos, Some(1), 0, F1Rng::Numpy).expect("act");
+        assert_eq!(
+            (act.mof, act.miou),
+            (0.8235294117647058, 0.6515151515151515)
+        );
+    }
+
+    #[test]
+    fn numpy_seed_range_and_chacha_wrappers() {
+        let videos: [(&[i32], &[i32]); 2] = [(&PR_A, &GT_A), (&PR_B, &GT_B)];
+        let big = 1u64 << 32;
+        assert_eq!(
+            activity_level_with(&videos, None, big, F1Rng::Numpy),
+            Err(EvalError::NumpySeed(big))
+        );
+        assert!(video_level_with(&videos, None, big, F1Rng::Numpy).is_err());
+        assert!(activity_level_with(&videos, None, big, F1Rng::ChaCha8).is_ok());
+        for seed in [0, 7, big] {
+            assert_eq!(
+                activity_level(&videos, None, seed),
+                activity_level_with(&videos, None, seed, F1Rng::ChaCha8)
+            );
+            assert_eq!(
+                video_level(&videos, Some(1), seed),
+                video_level_with(&videos, Some(1), seed, F1Rng::ChaCha8)
+            );
+        }
     }
 
     #[test]

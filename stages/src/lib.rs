@@ -13,7 +13,8 @@
 //! hand-written backward, generic over f32/f64 and checked against finite differences.
 //!
 //! Also: [`ot`] (the ASOT solver and cost terms), [`eval`] (Hungarian matching, MoF, F1, mIoU),
-//! [`kmeans`] (k-means++, initialises A), [`baselines`], [`sample`] and [`linalg`] (kernels).
+//! [`kmeans`] (k-means++, initialises A), [`baselines`], [`sample`] and [`linalg`] (kernels),
+//! [`record`] (the draw log that lets another implementation replay a run).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -29,10 +30,12 @@ pub mod kmeans;
 pub mod linalg;
 pub mod load;
 pub mod loss;
+pub mod numpy_rng;
 pub mod optim;
 pub mod ot;
 pub mod params;
 pub mod predict;
+pub mod record;
 pub mod refine;
 pub mod sample;
 

@@ -2,7 +2,8 @@
 //! reports and every gradient it accumulates (MLP, A, dispatch α/β, every decoder tensor) equal the
 //! f64 composition of the stage kernels given the graph's own (detached) plans. This catches a
 //! stage reading a stale component (a missing sync point) or a gradient path dropped between
-//! stages, which the per-kernel checks cannot see.
+//! stages, which the per-kernel checks cannot see. With dropout on, the masks the decoder drew
+//! are read back from the run's draw log ([`DrawLog`]) and given to the kernels.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +12,7 @@ mod common;
 use clot_schemas::{RefinedPlan, SegmentPlan, TransportPlan};
 use clot_stages::actions::{ACTIONS, ActionsStage};
 use clot_stages::batch::{ClotConfig, Input, LossValue};
-use clot_stages::decode::kernel::layout;
+use clot_stages::decode::kernel::{LayerDrops, layout};
 use clot_stages::decode::{self, DecodeStage};
 use clot_stages::dispatch::{self, DispatchStage};
 use clot_stages::encode::{self, EncodeStage};
@@ -20,6 +21,7 @@ use clot_stages::load::LoadStage;
 use clot_stages::loss::{Frames, LossStage, Refined, Segments};
 use clot_stages::ot::stage::{Solve1Stage, Solve2Stage, Solve3Stage};
 use clot_stages::params::{Grads, ParamSet, Params};
+use clot_stages::record::{DrawLog, Values};
 use clot_stages::refine::{Over, RefineStage};
 use common::{Model, Setup, clot_loss};
 use rand::{RngExt, SeedableRng};
@@ -27,11 +29,41 @@ use rand_chacha::ChaCha8Rng;
 
 #[test]
 fn clot_graph_loss_and_gradients_equal_the_f64_kernels() {
+    graph_equals_kernels(0.0);
+}
+
+#[test]
+fn clot_graph_with_dropout_equals_the_f64_kernels_given_its_masks() {
+    graph_equals_kernels(0.3);
+}
+
+/// The multipliers the decoder drew for batch slot `slot`, from the draw log.
+fn logged_drops(log: &DrawLog, slot: usize, layers: usize) -> Vec<LayerDrops<f64>> {
+    let get = |l: usize, site: &str| -> Vec<f64> {
+        let name = format!("/dropout/{slot}/{l}/{site}");
+        match &log.get(&name).unwrap_or_else(|| panic!("no {name}")).values {
+            Values::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            other => panic!("{name}: {other:?}"),
+        }
+    };
+    (0..layers)
+        .map(|l| LayerDrops {
+            self_attn: get(l, "self_attn"),
+            res1: get(l, "res1"),
+            cross_attn: get(l, "cross_attn"),
+            res2: get(l, "res2"),
+            ffn: get(l, "ffn"),
+            res3: get(l, "res3"),
+        })
+        .collect()
+}
+
+fn graph_equals_kernels(dropout: f32) {
     let (widths, k) = (vec![6usize, 10, 8], 3usize);
     let d = 8;
     let mut clot = ClotConfig::for_actions(k);
     clot.heads = 2;
-    clot.dropout = 0.0;
+    clot.dropout = dropout;
     let shape = clot.decoder_shape(d);
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let mut params = ParamSet::default();
@@ -58,6 +90,7 @@ fn clot_graph_loss_and_gradients_equal_the_f64_kernels() {
         .add_stage(LossStage(Refined));
     g.strict();
     g.initialize().unwrap();
+    g.world.insert_resource(DrawLog::default());
     let videos = common::run_ragged_batch(&mut g, params, &widths, k, clot, &mut rng);
 
     let p = g.world.resource::<Params>().0.clone();
@@ -79,7 +112,13 @@ fn clot_graph_loss_and_gradients_equal_the_f64_kernels() {
     let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
     let mut loss = 0.0;
     let mut grads: Option<Model> = None;
-    for &e in &videos {
+    let log = g.world.resource::<DrawLog>().clone();
+    for (slot, &e) in videos.iter().enumerate() {
+        let drops = (dropout > 0.0).then(|| logged_drops(&log, slot, shape.layers));
+        if let Some(dr) = &drops {
+            // the masks really drop something
+            assert!(dr[0].cross_attn.contains(&0.0) && dr[0].ffn.contains(&0.0));
+        }
         let input = g.world.get::<Input>(e).unwrap();
         let st = Setup {
             widths: widths.clone(),
@@ -90,7 +129,7 @@ fn clot_graph_loss_and_gradients_equal_the_f64_kernels() {
             t1: to64(g.world.get::<TransportPlan>(e).unwrap().as_slice()),
             t2: to64(g.world.get::<SegmentPlan>(e).unwrap().as_slice()),
             t3: to64(g.world.get::<RefinedPlan>(e).unwrap().as_slice()),
-            drops: None,
+            drops,
             rows: 2 * 13,
             seg_rows: 2 * shape.queries,
         };

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use clot_datasets::mapping::{Mapping, parse_labels};
 use clot_datasets::npy::parse_npy;
-use clot_stages::eval::{activity_level, hungarian, miou, segments, video_level};
+use clot_stages::eval::{
+    F1Rng, activity_level, activity_level_with, hungarian, miou, segments, video_level,
+};
 use clot_stages::ot::{AsotParams, StepSize, solve};
 
 fn shared() -> Option<PathBuf> {
@@ -100,11 +102,24 @@ fn check_example(video: &str, mapping: &str) {
         (mi - g["miou"].as_f64().expect("miou")).abs() < 1e-9,
         "mIoU {mi}"
     );
+    // numpy's stream, drawn as ASOT's eval_f1 draws: exactly the reference's F1, seed by seed
+    let numpy = |seed| {
+        activity_level_with(&[(&pred, &gt)], None, seed, F1Rng::Numpy)
+            .expect("f1")
+            .f1
+    };
+    let want0 = g["f1_sampled_seed0"].as_f64().expect("f1 seed 0");
+    assert_eq!(numpy(0), want0, "{video}: numpy F1, seed 0");
+    let np_mean = (0..200).map(numpy).sum::<f64>() / 200.0;
+    let want = g["f1_sampled_mean_seeds_0_199"].as_f64().expect("f1 mean");
+    assert!(
+        (np_mean - want).abs() < 1e-12,
+        "{video}: numpy F1 mean {np_mean} vs {want}"
+    );
     let f1s: Vec<f64> = (0..200)
         .map(|s| activity_level(&[(&pred, &gt)], None, s).expect("f1").f1)
         .collect();
     let mean = f1s.iter().sum::<f64>() / 200.0;
-    let want = g["f1_sampled_mean_seeds_0_199"].as_f64().expect("f1 mean");
     eprintln!("{video}: sampled F1 mean over 200 seeds {mean:.4} (reference {want:.4})");
     assert!((mean - want).abs() < 0.005, "F1 mean {mean} vs {want}");
     for (i, row) in plan.chunks(k).enumerate() {

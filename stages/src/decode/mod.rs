@@ -3,7 +3,7 @@
 //! queries and writes S = normalize(Decoder(·)) as `SegmentEmbeddings` (K′×d), SPEC §2.
 //!
 //! Dropout masks are drawn from the run's RNG in batch order (training only), so a seed fixes
-//! them. Backward turns [`SegmentGrad`] into the decoder's parameter gradients and adds dL/dF to
+//! them; a [`DrawLog`] records them as `dropout/<slot>/<layer>/<site>`. Backward turns [`SegmentGrad`] into the decoder's parameter gradients and adds dL/dF to
 //! [`EmbeddingGrad`]. Parameters use PyTorch's names ([`kernel::layout`]). Kernel in [`kernel`].
 //! Cost per video and layer O(K′·N·d + K′·d²).
 
@@ -21,6 +21,7 @@ use crate::graph::{
 };
 use crate::linalg::add_into;
 use crate::params::{Grads, ParamSet, Params};
+use crate::record::DrawLog;
 use kernel::{DecoderCache, DecoderShape, LayerDrops, layout};
 
 /// Adds the decoder's tensors, initialised as the reference: matrices Xavier-uniform (the packed
@@ -85,6 +86,7 @@ fn decode(
     cfg: Res<'_, ModelConfig>,
     params: Res<'_, Params>,
     mut rng: ResMut<'_, RunRng>,
+    mut log: Option<ResMut<'_, DrawLog>>,
     q: Query<'_, '_, (&FrameEmbeddings, &Input)>,
     failures: Res<'_, Failures>,
     profile: Res<'_, Profile>,
@@ -113,6 +115,9 @@ fn decode(
                 .map(|_| kernel::draw_drops(&shape, f.rows(), cfg.clot.dropout as f64, &mut u))
                 .collect::<Vec<_>>()
         });
+        if let (Some(log), Some(drops)) = (log.as_deref_mut(), &drops) {
+            record_drops(log, work.len(), &shape, f.rows(), drops);
+        }
         work.push((e, f, input.mask_vec(), drops));
     }
     let out: Vec<_> = work
@@ -132,6 +137,30 @@ fn decode(
                 }
             }
             Err(err) => failures.report("decode", err),
+        }
+    }
+}
+
+/// Records the dropout multipliers of batch slot `slot` as `dropout/<slot>/<layer>/<site>`.
+fn record_drops(
+    log: &mut DrawLog,
+    slot: usize,
+    s: &kernel::DecoderShape,
+    n: usize,
+    drops: &[LayerDrops<f32>],
+) {
+    let (h, kq, d) = (s.heads, s.queries, s.d);
+    for (l, dr) in drops.iter().enumerate() {
+        let sites = [
+            ("self_attn", vec![h, kq, kq], &dr.self_attn),
+            ("res1", vec![kq, d], &dr.res1),
+            ("cross_attn", vec![h, kq, n], &dr.cross_attn),
+            ("res2", vec![kq, d], &dr.res2),
+            ("ffn", vec![kq, s.ffn], &dr.ffn),
+            ("res3", vec![kq, d], &dr.res3),
+        ];
+        for (site, shape, v) in sites {
+            log.scoped_f32(&format!("dropout/{slot}/{l}/{site}"), shape, v.clone());
         }
     }
 }

@@ -4,8 +4,9 @@
 //! eval ones.
 //!
 //! * OT1 (Phase::Solve1): T = ASOT(1 − F Aᵀ + ρ·R(N,K) [+ w_swd·C_swd(F, A)]) → `TransportPlan`.
-//!   The SWD directions are drawn fresh per call: from the run's RNG in training, from a per-video
-//!   seeded RNG at evaluation.
+//!   The SWD directions are drawn fresh per call and per video: from the run's RNG in training,
+//!   from a per-video seeded RNG at evaluation; a [`DrawLog`] records them as `swd/<slot>`, and
+//!   each level's costs as `cost/<level>/<slot>`.
 //! * OT2 (Phase::Solve2): T_S = ASOT(1 − S Aᵀ + ρ·R(K′,K)) → `SegmentPlan` (all rows valid).
 //! * OT3 (Phase::Solve3): T_R = ASOT(1 − F_R Aᵀ + ρ·R(N,K)) → `RefinedPlan`.
 //!
@@ -26,6 +27,7 @@ use crate::graph::{Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, S
 use crate::ot::cost::{add_temporal_prior, cosine_cost, random_directions, swd_cost};
 use crate::ot::{AsotParams, objective, solve_batch};
 use crate::params::Params;
+use crate::record::DrawLog;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -115,6 +117,7 @@ fn solve1(
     batch: Res<'_, Batch>,
     cfg: Res<'_, ModelConfig>,
     params: Res<'_, Params>,
+    mut log: Option<ResMut<'_, DrawLog>>,
     q: Query<'_, '_, (&FrameEmbeddings, &Input)>,
     failures: Res<'_, Failures>,
     profile: Res<'_, Profile>,
@@ -126,6 +129,7 @@ fn solve1(
         &params,
         &q,
         Vec::new(),
+        log.as_deref_mut(),
         &failures,
         &profile,
         &mut commands,
@@ -141,6 +145,7 @@ fn solve1_swd(
     cfg: Res<'_, ModelConfig>,
     params: Res<'_, Params>,
     mut rng: ResMut<'_, RunRng>,
+    mut log: Option<ResMut<'_, DrawLog>>,
     q: Query<'_, '_, (&FrameEmbeddings, &Input)>,
     index: Query<'_, '_, &VideoIndex>,
     failures: Res<'_, Failures>,
@@ -148,7 +153,7 @@ fn solve1_swd(
     mut commands: Commands<'_, '_>,
 ) {
     let (p, d) = (cfg.clot.swd.projections, cfg.dim());
-    let thetas = batch
+    let thetas: Vec<Vec<f32>> = batch
         .videos
         .iter()
         .enumerate()
@@ -164,12 +169,18 @@ fn solve1_swd(
             }
         })
         .collect();
+    if let Some(log) = log.as_deref_mut() {
+        for (slot, t) in thetas.iter().enumerate() {
+            log.scoped_f32(&format!("swd/{slot}"), vec![p, d], t.clone());
+        }
+    }
     solve_frames(
         &batch,
         &cfg,
         &params,
         &q,
         thetas,
+        log.as_deref_mut(),
         &failures,
         &profile,
         &mut commands,
@@ -183,6 +194,7 @@ fn solve_frames(
     params: &Params,
     q: &Query<'_, '_, (&FrameEmbeddings, &Input)>,
     thetas: Vec<Vec<f32>>,
+    log: Option<&mut DrawLog>,
     failures: &Failures,
     profile: &Profile,
     commands: &mut Commands<'_, '_>,
@@ -204,6 +216,7 @@ fn solve_frames(
         Ok(x) => x,
         Err(e) => return failures.report("ot1", e),
     };
+    record_costs(log, "ot1", &costs, rows, k);
     let params = cfg.ot(batch.train);
     match solve_batch(&costs, valid.len(), rows, k, &valid, params) {
         Ok(plans) => insert_plans(
@@ -221,6 +234,14 @@ fn solve_frames(
     }
 }
 
+/// Records each video's cost as `cost/<level>/<slot>` when the run records.
+fn record_costs(log: Option<&mut DrawLog>, level: &str, costs: &[f32], rows: usize, k: usize) {
+    let Some(log) = log else { return };
+    for (slot, c) in costs.chunks_exact((rows * k).max(1)).enumerate() {
+        log.scoped_f32(&format!("cost/{level}/{slot}"), vec![rows, k], c.to_vec());
+    }
+}
+
 // the system's parameter list is its type: a bevy system with one parameter per resource/query
 #[allow(clippy::type_complexity)]
 fn solve_level<E: Component + Deref<Target = F32Matrix>, P: Component>(
@@ -231,12 +252,13 @@ fn solve_level<E: Component + Deref<Target = F32Matrix>, P: Component>(
     Res<'_, Batch>,
     Res<'_, ModelConfig>,
     Res<'_, Params>,
+    Option<ResMut<'_, DrawLog>>,
     Query<'_, '_, (&E, &Input)>,
     Res<'_, Failures>,
     Res<'_, Profile>,
     Commands<'_, '_>,
 ) {
-    move |batch, cfg, params, q, failures, profile, mut commands| {
+    move |batch, cfg, params, mut log, q, failures, profile, mut commands| {
         let _span = profile.span(name);
         let Some(a) = params.0.get(ACTIONS) else {
             return failures.report(name, "missing parameter clusters");
@@ -245,6 +267,7 @@ fn solve_level<E: Component + Deref<Target = F32Matrix>, P: Component>(
             Ok(x) => x,
             Err(e) => return failures.report(name, e),
         };
+        record_costs(log.as_deref_mut(), name, &costs, rows, cfg.actions);
         let params = cfg.ot(batch.train);
         match solve_batch(&costs, valid.len(), rows, cfg.actions, &valid, params) {
             Ok(plans) => insert_plans(
