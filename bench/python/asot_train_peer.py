@@ -3,7 +3,7 @@ in PyTorch, the way the reference implementation does it: nn.Sequential MLP, aut
 torch.optim.Adam with weight_decay, the ASOT solver with conv1d for the GW term, k-means++
 initialisation of the action embeddings, evaluation on full-length videos with Hungarian matching.
 
-Usage: python3 asot_train_peer.py <Breakfast root> <activity> <K> <seed> <threads> <val_every>
+Usage: python3 asot_train_peer.py <Breakfast root> <activity> <K> <seed> <threads> <val_every> [predictions.json]
 Prints one JSON object: seconds from interpreter start (imports included) to the end, training
 seconds, activity-level MoF, peak RSS.
 """
@@ -37,9 +37,11 @@ def load(root, activity):
         i, name = line.split()
         mapping[name] = int(i)
     videos = []
-    for f in sorted(glob.glob(os.path.join(root, "features", activity, "*.txt"))):
+    files = glob.glob(os.path.join(root, "features", activity, "*.txt"))
+    files += glob.glob(os.path.join(root, "features", activity, "*.npy"))
+    for f in sorted(files, key=lambda f: os.path.splitext(os.path.basename(f))[0]):
         name = os.path.splitext(os.path.basename(f))[0]
-        x = np.loadtxt(f).astype(np.float32)
+        x = (np.load(f) if f.endswith(".npy") else np.loadtxt(f)).astype(np.float32)
         gt = [mapping[l.strip()] for l in open(os.path.join(root, "groundTruth", name)) if l.strip()]
         videos.append((name, x, np.array(gt[: len(x)])))
     return videos
@@ -73,24 +75,24 @@ def crop(x, mode, rng):
     return torch.from_numpy(feats), torch.from_numpy(mask), idx[:valid]
 
 
-def temporal_prior(n, k):
+def temporal_prior(n, k, rho=RHO):
     i = torch.arange(n, dtype=torch.float32)[:, None] / n
     j = torch.arange(k, dtype=torch.float32)[None, :] / k
-    return RHO * (i - j).abs()
+    return rho * (i - j).abs()
 
 
-def asot(cost, mask, eps, alpha, lam):
+def asot(cost, mask, eps, alpha, lam, radius=RADIUS, iters=ITERS):
     B, N, K = cost.shape
     nnz = mask.sum(1).to(cost.dtype)
     T = (mask[..., None].to(cost.dtype) / nnz[:, None, None] / K).expand(B, N, K).clone()
-    a = int(N * RADIUS)
-    kernel = torch.ones(1, 1, 2 * a + 1)
-    for it in range(ITERS):
+    a = int(N * radius)
+    kernel = torch.ones(1, 1, 2 * a + 1, dtype=cost.dtype)
+    for it in range(iters):
         U = T.sum(2, keepdim=True) - T
         if a > 0:
             Ut = U.transpose(1, 2).reshape(B * K, 1, N)
             box = F.conv1d(Ut, kernel, padding=a).reshape(B, K, N).transpose(1, 2)
-            GW = (box - U) / RADIUS * mask[..., None]
+            GW = (box - U) / radius * mask[..., None]
         else:
             GW = torch.zeros_like(T)
         G = (alpha * GW + (1 - alpha) * cost + eps * torch.log(T + 1e-12)
@@ -119,6 +121,13 @@ def kmeans_pp(x, k, rng, iters=300):
             if (assign == j).any():
                 c[j] = x[assign == j].mean(0)
     return c
+
+
+def write_predictions(path, names, preds, gts):
+    """Writes {"videos": [...], "pred": [[...]], "gt": [[...]]} (full-length, dataset order)."""
+    with open(path, "w") as f:
+        json.dump({"videos": names, "pred": [np.asarray(p).tolist() for p in preds],
+                   "gt": [np.asarray(g).tolist() for g in gts]}, f)
 
 
 def mof(preds, gts):
@@ -189,6 +198,8 @@ def main():
         preds.append(predict(x, mask, EVAL))
         gts.append(gt)
     end = time.perf_counter()
+    if len(sys.argv) > 7:  # the final predictions, for scoring with clot's metric code
+        write_predictions(sys.argv[7], [v[0] for v in videos], preds, gts)
     print(json.dumps({
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "wall_s": end - T_START, "import_s": T_IMPORTED - T_START, "train_s": train_s,

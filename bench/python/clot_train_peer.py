@@ -4,7 +4,7 @@ dispatching, the SWD cost (`released`), the parallel decoder (nn.MultiheadAttent
 positions on values, dropout 0.1), OT2, cross-attention refinement and OT3, with the three
 cross-entropies and the prediction from T_R.
 
-Usage: python3 clot_train_peer.py <Breakfast root> <activity> <K> <seed> <threads> <val_every>
+Usage: python3 clot_train_peer.py <Breakfast root> <activity> <K> <seed> <threads> <val_every> [predictions.json]
 Prints one JSON object like the ASOT peer.
 """
 import time
@@ -170,6 +170,8 @@ def main():
         preds.append(predict(x, mask))
         gts.append(gt)
     end = time.perf_counter()
+    if len(sys.argv) > 7:  # the final predictions, for scoring with clot's metric code
+        base.write_predictions(sys.argv[7], [v[0] for v in videos], preds, gts)
     print(json.dumps({
         "torch": torch.__version__, "threads": torch.get_num_threads(),
         "wall_s": end - T_START, "import_s": T_IMPORTED - T_START, "train_s": train_s,

@@ -8,16 +8,22 @@
 //!   stage ([`modes`]).
 //! * `clot-bench train`: the whole Breakfast coffee training run against a PyTorch script of the
 //!   same training ([`train`]).
+//! * `clot-bench fidelity`: clot against the PyTorch peers over many seeds, same metric code,
+//!   paired differences ([`fidelity`]).
+//! * `clot-bench trajectory`: a recorded run against the PyTorch peer's replay of the same
+//!   draws, step by step ([`trajectory`]).
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
 
+mod fidelity;
 mod io;
 mod modes;
 mod solver;
 mod train;
+mod trajectory;
 
 /// Median wall time of `repeats` runs of `f`.
 pub(crate) fn median_time(repeats: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
@@ -56,8 +62,10 @@ fn main() -> Result<()> {
         Some("solver") => solver::run(&args[1..]),
         Some("train") => train::run(&args[1..]),
         Some("modes") => modes::run(&args[1..]),
+        Some("trajectory") => trajectory::run(&args[1..]),
+        Some("fidelity") => fidelity::run(&args[1..]),
         _ => bail!(
-            "usage:\n  clot-bench io [--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]\n  clot-bench solver [--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]\n  clot-bench train [--mode asot|clot] [--data DIR] [--seeds N] [--repeats R] [--val-every E] [--python EXE] [--json]\n  clot-bench modes [--data DIR] [--seeds N] [--json] [-- <clot train flags>]"
+            "usage:\n  clot-bench io [--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]\n  clot-bench solver [--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]\n  clot-bench train [--mode asot|clot] [--data DIR] [--seeds N] [--repeats R] [--val-every E] [--python EXE] [--json]\n  clot-bench modes [--data DIR] [--seeds N] [--json] [-- <clot train flags>]\n  clot-bench fidelity [--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--mode clot,asot] [--python EXE] [--json]\n  clot-bench trajectory [--data DIR] [--mode clot,asot] [--seed S] [--python EXE] [--json] [--root DIR -- <clot train flags>]"
         ),
     }
 }

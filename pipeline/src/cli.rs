@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clot_stages::eval::F1Rng;
 
 /// clot: unsupervised temporal action segmentation with closed-loop optimal transport.
 ///
@@ -153,6 +154,12 @@ pub struct RunArgs {
     /// Videos drawn in segments.png.
     #[arg(long, default_value_t = 6, help_heading = "Output")]
     pub plot_videos: usize,
+    /// Also write every random draw of the run (initial parameters with the k-means A, each
+    /// epoch's video order, each batch's sampled frames, SWD directions, dropout masks) and each
+    /// step's losses and parameters to this safetensors file, for the PyTorch peer to replay
+    /// (`bench/python/trajectory_peer.py`, `clot-bench trajectory`).
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub record_draws: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -472,6 +479,10 @@ pub struct SolveArgs {
     /// Seed of the sampled F1 (with --gt).
     #[arg(long, default_value_t = 0, requires = "gt", help_heading = "Scoring")]
     pub f1_seed: u64,
+    /// Random stream of the sampled F1 (with --gt): chacha8 (clot's) or numpy (numpy's legacy
+    /// RandomState, drawn as ASOT's evaluation draws: the F1 ASOT prints for the same seed).
+    #[arg(long, value_name = "RNG", default_value_t = F1Rng::ChaCha8, requires = "gt", help_heading = "Scoring")]
+    pub f1_rng: F1Rng,
     /// Folder to write `plan.parquet` and `segmentation.parquet` into.
     #[arg(long, short, help_heading = "Output")]
     pub out: Option<PathBuf>,

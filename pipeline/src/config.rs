@@ -9,9 +9,14 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use clot_datasets::{COMMON, Preset};
 use clot_stages::batch::ClotConfig;
+use clot_stages::eval::F1Rng;
 use clot_stages::ot::cost::{SwdParams, SwdVariant};
 use clot_stages::ot::{AsotParams, StepSize};
 use serde::{Deserialize, Serialize};
+
+fn is_chacha8(r: &F1Rng) -> bool {
+    *r == F1Rng::ChaCha8
+}
 
 /// A fully resolved run configuration (also written to the run folder and the checkpoint).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +59,11 @@ pub struct TrainConfig {
     pub kmeans_iters: usize,
     /// Seed of the sampled F1.
     pub f1_seed: u64,
+    /// Random stream of the sampled F1: `chacha8` (clot's) or `numpy` (ASOT's evaluation, draw
+    /// for draw). Left out of the TOML when `chacha8`, so configurations (and sweep trial ids)
+    /// from before the key existed stay the same.
+    #[serde(default, skip_serializing_if = "is_chacha8")]
+    pub f1_rng: F1Rng,
     /// A ground-truth id excluded from the metrics.
     pub exclude: Option<i32>,
     /// Score the validation crops every this many epochs (0: never).
@@ -107,6 +117,7 @@ impl TrainConfig {
             standardise: p.standardise,
             kmeans_iters: 300,
             f1_seed: 0,
+            f1_rng: F1Rng::ChaCha8,
             exclude: p.exclude,
             val_every: 1,
             swd_variant: "released".into(),
@@ -382,6 +393,10 @@ pub struct Overrides {
     /// Seed of the sampled F1.
     #[arg(long, help_heading = "Training")]
     pub f1_seed: Option<u64>,
+    /// Random stream of the sampled F1: chacha8 (clot's, the default) or numpy (numpy's legacy
+    /// RandomState, drawn as ASOT's evaluation draws: the F1 ASOT prints for the same seed).
+    #[arg(long, value_name = "RNG", help_heading = "Training")]
+    pub f1_rng: Option<F1Rng>,
     /// A ground-truth id excluded from the metrics.
     #[arg(long, allow_hyphen_values = true, help_heading = "Training")]
     pub exclude: Option<i32>,
@@ -456,6 +471,7 @@ impl Overrides {
             standardise,
             kmeans_iters,
             f1_seed,
+            f1_rng,
             val_every,
             without,
             swd_variant,

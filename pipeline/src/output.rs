@@ -266,6 +266,45 @@ pub fn write_checkpoint(path: &Path, params: &ParamSet, cfg: &TrainConfig) -> Re
     write_bytes_atomic(path, &out).map_err(Into::into)
 }
 
+/// Writes a run's [`DrawLog`] as safetensors (f32, f64 and i64 tensors by their log names), with
+/// the configuration (TOML, key `clot.config`) and the videos in dataset order (JSON list, key
+/// `clot.videos`) in the metadata, atomically. Python reads it with `safetensors.numpy.load_file`.
+pub fn write_draws(
+    path: &Path,
+    log: &clot_stages::record::DrawLog,
+    cfg: &TrainConfig,
+    videos: &[&str],
+) -> Result<()> {
+    use clot_stages::record::Values;
+    let mut seen = std::collections::HashSet::new();
+    if let Some(t) = log.tensors.iter().find(|t| !seen.insert(t.name.as_str())) {
+        bail!("the draw log has `{}` twice", t.name);
+    }
+    let bytes: Vec<(&str, &[usize], Dtype, Vec<u8>)> = log
+        .tensors
+        .iter()
+        .map(|t| {
+            let (dtype, b) = match &t.values {
+                Values::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+                Values::F64(v) => (Dtype::F64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+                Values::I64(v) => (Dtype::I64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            };
+            (t.name.as_str(), t.shape.as_slice(), dtype, b)
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(n, s, dt, b)| Ok((n.to_string(), TensorView::new(*dt, s.to_vec(), b)?)))
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
+        .map_err(|e| anyhow!("draw log tensor: {e}"))?;
+    let mut md = HashMap::new();
+    md.insert(CHECKPOINT_CONFIG.to_string(), toml::to_string(cfg)?);
+    md.insert("clot.videos".to_string(), serde_json::to_string(videos)?);
+    let out = safetensors::serialize(views, Some(md))
+        .map_err(|e| anyhow!("serialising the draw log {}: {e}", path.display()))?;
+    write_bytes_atomic(path, &out).map_err(Into::into)
+}
+
 /// Reads a checkpoint written by [`write_checkpoint`]: its parameters (in file order of the
 /// names) and configuration.
 pub fn read_checkpoint(path: &Path) -> Result<(ParamSet, TrainConfig)> {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clot_datasets::{DEMO, Dataset, Video};
-use clot_stages::eval::hungarian;
+use clot_stages::eval::{PredictionStats, hungarian, prediction_stats};
 use serde::Serialize;
 
 use crate::cli::{EvalArgs, ExplainArgs, RunArgs};
@@ -18,7 +18,7 @@ use crate::output::{
     write_text, write_video_metrics,
 };
 use crate::plot::{SegmentsPlot, curve, segments};
-use crate::train::{Scores, StageTime, VideoResult, fit, score};
+use crate::train::{Scores, StageTime, VideoResult, fit, score_with};
 
 /// The one activity a run trains on: the flag's, or the dataset's only one.
 fn pick_activity(ds: &Dataset) -> Result<String> {
@@ -158,6 +158,10 @@ struct RunReport<'a> {
     baseline_equal_split_mof: Option<f64>,
     baseline_kmeans_mof: Option<f64>,
     final_loss: Option<f64>,
+    /// Segments and clusters of the predictions (collapse shows here).
+    predictions: PredictionStats,
+    /// Set when the predictions look collapsed ([`collapse_warning`]).
+    collapse_warning: Option<String>,
     profile: &'a [StageTime],
     /// Peak resident memory of this process so far (Linux `VmHWM`), MiB.
     peak_rss_mib: Option<f64>,
@@ -219,10 +223,18 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
         "{bar:30} {pos}/{len} batches {msg} [{elapsed}<{eta}]",
     );
     let start = Instant::now();
-    let (trained, results, eval_s) = fit(&cfg, &videos, &progress)?;
+    let (trained, results, eval_s) = match &a.record_draws {
+        None => fit(&cfg, &videos, &progress)?,
+        Some(path) => {
+            let (t, r, e, log) = crate::train::fit_recording(&cfg, &videos, &progress)?;
+            let names: Vec<&str> = videos.iter().map(|v| v.name.as_str()).collect();
+            crate::output::write_draws(path, &log, &cfg, &names)?;
+            (t, r, e)
+        }
+    };
     progress.finish_and_clear();
     let wall = start.elapsed().as_secs_f64();
-    let scores = score(&results, cfg.exclude, cfg.f1_seed)?;
+    let scores = score_with(&results, cfg.exclude, cfg.f1_seed, cfg.f1_rng)?;
     let unscored = results.iter().filter(|r| r.ground_truth.is_none()).count();
     let base = if scores.is_some() {
         let one = Resolved {
@@ -252,6 +264,12 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
         },
     )?;
     let frames: usize = videos.iter().map(|v| v.frames()).sum();
+    let ps = prediction_stats(
+        &results
+            .iter()
+            .map(|r| r.prediction.as_slice())
+            .collect::<Vec<_>>(),
+    );
     if a.json {
         let report = RunReport {
             dataset: &ds.name,
@@ -265,6 +283,8 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
             baseline_equal_split_mof: base.as_ref().map(|b| b.equal_split_mof),
             baseline_kmeans_mof: base.as_ref().map(|b| b.kmeans_mof),
             final_loss: trained.curve.last().map(|c| c.loss),
+            predictions: ps,
+            collapse_warning: collapse_warning(&ps, cfg.actions),
             profile: &trained.profile,
             peak_rss_mib: peak_rss_mib(),
             unscored_videos: unscored,
@@ -300,11 +320,42 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
             b.equal_split_mof, b.kmeans_mof
         );
     }
+    println!(
+        "predictions: {:.1} segments and {:.1} clusters per video, {} of K = {} clusters used, \
+         the largest holds {:.0} % of the frames",
+        ps.segments_per_video,
+        ps.clusters_per_video,
+        ps.clusters,
+        cfg.actions,
+        100.0 * ps.largest_cluster_share
+    );
+    if let Some(w) = collapse_warning(&ps, cfg.actions) {
+        eprintln!("warning: {w}");
+    }
     if a.profile {
         print_profile(&trained.profile, trained.seconds + eval_s);
     }
     println!("wrote {}", out.display());
     Ok(())
+}
+
+/// A warning when the predictions look collapsed: fewer than half of the K clusters used, or
+/// one cluster holding more than half of the frames (with K > 2).
+pub fn collapse_warning(ps: &PredictionStats, k: usize) -> Option<String> {
+    if k > 2 && ps.clusters * 2 < k {
+        Some(format!(
+            "the predictions use {} of K = {k} clusters: the run has collapsed (try another \
+             seed, a smaller λ_a, or a smaller K)",
+            ps.clusters
+        ))
+    } else if k > 2 && ps.largest_cluster_share > 0.5 {
+        Some(format!(
+            "one cluster holds {:.0} % of the frames: the run may have collapsed",
+            100.0 * ps.largest_cluster_share
+        ))
+    } else {
+        None
+    }
 }
 
 fn print_scores(scores: Option<&Scores>, unscored: usize, videos: usize) {
@@ -458,7 +509,7 @@ pub fn eval(a: &EvalArgs, quiet: bool) -> Result<()> {
     let t = Instant::now();
     let results = crate::train::evaluate(&cfg, params, &videos)?;
     let wall = t.elapsed().as_secs_f64();
-    let scores = score(&results, cfg.exclude, cfg.f1_seed)?;
+    let scores = score_with(&results, cfg.exclude, cfg.f1_seed, cfg.f1_rng)?;
     if let Some(out) = &a.out {
         let prov = Provenance::new(&cfg, &ds.name, &activity);
         write_run(

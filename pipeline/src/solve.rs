@@ -9,7 +9,7 @@ use clot_datasets::mapping::{Mapping, parse_labels};
 use clot_datasets::npy::parse_npy;
 use clot_datasets::{frame_matrix_batch, read_frame_matrix, write_table};
 use clot_schemas::{F32Matrix, KEY_MATRIX_KIND, Table};
-use clot_stages::eval::{Metrics, activity_level, segmental_extras, video_level};
+use clot_stages::eval::{F1Rng, Metrics, activity_level_with, segmental_extras, video_level_with};
 use clot_stages::ot::cost::add_temporal_prior;
 use clot_stages::ot::{AsotParams, StepSize, solve as asot};
 use serde::Serialize;
@@ -34,6 +34,8 @@ pub struct Scores {
     pub segmental_f1_10_25_50: [f64; 3],
     pub edit: f64,
     pub f1_seed: u64,
+    /// The sampled F1's random stream.
+    pub f1_rng: F1Rng,
 }
 
 /// `value` of `flag` must be finite and satisfy `ok`, described by `range` in the error.
@@ -67,6 +69,9 @@ fn check_combinations(a: &SolveArgs) -> Result<()> {
         }
         if a.f1_seed != 0 {
             bail!("--f1-seed {} needs --gt", a.f1_seed);
+        }
+        if a.f1_rng != F1Rng::ChaCha8 {
+            bail!("--f1-rng {} needs --gt", a.f1_rng);
         }
     }
     Ok(())
@@ -248,14 +253,15 @@ pub fn score(
     gts: &[Vec<i32>],
     exclude: Option<i32>,
     f1_seed: u64,
+    f1_rng: F1Rng,
 ) -> Result<Scores> {
     let pairs: Vec<(&[i32], &[i32])> = solved
         .iter()
         .map(|s| s.prediction.as_slice())
         .zip(gts.iter().map(|g| g.as_slice()))
         .collect();
-    let activity = activity_level(&pairs, exclude, f1_seed)?;
-    let (video, per) = video_level(&pairs, exclude, f1_seed)?;
+    let activity = activity_level_with(&pairs, exclude, f1_seed, f1_rng)?;
+    let (video, per) = video_level_with(&pairs, exclude, f1_seed, f1_rng)?;
     let (segmental, edit) = segmental_extras(&pairs, exclude)?;
     Ok(Scores {
         activity,
@@ -264,6 +270,7 @@ pub fn score(
         segmental_f1_10_25_50: segmental,
         edit,
         f1_seed,
+        f1_rng,
     })
 }
 
@@ -309,7 +316,7 @@ pub fn solve(a: &SolveArgs) -> Result<()> {
     let solved = solve_input(a)?;
     let gts = ground_truth(a, &solved)?;
     let scores = match &gts {
-        Some(g) => Some(score(&solved, g, a.exclude, a.f1_seed)?),
+        Some(g) => Some(score(&solved, g, a.exclude, a.f1_seed, a.f1_rng)?),
         None => None,
     };
     if let Some(dir) = &a.out {
@@ -346,8 +353,8 @@ pub fn solve(a: &SolveArgs) -> Result<()> {
         );
         let f = s.segmental_f1_10_25_50;
         println!(
-            "\nextras: segmental F1@10/25/50 = {:.1} / {:.1} / {:.1}, Edit = {:.1} (F1 sampled with seed {})",
-            f[0], f[1], f[2], s.edit, s.f1_seed
+            "\nextras: segmental F1@10/25/50 = {:.1} / {:.1} / {:.1}, Edit = {:.1} (F1 sampled with seed {}, {} RNG)",
+            f[0], f[1], f[2], s.edit, s.f1_seed, s.f1_rng
         );
     }
     if let Some(dir) = &a.out {

@@ -14,17 +14,21 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use bevy_ecs::entity::Entity;
 use clot_datasets::Video;
-use clot_schemas::{FrameEmbeddings, VideoId};
+use clot_schemas::{
+    F32Matrix, FrameEmbeddings, RefinedFrames, RefinedPlan, SegmentEmbeddings, SegmentPlan,
+    TransportPlan, VideoId,
+};
 use clot_stages::actions::ACTIONS;
 use clot_stages::batch::{
     Batch, Input, LossValue, ModelConfig, OtObjective, Prediction, RunRng, VideoIndex,
 };
 use clot_stages::encode::init_params;
-use clot_stages::eval::{Metrics, activity_level, video_level};
+use clot_stages::eval::{F1Rng, Metrics, activity_level, activity_level_with, video_level_with};
 use clot_stages::graph::{Phase, Profile, StageGraph};
 use clot_stages::kmeans::kmeans;
 use clot_stages::optim::{Adam, AdamConfig};
 use clot_stages::params::{Grads, ParamSet, Params};
+use clot_stages::record::{DrawLog, Values};
 use clot_stages::sample::Sampling;
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
@@ -174,6 +178,97 @@ impl Session {
         &self.graph.world.resource::<Params>().0
     }
 
+    /// Starts recording every random draw (and each step's losses and parameters) into a
+    /// [`DrawLog`]; see [`Session::take_draws`].
+    pub fn record_draws(&mut self) {
+        // (see fit_recording for the names)
+        self.graph.world.insert_resource(DrawLog::default());
+    }
+
+    /// The draw log so far (empty when not recording), leaving recording on.
+    pub fn take_draws(&mut self) -> DrawLog {
+        match self.graph.world.get_resource_mut::<DrawLog>() {
+            Some(mut log) => std::mem::take(&mut *log),
+            None => DrawLog::default(),
+        }
+    }
+
+    fn recording(&self) -> bool {
+        self.graph.world.contains_resource::<DrawLog>()
+    }
+
+    fn log_scope(&mut self, scope: String) {
+        if let Some(mut log) = self.graph.world.get_resource_mut::<DrawLog>() {
+            log.scope = scope;
+        }
+    }
+
+    fn log_push(&mut self, name: String, shape: Vec<usize>, values: Values) {
+        if let Some(mut log) = self.graph.world.get_resource_mut::<DrawLog>() {
+            log.push(name, shape, values);
+        }
+    }
+
+    /// Records every tensor of `set` as `<prefix>/<name>`.
+    fn log_params(&mut self, prefix: &str, set: ParamSet) {
+        for t in set.tensors {
+            self.log_push(format!("{prefix}/{}", t.name), t.shape, Values::F32(t.data));
+        }
+    }
+
+    /// Records the batch's sampled frames (`frames/<slot>`, padded rows repeat the last frame),
+    /// valid counts and dataset indices under `prefix`, and with `detail` what the forward pass
+    /// produced for each video (`fwd/<slot>/<component>`).
+    fn log_batch(&mut self, prefix: &str, idx: &[usize], detail: bool) {
+        let mut pushes = Vec::new();
+        let mut valid = Vec::new();
+        let w = &self.graph.world;
+        for (slot, &i) in idx.iter().enumerate() {
+            let e = self.entities[i];
+            if let Some(input) = w.get::<Input>(e) {
+                let f: Vec<i64> = input.frames.as_slice().iter().map(|&x| x as i64).collect();
+                pushes.push((
+                    format!("{prefix}/frames/{slot}"),
+                    vec![f.len()],
+                    Values::I64(f),
+                ));
+                valid.push(input.mask.count_valid() as i64);
+            }
+            if !detail {
+                continue;
+            }
+            let mut matrix = |what: &str, m: Option<&F32Matrix>| {
+                if let Some(m) = m {
+                    pushes.push((
+                        format!("{prefix}/fwd/{slot}/{what}"),
+                        vec![m.rows(), m.cols()],
+                        Values::F32(m.as_slice().to_vec()),
+                    ));
+                }
+            };
+            matrix("frames", w.get::<FrameEmbeddings>(e).map(|c| &**c));
+            matrix("plan", w.get::<TransportPlan>(e).map(|c| &**c));
+            matrix("segments", w.get::<SegmentEmbeddings>(e).map(|c| &**c));
+            matrix("segment_plan", w.get::<SegmentPlan>(e).map(|c| &**c));
+            matrix("refined", w.get::<RefinedFrames>(e).map(|c| &**c));
+            matrix("refined_plan", w.get::<RefinedPlan>(e).map(|c| &**c));
+        }
+        let ids = idx.iter().map(|&i| i as i64).collect::<Vec<_>>();
+        pushes.push((
+            format!("{prefix}/videos"),
+            vec![ids.len()],
+            Values::I64(ids),
+        ));
+        pushes.push((
+            format!("{prefix}/valid"),
+            vec![valid.len()],
+            Values::I64(valid),
+        ));
+        for (n, s, v) in pushes {
+            self.log_push(n, s, v);
+        }
+    }
+
     /// k-means++ on normalize(MLP(X)) of one pass of training crops (padded rows included),
     /// in dataset order; sets A.
     fn init_actions(&mut self, seed: u64) -> Result<()> {
@@ -212,7 +307,7 @@ impl Session {
     }
 
     /// Activity-level MoF of the validation crops (evenly spaced frames, eval settings).
-    fn validate(&mut self, videos: &[&Video]) -> Result<Option<f64>> {
+    fn validate(&mut self, videos: &[&Video], epoch: usize) -> Result<Option<f64>> {
         let mut pairs = Vec::new();
         // over the videos with ground truth
         for (i, video) in videos
@@ -221,6 +316,7 @@ impl Session {
             .filter(|(_, v)| v.labels.is_some())
         {
             self.set_batch(&[i], Sampling::Validation(self.cfg.sampled_frames), false);
+            self.log_scope(format!("val{epoch}/{i}"));
             self.graph.forward().map_err(|e| anyhow!("{e}"))?;
             let e = self.entities[i];
             let (pred, input) = (
@@ -257,8 +353,13 @@ impl Session {
         let mut order: Vec<usize> = (0..self.entities.len()).collect();
         let mut curve = Vec::new();
         let mut step = 0u64;
+        let record = self.recording();
         for epoch in 0..self.cfg.epochs {
             order.shuffle(&mut shuffle);
+            if record {
+                let o = order.iter().map(|&i| i as i64).collect::<Vec<_>>();
+                self.log_push(format!("epoch{epoch}/order"), vec![o.len()], Values::I64(o));
+            }
             let batches: Vec<Vec<usize>> = order
                 .chunks(self.cfg.batch_videos)
                 .map(|c| c.to_vec())
@@ -266,13 +367,42 @@ impl Session {
             for (b, chunk) in batches.iter().enumerate() {
                 self.set_batch(chunk, Sampling::Train(self.cfg.sampled_frames), true);
                 self.graph.world.insert_resource(LossValue::default());
+                let at = || format!("epoch {epoch}, batch {b}");
+                let scope = format!("step{}", step + 1);
+                self.log_scope(scope.clone());
                 let g = &mut self.graph;
                 g.forward()
                     .and_then(|_| g.backward())
-                    .and_then(|_| g.step())
                     .map_err(|e| anyhow!("{e}"))
-                    .with_context(|| format!("epoch {epoch}, batch {b}"))?;
+                    .with_context(at)?;
+                if record {
+                    // the first steps in detail: what each stage produced, and the gradients
+                    let detail = step < DETAIL_STEPS;
+                    self.log_batch(&scope, chunk, detail);
+                    if detail {
+                        let grads = self.graph.world.resource::<Grads>().0.clone();
+                        self.log_params(&format!("{scope}/grad"), grads);
+                    }
+                }
+                self.graph
+                    .step()
+                    .map_err(|e| anyhow!("{e}"))
+                    .with_context(at)?;
                 step += 1;
+                if record {
+                    let lv = self.graph.world.resource::<LossValue>().clone();
+                    let mut terms = vec![("total", lv.total)];
+                    terms.extend(lv.terms.iter().copied());
+                    for (name, v) in terms {
+                        self.log_push(
+                            format!("{scope}/loss/{name}"),
+                            vec![1],
+                            Values::F64(vec![v]),
+                        );
+                    }
+                    let p = self.params().clone();
+                    self.log_params(&format!("{scope}/param"), p);
+                }
                 let lv = self.graph.world.resource::<LossValue>();
                 let loss = lv.total;
                 curve.push(CurvePoint {
@@ -296,7 +426,7 @@ impl Session {
                 continue;
             }
             let t = Instant::now();
-            let val = self.validate(videos)?;
+            let val = self.validate(videos, epoch)?;
             let dt = t.elapsed();
             self.graph.world.resource::<Profile>().add("validation", dt);
             if let Some(last) = curve.last_mut() {
@@ -311,6 +441,7 @@ impl Session {
         let mut out = Vec::with_capacity(videos.len());
         for (i, v) in videos.iter().enumerate() {
             self.set_batch(&[i], Sampling::Full, false);
+            self.log_scope(format!("eval/{i}"));
             self.graph
                 .forward()
                 .map_err(|e| anyhow!("{e}"))
@@ -321,6 +452,10 @@ impl Session {
             };
             let (prediction, confidence) =
                 (pred.labels.as_slice().to_vec(), pred.confidence.clone());
+            if self.recording() {
+                let p: Vec<i64> = prediction.iter().map(|&x| x as i64).collect();
+                self.log_push(format!("eval/{i}/pred"), vec![p.len()], Values::I64(p));
+            }
             let ot_objective = self.graph.world.get::<OtObjective>(e).map(|o| o.value);
             out.push(VideoResult {
                 name: v.name.clone(),
@@ -427,8 +562,46 @@ pub fn fit_with(
     cfg: &TrainConfig,
     videos: &[&Video],
     bar: &ProgressBar,
-    mut customize: impl FnMut(&mut StageGraph),
+    customize: impl FnMut(&mut StageGraph),
 ) -> Result<(Trained, Vec<VideoResult>, f64)> {
+    fit_inner(cfg, videos, bar, customize, false).map(|(t, r, s, _)| (t, r, s))
+}
+
+/// [`fit`] that also records every random draw of the run, each step's losses and parameters
+/// and the first steps' intermediate results: what `clot train --record-draws` writes for the
+/// PyTorch peer to replay. Recording changes no result. Names in the [`DrawLog`]:
+///
+/// ```text
+/// init/<param>                      parameters after the k-means initialisation of A
+/// epoch<e>/order                    the epoch's video order (dataset indices)
+/// step<s>/videos, valid             the batch's videos and valid rows (s = 1, 2, …)
+/// step<s>/frames/<slot>             sampled frame indices (padded rows repeat the last)
+/// step<s>/swd/<slot>                OT1's SWD directions, P×d
+/// step<s>/dropout/<slot>/<l>/<site> the decoder's dropout multipliers (0 or 1/(1−p))
+/// step<s>/loss/<term>               total, loss, loss-segments, loss-refined
+/// step<s>/param/<param>             parameters after the step
+/// step<s>/grad/<param>, fwd/<slot>/<what>   gradients and stage outputs, first DETAIL_STEPS
+/// val<e>/<i>/swd/0                  validation's SWD directions (after epoch e, video i)
+/// eval/<i>/swd/0, eval/<i>/pred     evaluation's SWD directions and predictions per video
+/// ```
+pub fn fit_recording(
+    cfg: &TrainConfig,
+    videos: &[&Video],
+    bar: &ProgressBar,
+) -> Result<(Trained, Vec<VideoResult>, f64, DrawLog)> {
+    fit_inner(cfg, videos, bar, |_| {}, true)
+}
+
+/// Steps whose intermediate results and gradients a recording run also records.
+pub const DETAIL_STEPS: u64 = 2;
+
+fn fit_inner(
+    cfg: &TrainConfig,
+    videos: &[&Video],
+    bar: &ProgressBar,
+    mut customize: impl FnMut(&mut StageGraph),
+    record: bool,
+) -> Result<(Trained, Vec<VideoResult>, f64, DrawLog)> {
     check_videos(cfg, videos)?;
     let [init_seed, sample_seed, shuffle_seed, kmeans_seed, _] = derive_seeds(cfg.seed);
     let params = init_model(cfg, init_seed);
@@ -436,18 +609,24 @@ pub fn fit_with(
     let mut s = Session::new(cfg, videos, params, sample_seed, &mut customize)?;
     s.init_actions(kmeans_seed)
         .context("initialising the action embeddings")?;
+    if record {
+        s.record_draws();
+        let p = s.parameters();
+        s.log_params("init", p);
+    }
     let curve = s.train(videos, shuffle_seed, bar)?;
     let seconds = start.elapsed().as_secs_f64();
     let t = Instant::now();
     let results = s.evaluate(videos)?;
     let eval_s = t.elapsed().as_secs_f64();
+    let draws = s.take_draws();
     let trained = Trained {
         params: s.parameters(),
         curve,
         profile: s.profile(),
         seconds,
     };
-    Ok((trained, results, eval_s))
+    Ok((trained, results, eval_s, draws))
 }
 
 /// Evaluates given parameters (a checkpoint) on `videos`.
@@ -463,11 +642,22 @@ pub fn evaluate(
 }
 
 /// Activity- and video-level metrics over the results that have ground truth (`None` when none
-/// has); `per_video` follows those results in order.
+/// has); `per_video` follows those results in order. The F1 is clot's ChaCha8 stream
+/// ([`score_with`] picks another).
 pub fn score(
     results: &[VideoResult],
     exclude: Option<i32>,
     f1_seed: u64,
+) -> Result<Option<Scores>> {
+    score_with(results, exclude, f1_seed, F1Rng::ChaCha8)
+}
+
+/// [`score`] with the sampled F1 drawn from `f1_rng`, seeded with `f1_seed`.
+pub fn score_with(
+    results: &[VideoResult],
+    exclude: Option<i32>,
+    f1_seed: u64,
+    f1_rng: F1Rng,
 ) -> Result<Option<Scores>> {
     let pairs: Vec<(&[i32], &[i32])> = results
         .iter()
@@ -476,8 +666,8 @@ pub fn score(
     if pairs.is_empty() {
         return Ok(None);
     }
-    let activity = activity_level(&pairs, exclude, f1_seed)?;
-    let (video, per_video) = video_level(&pairs, exclude, f1_seed)?;
+    let activity = activity_level_with(&pairs, exclude, f1_seed, f1_rng)?;
+    let (video, per_video) = video_level_with(&pairs, exclude, f1_seed, f1_rng)?;
     Ok(Some(Scores {
         activity,
         video,

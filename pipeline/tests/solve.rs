@@ -662,6 +662,7 @@ fn scoring_flags_without_gt_are_refused() {
         (vec!["--f1-seed", "3"], "--f1-seed"),
         // explicitly passing the default is still a flag that would do nothing
         (vec!["--f1-seed", "0"], "--f1-seed"),
+        (vec!["--f1-rng", "numpy"], "--f1-rng"),
     ] {
         let mut a = vec!["solve", input];
         a.extend_from_slice(&flags);
@@ -901,7 +902,10 @@ fn every_solve_flag_has_a_help_line_under_its_heading() {
             .collect()
     };
     assert_eq!(under("Input"), ["input", "affinity", "cost"]);
-    assert_eq!(under("Scoring"), ["gt", "mapping", "exclude", "f1_seed"]);
+    assert_eq!(
+        under("Scoring"),
+        ["gt", "mapping", "exclude", "f1_seed", "f1_rng"]
+    );
     assert_eq!(under("Output"), ["out", "json"]);
     assert!(under("Solver").contains(&"lambda_frames"));
     let text = ok(&["solve", "--help"]);
@@ -932,6 +936,10 @@ fn library_callers_get_the_same_refusals_as_the_command_line() {
     refused(&|a| a.exclude = Some(-1), "--exclude -1 needs --gt");
     refused(&|a| a.f1_seed = 4, "--f1-seed 4 needs --gt");
     refused(
+        &|a| a.f1_rng = clot_stages::eval::F1Rng::Numpy,
+        "--f1-rng numpy needs --gt",
+    );
+    refused(
         &|a| (a.cost, a.affinity) = (true, true),
         "--affinity and --cost",
     );
@@ -941,4 +949,79 @@ fn library_callers_get_the_same_refusals_as_the_command_line() {
     );
     refused(&|a| a.alpha = 2.0, "--alpha must be in [0, 1], got 2");
     refused(&|a| a.iters = 0, "--iters must be ≥ 1, got 0");
+}
+
+/// `--f1-rng numpy` prints the sampled F1 that ASOT's own evaluation prints for seed 0
+/// (golden.json's `f1_sampled_seed0`), exactly, on both real examples.
+#[test]
+fn numpy_f1_rng_prints_the_reference_f1_on_both_examples() {
+    let Some(root) = shared() else { return };
+    let golden: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("golden/golden.json")).expect("golden"),
+    )
+    .expect("json");
+    let ex = root.join("data/asot_examples");
+    let s = |p: &Path| p.to_str().expect("utf8 path").to_string();
+    for (video, mapping) in [
+        ("P36_webcam01_P36_salat", "mapping_salat.txt"),
+        ("2020-04-19_14-03-25", "mapping_da.txt"),
+    ] {
+        let g = &golden[video];
+        let num = |k: &str| g[k].as_f64().expect(k).to_string();
+        let (input, gt, mapping) = (
+            s(&ex.join(format!("affinity/{video}.npy"))),
+            s(&ex.join(format!("gt/{video}"))),
+            s(&ex.join(format!("gt/{mapping}"))),
+        );
+        let (eps, alpha, radius, lambda) = (
+            num("eps"),
+            num("alpha"),
+            num("radius"),
+            num("lambda_actions"),
+        );
+        let mut args = vec![
+            "solve",
+            &input,
+            "--affinity",
+            "--eps",
+            &eps,
+            "--alpha",
+            &alpha,
+            "--radius",
+            &radius,
+            "--lambda-actions",
+            &lambda,
+            "--gt",
+            &gt,
+            "--mapping",
+            &mapping,
+            "--f1-rng",
+            "numpy",
+        ];
+        let text = ok(&args);
+        args.push("--json");
+        let v = json(&args);
+        let want = g["f1_sampled_seed0"].as_f64().expect("f1");
+        assert_eq!(
+            v["scores"]["activity"]["f1"].as_f64(),
+            Some(want),
+            "{video}: {v}"
+        );
+        assert_eq!(v["scores"]["f1_rng"], "numpy", "{video}");
+        assert!(text.contains(&format!("{want:.4}")), "{video}: {text}");
+        assert!(text.contains("numpy RNG"), "{video}: {text}");
+        // clot's own stream samples the same F1 differently
+        args.truncate(args.len() - 3);
+        args.push("--json");
+        let own = json(&args);
+        assert_ne!(
+            own["scores"]["activity"]["f1"].as_f64(),
+            Some(want),
+            "{video}"
+        );
+        assert_eq!(
+            own["scores"]["activity"]["mof"],
+            v["scores"]["activity"]["mof"]
+        );
+    }
 }

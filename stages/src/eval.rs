@@ -470,6 +470,45 @@ pub fn segments(labels: &[i32]) -> Vec<(i32, usize, usize)> {
     out
 }
 
+/// What a run's predictions look like, without ground truth: how many segments and distinct
+/// clusters a video gets, how many clusters the whole run uses and the share of frames in the
+/// largest one. A run that uses far fewer clusters than K, or puts most frames in one, has
+/// collapsed (a known failure of OT-based methods).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct PredictionStats {
+    /// Mean number of segments (runs of one label) per video.
+    pub segments_per_video: f64,
+    /// Mean number of distinct labels per video.
+    pub clusters_per_video: f64,
+    /// Distinct labels over all videos.
+    pub clusters: usize,
+    /// Frames with the most frequent label, of all frames.
+    pub largest_cluster_share: f64,
+}
+
+/// [`PredictionStats`] of per-video label sequences (zeros for no videos).
+pub fn prediction_stats(videos: &[&[i32]]) -> PredictionStats {
+    let n = videos.len().max(1) as f64;
+    let mut counts = std::collections::BTreeMap::<i32, usize>::new();
+    let mut frames = 0usize;
+    let (mut segs, mut per) = (0usize, 0usize);
+    for v in videos {
+        segs += segments(v).len();
+        per += v.iter().collect::<BTreeSet<_>>().len();
+        for &l in *v {
+            *counts.entry(l).or_default() += 1;
+        }
+        frames += v.len();
+    }
+    PredictionStats {
+        segments_per_video: segs as f64 / n,
+        clusters_per_video: per as f64 / n,
+        clusters: counts.len(),
+        largest_cluster_share: counts.values().max().copied().unwrap_or(0) as f64
+            / frames.max(1) as f64,
+    }
+}
+
 /// Extra: Edit score (0–100) of `pred` already mapped to ground-truth labels: 1 − normalised
 /// Levenshtein distance between the segment label sequences.
 pub fn edit_score(pred: &[i32], gt: &[i32]) -> f64 {
@@ -622,6 +661,18 @@ mod tests {
         let m = hungarian(&pred, &gt, None, "t").expect("ok");
         assert_eq!(m.mof(), 1.0);
         assert_eq!(m.pairs, vec![(3, 1), (5, 0), (9, 2)]);
+    }
+
+    #[test]
+    fn prediction_stats_count_segments_and_clusters() {
+        let a = [0, 0, 1, 1, 0, 2];
+        let b = [2, 2, 2, 2];
+        let s = prediction_stats(&[&a, &b]);
+        assert_eq!(s.segments_per_video, 2.5);
+        assert_eq!(s.clusters_per_video, 2.0);
+        assert_eq!(s.clusters, 3);
+        assert_eq!(s.largest_cluster_share, 5.0 / 10.0);
+        assert_eq!(prediction_stats(&[]), PredictionStats::default());
     }
 
     #[test]

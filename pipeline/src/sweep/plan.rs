@@ -49,7 +49,8 @@ pub fn setting_keys() -> Vec<String> {
     match toml::Value::try_from(TrainConfig::from_preset(&GENERIC, 1)) {
         Ok(toml::Value::Table(t)) => {
             let mut keys: Vec<String> = t.keys().cloned().collect();
-            keys.push("exclude".into()); // optional, so absent from a default configuration
+            // optional, or left out at their default, so absent from a default configuration
+            keys.extend(["exclude".into(), "f1_rng".into()]);
             keys.sort();
             keys
         }

@@ -17,7 +17,7 @@ use indicatif::ProgressBar;
 use super::plan::Trial;
 use super::store::{TrialRow, trial_dir, write_trial};
 use crate::output::{Provenance, write_curve, write_predictions, write_video_metrics};
-use crate::train::{fit, score};
+use crate::train::{fit, score_with};
 
 /// How to run the trials.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +101,12 @@ pub fn run_trial(
         if predictions {
             write_predictions(&dir.join("predictions.parquet"), &prov, &results)?;
         }
-        if let Some(s) = score(&results, trial.cfg.exclude, trial.cfg.f1_seed)? {
+        if let Some(s) = score_with(
+            &results,
+            trial.cfg.exclude,
+            trial.cfg.f1_seed,
+            trial.cfg.f1_rng,
+        )? {
             row.mof = Some(s.activity.mof);
             row.f1 = Some(s.activity.f1);
             row.miou = Some(s.activity.miou);
