@@ -266,9 +266,10 @@ pub fn write_checkpoint(path: &Path, params: &ParamSet, cfg: &TrainConfig) -> Re
     write_bytes_atomic(path, &out).map_err(Into::into)
 }
 
-/// Writes a run's [`DrawLog`] as safetensors (f32, f64 and i64 tensors by their log names), with
-/// the configuration (TOML, key `clot.config`) and the videos in dataset order (JSON list, key
-/// `clot.videos`) in the metadata, atomically. Python reads it with `safetensors.numpy.load_file`.
+/// Writes a run's [`DrawLog`](clot_stages::record::DrawLog) as safetensors (f32, f64 and i64
+/// tensors by their log names), with the configuration (TOML, key `clot.config`) and the videos
+/// in dataset order (JSON list, key `clot.videos`) in the metadata, atomically. Python reads it
+/// with `safetensors.numpy.load_file`.
 pub fn write_draws(
     path: &Path,
     log: &clot_stages::record::DrawLog,

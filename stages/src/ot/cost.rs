@@ -180,16 +180,24 @@ pub fn swd_cost(f: &[f32], a: &[f32], d: usize, theta: &[f32], params: &SwdParam
     c
 }
 
-/// Sorts each column of an M×P row-major matrix in place (ascending).
+/// Sorts each column of an M×P row-major matrix in place, ascending in `f32::total_cmp`'s order.
+/// Each value is sorted as the u32 key that orders as `total_cmp` does (sign bit flipped for
+/// positives, all bits for negatives), which compares as plain integers: the same sorted values
+/// as sorting the floats with `total_cmp`, in about a third of the time.
 fn sort_columns(x: &mut [f32], m: usize, p: usize) {
-    let mut col = vec![0f32; m];
+    let key = |v: f32| {
+        let b = v.to_bits();
+        if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
+    };
+    let value = |k: u32| f32::from_bits(if k >> 31 == 1 { k & 0x7FFF_FFFF } else { !k });
+    let mut col = vec![0u32; m];
     for q in 0..p {
         for i in 0..m {
-            col[i] = x[i * p + q];
+            col[i] = key(x[i * p + q]);
         }
-        col.sort_unstable_by(f32::total_cmp);
+        col.sort_unstable();
         for i in 0..m {
-            x[i * p + q] = col[i];
+            x[i * p + q] = value(col[i]);
         }
     }
 }
@@ -245,6 +253,33 @@ mod tests {
         let f2 = vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
         assert_eq!(rel, swd_cost(&f2, &a, d, &theta, &SwdParams::default()));
         assert!(rel.iter().all(|x| x.is_finite() && *x >= 0.0));
+    }
+
+    /// The integer keys sort as `f32::total_cmp` does, signs, zeros and infinities included.
+    #[test]
+    fn sort_columns_orders_as_total_cmp() {
+        let vals = [
+            3.5f32,
+            -0.0,
+            0.0,
+            -2.25,
+            f32::INFINITY,
+            1e-30,
+            -1e-30,
+            f32::NEG_INFINITY,
+            7.0,
+            -7.0,
+        ];
+        // two columns: the values and their negations
+        let mut x: Vec<f32> = vals.iter().flat_map(|&v| [v, -v]).collect();
+        sort_columns(&mut x, vals.len(), 2);
+        for q in 0..2 {
+            let mut want: Vec<f32> = vals.iter().map(|&v| if q == 0 { v } else { -v }).collect();
+            want.sort_by(f32::total_cmp);
+            let got: Vec<f32> = (0..vals.len()).map(|i| x[i * 2 + q]).collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "column {q}");
+        }
     }
 
     /// Near-unit rows ~0.01 apart, as the sorted SWD rows are: the distances keep float32's
