@@ -2,7 +2,10 @@
 //! crops scored every `--val-every` epochs, then the full-length test) by the `clot` binary and
 //! by the PyTorch peer `python/<mode>_train_peer.py`, each as a fresh process (start-up and imports
 //! included, as the reference's 8.5 s per seed was measured), alternating, per seed. Reports the
-//! median wall time of each, the ratio, peak memory and clot's time per stage.
+//! median wall time of each, the ratio, the full-length evaluation alone, peak memory and clot's
+//! time per stage. `--layout DIR --activity A --actions K` runs a standard-layout folder instead
+//! (e.g. a large `clot synth` set), `--epochs` and `--threads` set both sides alike (the peer
+//! through PEER_EPOCHS and torch's thread count).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,6 +15,12 @@ use anyhow::{Context, Result, bail};
 
 struct Args {
     data: PathBuf,
+    /// A standard-layout folder instead of `data/Breakfast` coffee, with its activity and K.
+    layout: Option<PathBuf>,
+    activity: String,
+    actions: usize,
+    epochs: Option<usize>,
+    threads: Option<usize>,
     seeds: u64,
     repeats: usize,
     val_every: usize,
@@ -23,6 +32,11 @@ struct Args {
 fn parse_args(args: &[String]) -> Result<Args> {
     let mut a = Args {
         data: clot_datasets::shared::folder().join("data"),
+        layout: None,
+        activity: "coffee".into(),
+        actions: 7,
+        epochs: None,
+        threads: None,
         seeds: 5,
         repeats: 1,
         val_every: 1,
@@ -35,6 +49,11 @@ fn parse_args(args: &[String]) -> Result<Args> {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--data" => a.data = PathBuf::from(value()?),
+            "--layout" => a.layout = Some(PathBuf::from(value()?)),
+            "--activity" => a.activity = value()?.clone(),
+            "--actions" => a.actions = value()?.parse()?,
+            "--epochs" => a.epochs = Some(value()?.parse()?),
+            "--threads" => a.threads = Some(value()?.parse()?),
             "--seeds" => a.seeds = value()?.parse()?,
             "--repeats" => a.repeats = value()?.parse()?,
             "--val-every" => a.val_every = value()?.parse()?,
@@ -64,27 +83,35 @@ pub fn run(args: &[String]) -> Result<()> {
             clot.display()
         );
     }
-    if !a.data.join("Breakfast").is_dir() {
-        bail!("{} has no Breakfast folder (give --data)", a.data.display());
-    }
+    let (data_args, root): (Vec<String>, PathBuf) = match &a.layout {
+        Some(dir) => (
+            vec![dir.to_str().context("UTF-8 path")?.to_string()],
+            dir.clone(),
+        ),
+        None => {
+            if !a.data.join("Breakfast").is_dir() {
+                bail!("{} has no Breakfast folder (give --data)", a.data.display());
+            }
+            let data = a.data.to_str().context("UTF-8 path")?.to_string();
+            let v = ["--data", &data, "--dataset", "Breakfast"].map(str::to_string);
+            (v.to_vec(), a.data.join("Breakfast"))
+        }
+    };
     let out = tempfile::tempdir()?;
-    let threads = rayon::current_num_threads();
+    let threads = a.threads.unwrap_or_else(rayon::current_num_threads);
+    let epochs = a.epochs.unwrap_or(15);
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
     let mut rows = Vec::new();
     for seed in 0..a.seeds {
         for _ in 0..a.repeats {
             let t = Instant::now();
             let o = Command::new(&clot)
-                .args(["-q", "train", "--data"])
-                .arg(&a.data)
-                .args([
-                    "--dataset",
-                    "Breakfast",
-                    "--preset",
-                    "breakfast",
-                    "--activity",
-                    "coffee",
-                ])
+                .args(["-q", "train"])
+                .args(&data_args)
+                .args(["--preset", "breakfast", "--activity", &a.activity])
+                .args(["--actions", &a.actions.to_string()])
+                .args(["--epochs", &epochs.to_string()])
+                .args(["--threads", &threads.to_string()])
                 .args([
                     "--seed",
                     &seed.to_string(),
@@ -105,8 +132,10 @@ pub fn run(args: &[String]) -> Result<()> {
             let t = Instant::now();
             let p = Command::new(&a.python)
                 .arg(crate::python_script(&format!("{}_train_peer.py", a.mode)))
-                .arg(a.data.join("Breakfast"))
-                .args(["coffee", "7", &seed.to_string(), &threads.to_string()])
+                .arg(&root)
+                .args([&a.activity, &a.actions.to_string(), &seed.to_string()])
+                .arg(threads.to_string())
+                .env("PEER_EPOCHS", epochs.to_string())
                 .arg(a.val_every.to_string())
                 .output()
                 .with_context(|| format!("running {} (needs torch, numpy, scipy)", a.python))?;
@@ -136,6 +165,8 @@ pub fn run(args: &[String]) -> Result<()> {
         "clot_wall_s": mo, "peer_wall_s": mp, "speedup_wall": mp / mo,
         "clot_train_s": col("clot_train_s"), "peer_train_s": col("peer_train_s"),
         "speedup_train": col("peer_train_s") / col("clot_train_s"),
+        "clot_eval_s": col("clot_eval_s"), "peer_eval_s": col("peer_eval_s"),
+        "epochs": epochs, "activity": a.activity, "actions": a.actions,
         "peer_import_s": col("peer_import_s"),
         "clot_peak_rss_mib": col("clot_peak_rss_mib"), "peer_peak_rss_mib": col("peer_peak_rss_mib"),
         "runs": rows,
@@ -145,8 +176,14 @@ pub fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
     println!(
-        "Breakfast coffee, breakfast preset (15 epochs + full-length test), mode {}, seeds 0..{}, {} run(s) each, {threads} threads, validation every {} epoch(s)",
-        a.mode, a.seeds, a.repeats, a.val_every
+        "{} / {} (K = {}), breakfast preset ({epochs} epochs + full-length test), mode {}, seeds 0..{}, {} run(s) each, {threads} threads, validation every {} epoch(s)",
+        root.display(),
+        a.activity,
+        a.actions,
+        a.mode,
+        a.seeds,
+        a.repeats,
+        a.val_every
     );
     println!("{:<28} {:>10} {:>10} {:>9}", "", "clot", "PyTorch", "ratio");
     let line = |name: &str, o: f64, p: f64| {
@@ -157,6 +194,11 @@ pub fn run(args: &[String]) -> Result<()> {
         "training loop, s (median)",
         col("clot_train_s"),
         col("peer_train_s"),
+    );
+    line(
+        "full-length evaluation, s",
+        col("clot_eval_s"),
+        col("peer_eval_s"),
     );
     line(
         "peak memory, MiB (median)",
