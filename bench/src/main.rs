@@ -65,7 +65,7 @@ fn main() -> Result<()> {
         Some("trajectory") => trajectory::run(&args[1..]),
         Some("fidelity") => fidelity::run(&args[1..]),
         _ => bail!(
-            "usage:\n  clot-bench io [--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]\n  clot-bench solver [--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]\n  clot-bench train [--mode asot|clot] [--data DIR | --layout DIR --activity A --actions K] [--epochs E] [--threads T] [--seeds N] [--repeats R] [--val-every E] [--python EXE] [--json]\n  clot-bench modes [--data DIR] [--seeds N] [--json] [-- <clot train flags>]\n  clot-bench fidelity [--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--mode clot,asot] [--python EXE] [--json]\n  clot-bench trajectory [--data DIR] [--mode clot,asot] [--seed S] [--python EXE] [--json] [--root DIR -- <clot train flags>]"
+            "usage:\n  clot-bench io [--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]\n  clot-bench solver [--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]\n  clot-bench train [--mode asot|clot] [--data DIR | --layout DIR --activity A --actions K] [--epochs E] [--threads T] [--mlp D,128,40] [--seeds N] [--repeats R] [--val-every E] [--python EXE] [--json]\n  clot-bench modes [--data DIR] [--seeds N] [--json] [-- <clot train flags>]\n  clot-bench fidelity [--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--mode clot,asot] [--python EXE] [--json]\n  clot-bench trajectory [--data DIR] [--mode clot,asot] [--seed S] [--python EXE] [--json] [--root DIR -- <clot train flags>]"
         ),
     }
 }

@@ -21,6 +21,9 @@ struct Args {
     actions: usize,
     epochs: Option<usize>,
     threads: Option<usize>,
+    /// MLP widths for clot (`D,128,40` for features of another D than the preset's 64; the peer
+    /// takes D from the data).
+    mlp: Option<String>,
     seeds: u64,
     repeats: usize,
     val_every: usize,
@@ -37,6 +40,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
         actions: 7,
         epochs: None,
         threads: None,
+        mlp: None,
         seeds: 5,
         repeats: 1,
         val_every: 1,
@@ -54,6 +58,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
             "--actions" => a.actions = value()?.parse()?,
             "--epochs" => a.epochs = Some(value()?.parse()?),
             "--threads" => a.threads = Some(value()?.parse()?),
+            "--mlp" => a.mlp = Some(value()?.clone()),
             "--seeds" => a.seeds = value()?.parse()?,
             "--repeats" => a.repeats = value()?.parse()?,
             "--val-every" => a.val_every = value()?.parse()?,
@@ -100,6 +105,11 @@ pub fn run(args: &[String]) -> Result<()> {
     let out = tempfile::tempdir()?;
     let threads = a.threads.unwrap_or_else(rayon::current_num_threads);
     let epochs = a.epochs.unwrap_or(15);
+    let mlp: Vec<String> = a
+        .mlp
+        .iter()
+        .flat_map(|m| ["--mlp".to_string(), m.clone()])
+        .collect();
     let (mut ours, mut peer) = (Vec::new(), Vec::new());
     let mut rows = Vec::new();
     for seed in 0..a.seeds {
@@ -112,6 +122,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 .args(["--actions", &a.actions.to_string()])
                 .args(["--epochs", &epochs.to_string()])
                 .args(["--threads", &threads.to_string()])
+                .args(&mlp)
                 .args([
                     "--seed",
                     &seed.to_string(),

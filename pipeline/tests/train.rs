@@ -381,3 +381,37 @@ fn coffee_seeds_match_the_reference_asot_run() {
         "mean video MoF {ours_v} below {refv} − {refvs}"
     );
 }
+
+/// `--f1-rng numpy` changes only the sampled F1 (and records itself in the configuration).
+#[test]
+fn f1_rng_changes_only_the_sampled_f1() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut a = vec![
+            "-q",
+            "train",
+            "--epochs",
+            "1",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        json(&a)
+    };
+    let own = run("own", &[]);
+    let np = run("numpy", &["--f1-rng", "numpy"]);
+    assert_eq!(np["config"]["f1_rng"], "numpy");
+    assert!(own["config"].get("f1_rng").is_none(), "{}", own["config"]);
+    for level in ["activity", "video"] {
+        assert_eq!(own["scores"][level]["mof"], np["scores"][level]["mof"]);
+        assert_eq!(own["scores"][level]["miou"], np["scores"][level]["miou"]);
+        assert_ne!(
+            own["scores"][level]["f1"], np["scores"][level]["f1"],
+            "{level}"
+        );
+    }
+    let e = common::fails(&["train", "--f1-rng", "mt", "--epochs", "1"]);
+    assert!(e.contains("chacha8") && e.contains("numpy"), "{e}");
+}

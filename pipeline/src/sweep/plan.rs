@@ -568,6 +568,22 @@ mod tests {
         assert_eq!(s.specs[0].settings.seed, Some(4));
     }
 
+    /// `f1_rng` is a sweep setting (grid or fixed); at its default it leaves the configuration's
+    /// TOML, and so every trial id, as they were before the key existed.
+    #[test]
+    fn f1_rng_is_a_setting_and_moves_no_default_id() {
+        use clot_stages::eval::F1Rng;
+        let s = parse("[grid]\nf1_rng = [\"chacha8\", \"numpy\"]").unwrap();
+        let got: Vec<_> = s.specs.iter().map(|t| t.settings.f1_rng).collect();
+        assert_eq!(got, [Some(F1Rng::ChaCha8), Some(F1Rng::Numpy)]);
+        let cfg = TrainConfig::from_preset(&GENERIC, 5);
+        assert!(!toml::to_string(&cfg).unwrap().contains("f1_rng"));
+        let mut np = cfg.clone();
+        np.f1_rng = F1Rng::Numpy;
+        assert!(toml::to_string(&np).unwrap().contains("f1_rng = \"numpy\""));
+        assert_ne!(trial_id("d", "a", &cfg), trial_id("d", "a", &np));
+    }
+
     #[test]
     fn ids_are_stable_and_shards_partition() {
         let cfg = TrainConfig::from_preset(&GENERIC, 5);

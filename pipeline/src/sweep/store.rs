@@ -85,10 +85,19 @@ fn setting_columns(cfg: &TrainConfig) -> Vec<(String, DataType, ArrayRef)> {
         return out;
     };
     let mut keys: Vec<String> = t.keys().cloned().collect();
-    keys.push("exclude".into()); // absent from the TOML when None
+    // absent from the TOML when None / at the default, but a column of every trial
+    keys.extend(["exclude".into(), "f1_rng".into()]);
     keys.sort();
     keys.dedup();
     for k in &keys {
+        if k.as_str() == "f1_rng" {
+            out.push((
+                k.clone(),
+                DataType::Utf8,
+                Arc::new(StringArray::from(vec![cfg.f1_rng.name()])),
+            ));
+            continue;
+        }
         if k.as_str() == "exclude" {
             out.push((
                 k.clone(),
