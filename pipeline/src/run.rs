@@ -162,6 +162,8 @@ struct RunReport<'a> {
     predictions: PredictionStats,
     /// Set when the predictions look collapsed ([`collapse_warning`]).
     collapse_warning: Option<String>,
+    /// Set when the training loss diverged ([`divergence_warning`]).
+    divergence_warning: Option<String>,
     profile: &'a [StageTime],
     /// Peak resident memory of this process so far (Linux `VmHWM`), MiB.
     peak_rss_mib: Option<f64>,
@@ -285,6 +287,7 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
             final_loss: trained.curve.last().map(|c| c.loss),
             predictions: ps,
             collapse_warning: collapse_warning(&ps, cfg.actions),
+            divergence_warning: divergence_warning(&trained.curve),
             profile: &trained.profile,
             peak_rss_mib: peak_rss_mib(),
             unscored_videos: unscored,
@@ -329,7 +332,13 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
         cfg.actions,
         100.0 * ps.largest_cluster_share
     );
-    if let Some(w) = collapse_warning(&ps, cfg.actions) {
+    for w in [
+        collapse_warning(&ps, cfg.actions),
+        divergence_warning(&trained.curve),
+    ]
+    .into_iter()
+    .flatten()
+    {
         eprintln!("warning: {w}");
     }
     if a.profile {
@@ -339,8 +348,9 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// A warning when the predictions look collapsed: fewer than half of the K clusters used, or
-/// one cluster holding more than half of the frames (with K > 2).
+/// A warning when the predictions look collapsed (a known failure of OT-based methods): fewer
+/// than half of the K clusters used, or one cluster holding more than half of the frames (with
+/// K > 2).
 pub fn collapse_warning(ps: &PredictionStats, k: usize) -> Option<String> {
     if k > 2 && ps.clusters * 2 < k {
         Some(format!(
@@ -356,6 +366,38 @@ pub fn collapse_warning(ps: &PredictionStats, k: usize) -> Option<String> {
     } else {
         None
     }
+}
+
+/// A warning when the training loss diverged: a step's loss is not finite, or the last epoch's
+/// mean loss is above the first epoch's (the pseudo-label losses fall as training runs).
+pub fn divergence_warning(curve: &[crate::train::CurvePoint]) -> Option<String> {
+    if let Some(p) = curve.iter().find(|p| !p.loss.is_finite()) {
+        return Some(format!(
+            "the loss is {} at epoch {}, batch {}: training diverged (try a smaller --lr)",
+            p.loss,
+            p.epoch + 1,
+            p.batch + 1
+        ));
+    }
+    let (first, last) = (curve.first()?.epoch, curve.last()?.epoch);
+    if first == last {
+        return None;
+    }
+    let mean = |e: usize| {
+        let v: Vec<f64> = curve
+            .iter()
+            .filter(|p| p.epoch == e)
+            .map(|p| p.loss)
+            .collect();
+        v.iter().sum::<f64>() / v.len().max(1) as f64
+    };
+    let (a, b) = (mean(first), mean(last));
+    (b > a).then(|| {
+        format!(
+            "the mean loss rose from {a:.4} in the first epoch to {b:.4} in the last: training \
+             diverged (try a smaller --lr)"
+        )
+    })
 }
 
 fn print_scores(scores: Option<&Scores>, unscored: usize, videos: usize) {
@@ -556,4 +598,59 @@ pub fn explain(a: &ExplainArgs) -> Result<()> {
     );
     print!("{}", g.explain());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::CurvePoint;
+
+    fn curve(losses: &[(usize, f64)]) -> Vec<CurvePoint> {
+        losses
+            .iter()
+            .enumerate()
+            .map(|(i, &(epoch, loss))| CurvePoint {
+                epoch,
+                batch: i,
+                step: i as u64 + 1,
+                loss,
+                loss_frames: loss,
+                loss_segments: None,
+                loss_refined: None,
+                val_mof: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn divergence_is_a_rising_or_non_finite_loss() {
+        assert_eq!(
+            divergence_warning(&curve(&[(0, 2.0), (0, 1.8), (1, 1.2)])),
+            None
+        );
+        let up = divergence_warning(&curve(&[(0, 1.0), (1, 1.5), (1, 1.7)])).unwrap();
+        assert!(up.contains("1.0000") && up.contains("1.6000"), "{up}");
+        let nan = divergence_warning(&curve(&[(0, 1.0), (0, f64::NAN)])).unwrap();
+        assert!(nan.contains("NaN") && nan.contains("batch 2"), "{nan}");
+        assert_eq!(divergence_warning(&curve(&[(0, 3.0)])), None);
+        assert_eq!(divergence_warning(&[]), None);
+    }
+
+    #[test]
+    fn collapse_is_few_clusters_or_one_big_one() {
+        let ps = |clusters, largest| PredictionStats {
+            segments_per_video: 5.0,
+            clusters_per_video: 4.0,
+            clusters,
+            largest_cluster_share: largest,
+        };
+        assert_eq!(collapse_warning(&ps(6, 0.3), 7), None);
+        assert!(
+            collapse_warning(&ps(3, 0.3), 7)
+                .unwrap()
+                .contains("3 of K = 7")
+        );
+        assert!(collapse_warning(&ps(6, 0.8), 7).unwrap().contains("80 %"));
+        assert_eq!(collapse_warning(&ps(1, 1.0), 2), None);
+    }
 }
