@@ -72,14 +72,41 @@ pub fn layout(s: &DecoderShape) -> Vec<(String, Vec<usize>)> {
 
 /// Sinusoidal positions for N frames: `pe[n,2i] = sin(n·10000^(−2i/d))`, `pe[n,2i+1] = cos(…)`.
 pub fn positions<R: Real>(n: usize, d: usize) -> Vec<R> {
-    let mut pe = vec![R::zero(); n * d];
+    // Training asks for the same N×d table at every step (and evaluation for each video's
+    // length): the f64 table is kept per thread for the last few shapes, so the sines and
+    // cosines are computed once (they were 2 % of a coffee run's instructions); the values are
+    // the same, computed in f64 and rounded once.
+    thread_local! {
+        static CACHE: std::cell::RefCell<Vec<PositionTable>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let table = CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some((_, t)) = c.iter().find(|(key, _)| *key == (n, d)) {
+            return std::rc::Rc::clone(t);
+        }
+        let t = std::rc::Rc::new(positions_f64(n, d));
+        if c.len() >= 4 {
+            c.remove(0);
+        }
+        c.push(((n, d), std::rc::Rc::clone(&t)));
+        t
+    });
+    table.iter().map(|&x| R::c(x)).collect()
+}
+
+/// A cached position table: its (N, d) and values.
+type PositionTable = ((usize, usize), std::rc::Rc<Vec<f64>>);
+
+fn positions_f64(n: usize, d: usize) -> Vec<f64> {
+    let mut pe = vec![0.0; n * d];
     for t in 0..n {
         for i in (0..d).step_by(2) {
             let freq = (-(i as f64) * (10000f64).ln() / d as f64).exp();
             let x = t as f64 * freq;
-            pe[t * d + i] = R::c(x.sin());
+            pe[t * d + i] = x.sin();
             if i + 1 < d {
-                pe[t * d + i + 1] = R::c(x.cos());
+                pe[t * d + i + 1] = x.cos();
             }
         }
     }
@@ -659,4 +686,31 @@ pub fn backward<R: Real>(
     let mut dmem = dmk;
     add_into(&mut dmem, &dmv);
     (g, dmem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cached table is the formula, rounded once, for every shape asked for (more shapes
+    /// than the cache holds, and back).
+    #[test]
+    fn positions_are_the_formula_whatever_was_asked_before() {
+        let direct = |n: usize, d: usize| -> Vec<f32> {
+            let mut v = vec![0f32; n * d];
+            for t in 0..n {
+                for i in 0..d {
+                    let freq = (-((i - i % 2) as f64) * (10000f64).ln() / d as f64).exp();
+                    let x = t as f64 * freq;
+                    v[t * d + i] = if i % 2 == 0 { x.sin() } else { x.cos() } as f32;
+                }
+            }
+            v
+        };
+        for (n, d) in [(5, 4), (300, 40), (7, 3), (1, 2), (2, 6), (300, 40), (5, 4)] {
+            assert_eq!(positions::<f32>(n, d), direct(n, d), "{n}×{d}");
+        }
+        let p64 = positions::<f64>(9, 8);
+        assert_eq!(p64[8 + 1], (1.0f64).cos());
+    }
 }
