@@ -21,15 +21,46 @@ fn dist2(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum()
 }
 
-fn nearest(row: &[f32], centroids: &[f32], d: usize) -> (usize, f64) {
+/// Centroids per block of [`nearest`]: one AVX2 vector of f64 sums.
+const BLOCK: usize = 4;
+
+/// The nearest centroid of `row` (the first of equals) and its squared distance. `by_dim` holds
+/// the k centroids transposed and padded to whole blocks (d × k′, k′ a multiple of [`BLOCK`]):
+/// every centroid's distance is the same sequential f64 sum as [`dist2`]'s, dimension after
+/// dimension, but a block of sums advances side by side in registers instead of k dependent
+/// chains. Same bits as `dist2` per centroid; the padding is never chosen.
+fn nearest(row: &[f32], by_dim: &[f32], k: usize) -> (usize, f64) {
+    let kp = k.next_multiple_of(BLOCK);
     let mut best = (0, f64::INFINITY);
-    for (c, cen) in centroids.chunks_exact(d).enumerate() {
-        let dd = dist2(row, cen);
-        if dd < best.1 {
-            best = (c, dd);
+    for blk in 0..kp / BLOCK {
+        let mut acc = [0f64; BLOCK];
+        for (j, &x) in row.iter().enumerate() {
+            let cs = &by_dim[j * kp + blk * BLOCK..][..BLOCK];
+            for l in 0..BLOCK {
+                let t = (x - cs[l]) as f64;
+                acc[l] += t * t;
+            }
+        }
+        for (l, &dd) in acc.iter().enumerate() {
+            let c = blk * BLOCK + l;
+            if c < k && dd < best.1 {
+                best = (c, dd);
+            }
         }
     }
     best
+}
+
+/// The k×d row-major centroids as d × k′ ([`nearest`]'s layout; padding columns are 0).
+fn transpose(centroids: &[f32], k: usize, d: usize) -> Vec<f32> {
+    let kp = k.next_multiple_of(BLOCK);
+    let mut t = vec![0f32; kp * d];
+    for c in 0..k {
+        for j in 0..d {
+            t[j * kp + c] = centroids[c * d + j];
+        }
+    }
+    t
 }
 
 /// Clusters the `data.len() / d` rows of `data` into `k` clusters (`k` ≤ rows, `d` > 0).
@@ -69,9 +100,10 @@ pub fn kmeans(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> Opti
     }
     let mut assignment = vec![0usize; n];
     for _ in 0..iters.max(1) {
+        let by_dim = transpose(&centroids, k, d);
         let next: Vec<usize> = (0..n)
             .into_par_iter()
-            .map(|i| nearest(rows(i), &centroids, d).0)
+            .map(|i| nearest(rows(i), &by_dim, k).0)
             .collect();
         let changed = next != assignment;
         assignment = next;
@@ -122,6 +154,37 @@ mod tests {
         let distinct: BTreeSet<usize> = a.assignment.iter().copied().collect();
         assert_eq!(distinct.len(), 3);
         assert!(kmeans(&data[..4], 2, 3, 5, 0).is_none());
+    }
+
+    /// The side-by-side sums are `dist2`'s, bit for bit, and so is the choice among equals.
+    #[test]
+    fn nearest_equals_the_plain_distances() {
+        let (n, k, d) = (50, 7, 40);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let data: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut cen: Vec<f32> = (0..k * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+        // two equal centroids: the first one wins
+        let (a, b) = cen.split_at_mut(4 * d);
+        b[..d].copy_from_slice(&a[2 * d..3 * d]);
+        let by_dim = transpose(&cen, k, d);
+        for i in 0..n {
+            let row = &data[i * d..(i + 1) * d];
+            let mut want = (0, f64::INFINITY);
+            for (c, ce) in cen.chunks_exact(d).enumerate() {
+                let dd = dist2(row, ce);
+                if dd < want.1 {
+                    want = (c, dd);
+                }
+            }
+            let got = nearest(row, &by_dim, k);
+            assert_eq!(
+                (got.0, got.1.to_bits()),
+                (want.0, want.1.to_bits()),
+                "row {i}"
+            );
+        }
+        let r2 = &cen[2 * d..3 * d];
+        assert_eq!(nearest(r2, &by_dim, k).0, 2);
     }
 
     use std::collections::BTreeSet;
