@@ -184,10 +184,7 @@ struct Row {
 
 pub fn run(args: &[String]) -> Result<()> {
     let a = parse_args(args)?;
-    let clot = std::env::current_exe()?.with_file_name("clot");
-    if !clot.is_file() {
-        bail!("{} not found: build it first", clot.display());
-    }
+    let clot = crate::clot_binary()?;
     let (train, root): (Vec<String>, PathBuf) = match &a.layout {
         Some(dir) => (
             vec![

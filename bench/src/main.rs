@@ -48,6 +48,19 @@ pub(crate) fn median(mut t: Vec<f64>) -> f64 {
     t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// The `clot` binary beside this one (the same profile's build), or an error saying how to build
+/// it.
+pub(crate) fn clot_binary() -> Result<PathBuf> {
+    let clot = std::env::current_exe()?.with_file_name("clot");
+    if !clot.is_file() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p clot-pipeline)",
+            clot.display()
+        );
+    }
+    Ok(clot)
+}
+
 /// A script in `bench/python`.
 pub(crate) fn python_script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -63,13 +63,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 
 pub fn run(args: &[String]) -> Result<()> {
     let a = parse_args(args)?;
-    let clot = std::env::current_exe()?.with_file_name("clot");
-    if !clot.is_file() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p clot-pipeline)",
-            clot.display()
-        );
-    }
+    let clot = crate::clot_binary()?;
     let out = tempfile::tempdir()?;
     let dataset: Vec<String> = match &a.data {
         Some(d) => [

@@ -81,13 +81,7 @@ pub fn run(args: &[String]) -> Result<()> {
     if !matches!(a.mode.as_str(), "asot" | "clot") {
         bail!("--mode must be asot or clot");
     }
-    let clot = std::env::current_exe()?.with_file_name("clot");
-    if !clot.is_file() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p clot-pipeline)",
-            clot.display()
-        );
-    }
+    let clot = crate::clot_binary()?;
     let (data_args, root): (Vec<String>, PathBuf) = match &a.layout {
         Some(dir) => (
             vec![dir.to_str().context("UTF-8 path")?.to_string()],

@@ -60,13 +60,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
 
 pub fn run(args: &[String]) -> Result<()> {
     let a = parse_args(args)?;
-    let clot = std::env::current_exe()?.with_file_name("clot");
-    if !clot.is_file() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p clot-pipeline)",
-            clot.display()
-        );
-    }
+    let clot = crate::clot_binary()?;
     let (data_args, root) = if a.train.is_empty() {
         let data = a.data.to_str().context("--data must be UTF-8")?.to_string();
         let args = [
