@@ -185,35 +185,18 @@ struct Row {
 pub fn run(args: &[String]) -> Result<()> {
     let a = parse_args(args)?;
     let clot = crate::clot_binary()?;
-    let (train, root): (Vec<String>, PathBuf) = match &a.layout {
-        Some(dir) => (
-            vec![
-                dir.to_str().context("UTF-8 path")?.into(),
-                "--preset".into(),
-                "breakfast".into(),
-                "--activity".into(),
-                a.activity.clone(),
-                "--actions".into(),
-                a.actions.to_string(),
-            ],
-            dir.clone(),
-        ),
-        None => (
-            [
-                "--dataset",
-                "Breakfast",
-                "--activity",
-                &a.activity,
-                "--preset",
-                "breakfast",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(["--data".into(), a.data.to_str().context("UTF-8")?.into()])
-            .collect(),
-            a.data.join("Breakfast"),
-        ),
-    };
+    let (mut train, root) = crate::dataset_args(a.layout.as_deref(), &a.data)?;
+    train.extend(
+        [
+            "--preset",
+            "breakfast",
+            "--activity",
+            &a.activity,
+            "--actions",
+            &a.actions.to_string(),
+        ]
+        .map(str::to_string),
+    );
     let tmp = tempfile::tempdir()?;
     let jobs: Vec<(String, u64, bool)> = a
         .modes

@@ -61,6 +61,34 @@ pub(crate) fn clot_binary() -> Result<PathBuf> {
     Ok(clot)
 }
 
+/// The `clot train` data flags and the folder the Python peers read: the standard-layout folder
+/// `layout` itself, else the Breakfast set under `data` (checked to be there).
+pub(crate) fn dataset_args(
+    layout: Option<&std::path::Path>,
+    data: &std::path::Path,
+) -> Result<(Vec<String>, PathBuf)> {
+    let utf8 = |p: &std::path::Path| -> Result<String> {
+        p.to_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("{} is not UTF-8", p.display()))
+    };
+    match layout {
+        Some(dir) => Ok((vec![utf8(dir)?], dir.to_path_buf())),
+        None => {
+            if !data.join("Breakfast").is_dir() {
+                bail!("{} has no Breakfast folder (give --data)", data.display());
+            }
+            let args = vec![
+                "--data".into(),
+                utf8(data)?,
+                "--dataset".into(),
+                "Breakfast".into(),
+            ];
+            Ok((args, data.join("Breakfast")))
+        }
+    }
+}
+
 /// A script in `bench/python`.
 pub(crate) fn python_script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

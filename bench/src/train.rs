@@ -82,20 +82,7 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("--mode must be asot or clot");
     }
     let clot = crate::clot_binary()?;
-    let (data_args, root): (Vec<String>, PathBuf) = match &a.layout {
-        Some(dir) => (
-            vec![dir.to_str().context("UTF-8 path")?.to_string()],
-            dir.clone(),
-        ),
-        None => {
-            if !a.data.join("Breakfast").is_dir() {
-                bail!("{} has no Breakfast folder (give --data)", a.data.display());
-            }
-            let data = a.data.to_str().context("UTF-8 path")?.to_string();
-            let v = ["--data", &data, "--dataset", "Breakfast"].map(str::to_string);
-            (v.to_vec(), a.data.join("Breakfast"))
-        }
-    };
+    let (data_args, root) = crate::dataset_args(a.layout.as_deref(), &a.data)?;
     let out = tempfile::tempdir()?;
     let threads = a.threads.unwrap_or_else(rayon::current_num_threads);
     let epochs = a.epochs.unwrap_or(15);

@@ -62,21 +62,9 @@ pub fn run(args: &[String]) -> Result<()> {
     let a = parse_args(args)?;
     let clot = crate::clot_binary()?;
     let (data_args, root) = if a.train.is_empty() {
-        let data = a.data.to_str().context("--data must be UTF-8")?.to_string();
-        let args = [
-            "--data",
-            &data,
-            "--dataset",
-            "Breakfast",
-            "--activity",
-            "coffee",
-        ];
-        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        v.extend(["--preset".into(), "breakfast".into()]);
-        (
-            v,
-            a.root.clone().unwrap_or_else(|| a.data.join("Breakfast")),
-        )
+        let (mut v, breakfast) = crate::dataset_args(None, &a.data)?;
+        v.extend(["--activity", "coffee", "--preset", "breakfast"].map(str::to_string));
+        (v, a.root.clone().unwrap_or(breakfast))
     } else {
         let root = a
             .root

@@ -352,7 +352,7 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
 /// than half of the K clusters used, or one cluster holding more than half of the frames (with
 /// K > 2).
 pub fn collapse_warning(ps: &PredictionStats, k: usize) -> Option<String> {
-    if k > 2 && ps.clusters * 2 < k {
+    if ps.too_few_clusters(k) {
         Some(format!(
             "the predictions use {} of K = {k} clusters: the run has collapsed (try another \
              seed, a smaller λ_a, or a smaller K)",

@@ -486,6 +486,14 @@ pub struct PredictionStats {
     pub largest_cluster_share: f64,
 }
 
+impl PredictionStats {
+    /// Fewer than half of `k` clusters used: the collapse rule of the run summary's warning and
+    /// of the sweep tables' `collapsed` column.
+    pub fn too_few_clusters(&self, k: usize) -> bool {
+        self.clusters * 2 < k
+    }
+}
+
 /// [`PredictionStats`] of per-video label sequences (zeros for no videos).
 pub fn prediction_stats(videos: &[&[i32]]) -> PredictionStats {
     let n = videos.len().max(1) as f64;
@@ -672,6 +680,7 @@ mod tests {
         assert_eq!(s.clusters_per_video, 2.0);
         assert_eq!(s.clusters, 3);
         assert_eq!(s.largest_cluster_share, 5.0 / 10.0);
+        assert!(!s.too_few_clusters(6) && s.too_few_clusters(7));
         assert_eq!(prediction_stats(&[]), PredictionStats::default());
     }
 

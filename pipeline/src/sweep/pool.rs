@@ -86,14 +86,10 @@ pub fn run_trial(
                 bad.step
             );
         }
-        let mut clusters: Vec<i32> = results
-            .iter()
-            .flat_map(|r| r.prediction.iter().copied())
-            .collect();
-        clusters.sort_unstable();
-        clusters.dedup();
-        row.clusters = Some(clusters.len() as u32);
-        row.collapsed = Some(2 * clusters.len() < trial.cfg.actions);
+        let preds: Vec<&[i32]> = results.iter().map(|r| r.prediction.as_slice()).collect();
+        let stats = clot_stages::eval::prediction_stats(&preds);
+        row.clusters = Some(stats.clusters as u32);
+        row.collapsed = Some(stats.too_few_clusters(trial.cfg.actions));
         let objectives: Vec<f64> = results.iter().filter_map(|r| r.ot_objective).collect();
         row.final_ot_objective = (!objectives.is_empty() && objectives.len() == results.len())
             .then(|| objectives.iter().sum::<f64>() / objectives.len() as f64);
