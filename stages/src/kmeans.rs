@@ -8,6 +8,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use crate::ot::simd::{Isa, multiversion};
+
 /// The clustering: `k`×d centroids and one cluster per row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KMeans {
@@ -21,21 +23,26 @@ fn dist2(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum()
 }
 
-/// Centroids per block of [`nearest`]: one AVX2 vector of f64 sums.
-const BLOCK: usize = 4;
+/// Centroids per block of [`nearest`]: four AVX2 vectors of f64 sums, whose additions overlap
+/// (one dependent chain of d additions per lane, sixteen chains in flight).
+const BLOCK: usize = 16;
 
 /// The nearest centroid of `row` (the first of equals) and its squared distance. `by_dim` holds
 /// the k centroids transposed and padded to whole blocks (d × k′, k′ a multiple of [`BLOCK`]):
 /// every centroid's distance is the same sequential f64 sum as [`dist2`]'s, dimension after
 /// dimension, but a block of sums advances side by side in registers instead of k dependent
 /// chains. Same bits as `dist2` per centroid; the padding is never chosen.
+#[inline(always)]
 fn nearest(row: &[f32], by_dim: &[f32], k: usize) -> (usize, f64) {
     let kp = k.next_multiple_of(BLOCK);
     let mut best = (0, f64::INFINITY);
+    // fixed-size views, so that the lane loops compile to whole vectors
     for blk in 0..kp / BLOCK {
         let mut acc = [0f64; BLOCK];
         for (j, &x) in row.iter().enumerate() {
-            let cs = &by_dim[j * kp + blk * BLOCK..][..BLOCK];
+            let cs: &[f32; BLOCK] = by_dim[j * kp + blk * BLOCK..][..BLOCK]
+                .try_into()
+                .expect("a block is BLOCK wide");
             for l in 0..BLOCK {
                 let t = (x - cs[l]) as f64;
                 acc[l] += t * t;
@@ -49,6 +56,18 @@ fn nearest(row: &[f32], by_dim: &[f32], k: usize) -> (usize, f64) {
         }
     }
     best
+}
+
+/// Rows per rayon task of the assignment step.
+const ASSIGN_ROWS: usize = 1024;
+
+multiversion! {
+    /// The nearest centroid of each row of `data` (`out.len()` rows of d) into `out`.
+    fn assign_on(data: &[f32], by_dim: &[f32], k: usize, d: usize, out: &mut [usize]) {
+        for (o, row) in out.iter_mut().zip(data.chunks_exact(d)) {
+            *o = nearest(row, by_dim, k).0;
+        }
+    }
 }
 
 /// The k×d row-major centroids as d × k′ ([`nearest`]'s layout; padding columns are 0).
@@ -101,10 +120,14 @@ pub fn kmeans(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> Opti
     let mut assignment = vec![0usize; n];
     for _ in 0..iters.max(1) {
         let by_dim = transpose(&centroids, k, d);
-        let next: Vec<usize> = (0..n)
-            .into_par_iter()
-            .map(|i| nearest(rows(i), &by_dim, k).0)
-            .collect();
+        let mut next = vec![0usize; n];
+        next.par_chunks_mut(ASSIGN_ROWS)
+            .enumerate()
+            .for_each(|(c, out)| {
+                let first = c * ASSIGN_ROWS;
+                let data = &data[first * d..(first + out.len()) * d];
+                assign_on(Isa::detect(), data, &by_dim, k, d, out);
+            });
         let changed = next != assignment;
         assignment = next;
         let mut sums = vec![0f64; k * d];
