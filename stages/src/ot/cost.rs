@@ -164,36 +164,76 @@ fn squared_norms(x: &[f32], w: usize) -> Vec<f32> {
 /// (1.5e-4 absolute on coffee's first batch; the differences are within 5e-8 of float64). Cost
 /// O(N·K·P), as the matrix product.
 fn pairwise_distances(u: &[f32], v: &[f32], p: usize) -> Vec<f32> {
-    let mut c = pairwise_sums(u, v, p, |d| d * d);
+    let mut c = pairwise_sums(u, v, p, Metric::Squared);
     c.iter_mut().for_each(|x| *x = x.sqrt());
     c
 }
 
+/// What [`pairwise_sums`] adds up per projection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Metric {
+    /// (u − v)²
+    Squared,
+    /// |u − v|
+    Abs,
+}
+
+/// Actions per block of [`pairwise_sums`]: one vector of f32 sums.
+const PAIR_ACTIONS: usize = 8;
+/// Rows of `u` per pass of [`pairwise_sums`]: independent chains of additions in flight.
+const PAIR_ROWS: usize = 4;
+
 /// `C[i,j] = Σ_p f(u_ip − v_jp)` for the rows of `u` (N×P) and `v` (K×P), each sum taken over p
-/// in order from 0 (the bits of a plain serial sum), but K sums at a time: `v` is transposed to
-/// P×K so that the inner loop runs across j in vector lanes instead of one add latency per
-/// element. Returns N×K.
-fn pairwise_sums(u: &[f32], v: &[f32], p: usize, f: impl Fn(f32) -> f32) -> Vec<f32> {
+/// in order from 0 (the bits of a plain serial sum), but many sums at a time: `v` is transposed
+/// into blocks of [`PAIR_ACTIONS`] actions (P × 8, padded with zeros) so that a block's sums run
+/// in vector lanes, and [`PAIR_ROWS`] rows of `u` advance together, instead of one add latency
+/// per element. Returns N×K.
+fn pairwise_sums(u: &[f32], v: &[f32], p: usize, metric: Metric) -> Vec<f32> {
     let p = p.max(1);
     let k = v.len() / p;
-    let mut vt = vec![0f32; p * k];
+    let mut vt = vec![[0f32; PAIR_ACTIONS]; k.div_ceil(PAIR_ACTIONS) * p];
     for (j, vr) in v.chunks_exact(p).enumerate() {
         for (q, &x) in vr.iter().enumerate() {
-            vt[q * k + j] = x;
+            vt[(j / PAIR_ACTIONS) * p + q][j % PAIR_ACTIONS] = x;
         }
     }
     let mut c = vec![0f32; u.len() / p * k];
-    if k == 0 {
-        return c;
+    if k > 0 {
+        pairwise_on(Isa::detect(), u, &vt, p, k, metric, &mut c);
     }
-    for (ur, cr) in u.chunks_exact(p).zip(c.chunks_exact_mut(k)) {
-        for (&x, vq) in ur.iter().zip(vt.chunks_exact(k)) {
-            for (acc, &y) in cr.iter_mut().zip(vq) {
-                *acc += f(x - y);
+    c
+}
+
+multiversion! {
+    /// The loops of [`pairwise_sums`].
+    fn pairwise_on(u: &[f32], vt: &[[f32; PAIR_ACTIONS]], p: usize, k: usize, metric: Metric, c: &mut [f32]) {
+        let n = u.len() / p;
+        for (blk, vb) in vt.chunks_exact(p).enumerate() {
+            let (first, width) = (blk * PAIR_ACTIONS, (k - blk * PAIR_ACTIONS).min(PAIR_ACTIONS));
+            for i in (0..n).step_by(PAIR_ROWS) {
+                let rows = (n - i).min(PAIR_ROWS);
+                // a short last pass repeats its last row (computed, not stored)
+                let row = |r: usize| &u[(i + r.min(rows - 1)) * p..][..p];
+                let us: [&[f32]; PAIR_ROWS] = std::array::from_fn(row);
+                let mut acc = [[0f32; PAIR_ACTIONS]; PAIR_ROWS];
+                for (q, y) in vb.iter().enumerate() {
+                    for (a, ur) in acc.iter_mut().zip(&us) {
+                        let x = ur[q];
+                        for l in 0..PAIR_ACTIONS {
+                            let d = x - y[l];
+                            a[l] += match metric {
+                                Metric::Squared => d * d,
+                                Metric::Abs => d.abs(),
+                            };
+                        }
+                    }
+                }
+                for (r, a) in acc.iter().take(rows).enumerate() {
+                    c[(i + r) * k + first..][..width].copy_from_slice(&a[..width]);
+                }
             }
         }
     }
-    c
 }
 
 /// The SWD cost between frames `f` (N×d) and actions `a` (K×d), with `theta` from
@@ -211,7 +251,7 @@ pub fn swd_cost(f: &[f32], a: &[f32], d: usize, theta: &[f32], params: &SwdParam
         }
         SwdVariant::Paper => {
             let inv = 1.0 / p.max(1) as f32;
-            let mut c = pairwise_sums(&xf, &xa, p, f32::abs);
+            let mut c = pairwise_sums(&xf, &xa, p, Metric::Abs);
             c.iter_mut().for_each(|x| *x *= inv);
             c
         }
@@ -410,7 +450,19 @@ mod tests {
         use rand::RngExt;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let p = 11;
-        for m in [1, 2, 3, 5, 8, 12, 31, 256, 257, NETWORK_MAX_ROWS, NETWORK_MAX_ROWS + 1] {
+        for m in [
+            1,
+            2,
+            3,
+            5,
+            8,
+            12,
+            31,
+            256,
+            257,
+            NETWORK_MAX_ROWS,
+            NETWORK_MAX_ROWS + 1,
+        ] {
             let mut x: Vec<f32> = (0..m * p)
                 .map(|_| match rng.random_range(0..10) {
                     0 => -0.0,
@@ -436,21 +488,35 @@ mod tests {
     /// The side-by-side sums are the plain serial sums, bit for bit.
     #[test]
     fn blocked_sums_are_serial_sums() {
-        let (n, k, p) = (13, 7, 150);
+        let (n, p) = (13, 150);
         let u: Vec<f32> = (0..n * p).map(|i| (i as f32 * 0.37).sin()).collect();
-        let v: Vec<f32> = (0..k * p).map(|i| (i as f32 * 0.11).cos()).collect();
-        let c = pairwise_sums(&u, &v, p, |d| d * d);
-        for i in 0..n {
-            for j in 0..k {
-                let ur = &u[i * p..(i + 1) * p];
-                let vr = &v[j * p..(j + 1) * p];
-                let s: f32 = ur.iter().zip(vr).map(|(x, y)| (x - y) * (x - y)).sum();
-                assert_eq!(c[i * k + j].to_bits(), s.to_bits(), "{i},{j}");
+        for k in [1, 7, 8, 12] {
+            let v: Vec<f32> = (0..k * p).map(|i| (i as f32 * 0.11).cos()).collect();
+            for metric in [Metric::Squared, Metric::Abs] {
+                let f = |d: f32| {
+                    if metric == Metric::Abs {
+                        d.abs()
+                    } else {
+                        d * d
+                    }
+                };
+                let c = pairwise_sums(&u, &v, p, metric);
+                for i in 0..n {
+                    for j in 0..k {
+                        let ur = &u[i * p..(i + 1) * p];
+                        let vr = &v[j * p..(j + 1) * p];
+                        let s: f32 = ur.iter().zip(vr).map(|(x, y)| f(x - y)).sum();
+                        assert_eq!(c[i * k + j].to_bits(), s.to_bits(), "K = {k}: {i},{j}");
+                    }
+                }
             }
         }
         let norms = squared_norms(&u, p);
         for (row, got) in u.chunks(p).zip(norms) {
-            assert_eq!(got.to_bits(), row.iter().map(|v| v * v).sum::<f32>().to_bits());
+            assert_eq!(
+                got.to_bits(),
+                row.iter().map(|v| v * v).sum::<f32>().to_bits()
+            );
         }
     }
 
