@@ -45,7 +45,8 @@
 //! so it runs as two passes. The chunk loops are compiled twice, for the baseline target and for
 //! AVX2, and the CPU picks at run time (`simd`); both give the same bits. Results do not depend on
 //! the thread count. Videos run in parallel too; the only coupling is the automatic step size,
-//! computed from the first gradient of every video of the batch.
+//! computed from the first gradient of every video of the batch, so once it is known each video
+//! runs its remaining iterations as one task.
 
 use rayon::prelude::*;
 
@@ -411,17 +412,22 @@ fn iterate(
     for it in 0..p.iters {
         let auto_step = it == 0 && p.step == StepSize::Auto;
         if !relaxed && !auto_step {
-            // the usual iteration: gradient, update and the next prefix sums in one pass per
-            // row chunk, while the chunk is in cache
+            // The usual iterations: gradient, update and the next prefix sums in one pass per
+            // row chunk, while the chunk is in cache. With the step known the videos no longer
+            // couple, so each video runs all its remaining iterations as one task (one fork-join
+            // per solve instead of one per iteration; a video's row chunks still fork inside).
+            let rest = p.iters - it;
             works
                 .par_iter_mut()
                 .zip(costs.par_chunks(n * k))
                 .zip(valid.par_iter())
                 .for_each(|((w, c), &nv)| {
                     let grad = Gradient { c, a, actions, p };
-                    update(isa, w, Some(grad), n, k, nv, step)
+                    for _ in 0..rest {
+                        update(isa, w, Some(grad), n, k, nv, step);
+                    }
                 });
-            continue;
+            break;
         }
         // G of padded rows only matters for the automatic step (it takes the batch's max over
         // every row, as the reference does); afterwards only valid rows are computed

@@ -10,7 +10,7 @@
 //! * OT2 (Phase::Solve2): T_S = ASOT(1 − S Aᵀ + ρ·R(K′,K)) → `SegmentPlan` (all rows valid).
 //! * OT3 (Phase::Solve3): T_R = ASOT(1 − F_R Aᵀ + ρ·R(N,K)) → `RefinedPlan`.
 //!
-//! Cost: the cost matrix O(rows·K·d) (+ O(P·(N+K)·d + P·N log N + N·K·P) for SWD), the solver
+//! Cost: the cost matrix O(rows·K·d) (+ O(P·(N+K)·d + P·N log²N + N·K·P) for SWD), the solver
 //! O(iters·rows·K) per video.
 
 use std::ops::Deref;
