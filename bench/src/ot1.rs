@@ -103,20 +103,6 @@ fn sgemm_rate() -> f64 {
     2.0 * (n * n * n) as f64 / s
 }
 
-/// Seconds per element of one `ln` and one `exp` (clot's polynomials, in cache).
-fn exp_ln_seconds() -> f64 {
-    let n = 4096;
-    let mut x: Vec<f32> = (0..n).map(|i| 1e-3 + (i as f32 / n as f32)).collect();
-    let reps = 20_000;
-    let t = std::time::Instant::now();
-    for _ in 0..reps {
-        clot_stages::ot::simd::ln_plus(&mut x, 1e-12);
-        clot_stages::ot::simd::exp(&mut x);
-        std::hint::black_box(&mut x);
-    }
-    t.elapsed().as_secs_f64() / (reps * n) as f64
-}
-
 fn unit_rows(m: usize, d: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
     let mut x = random_directions(m, d, rng);
     clot_stages::linalg::normalize_rows(&mut x, d);
@@ -185,7 +171,7 @@ fn measure(a: &Args) -> Result<()> {
         bail!("the solver failed: {e}");
     }
     let rate = sgemm_rate();
-    let exp_ln = exp_ln_seconds();
+    let exp_ln = crate::solver::exp_ln_seconds();
     let log2n = (n as f64).log2().ceil();
     let (bf, nf, kf, df, pf) = (b as f64, n as f64, k as f64, d as f64, p as f64);
     let flops = bf

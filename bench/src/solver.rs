@@ -78,7 +78,7 @@ fn synthetic_cost(n: usize, k: usize) -> Vec<f32> {
 
 /// Seconds per `exp` + `ln` pair on one thread, with the vectorised functions the solver uses
 /// (`clot_stages::ot::simd`), over an L1/L2-resident block like the solver's row chunks.
-fn exp_ln_seconds() -> f64 {
+pub(crate) fn exp_ln_seconds() -> f64 {
     let n = 4096;
     let mut x: Vec<f32> = (0..n).map(|i| 1e-3 + (i as f32 / n as f32)).collect();
     let reps = 20_000;
