@@ -24,32 +24,44 @@ fn dist2(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Centroids per block of [`nearest`]: four AVX2 vectors of f64 sums, whose additions overlap
-/// (one dependent chain of d additions per lane, sixteen chains in flight).
+/// (one dependent chain of d additions per lane, sixteen chains in flight); K ≤ 8 takes one
+/// block of [`SMALL_BLOCK`] instead, not half a block of padding.
 const BLOCK: usize = 16;
+/// The block of [`nearest`] for K ≤ 8.
+const SMALL_BLOCK: usize = 8;
+
+/// Centroid columns of [`transpose`]'s layout: K rounded up to whole blocks.
+fn padded(k: usize) -> usize {
+    if k <= SMALL_BLOCK {
+        SMALL_BLOCK
+    } else {
+        k.next_multiple_of(BLOCK)
+    }
+}
 
 /// The nearest centroid of `row` (the first of equals) and its squared distance. `by_dim` holds
-/// the k centroids transposed and padded to whole blocks (d × k′, k′ a multiple of [`BLOCK`]):
+/// the k centroids transposed and padded to whole blocks of B (d × k′, k′ = [`padded`]`(k)`):
 /// every centroid's distance is the same sequential f64 sum as [`dist2`]'s, dimension after
 /// dimension, but a block of sums advances side by side in registers instead of k dependent
 /// chains. Same bits as `dist2` per centroid; the padding is never chosen.
 #[inline(always)]
-fn nearest(row: &[f32], by_dim: &[f32], k: usize) -> (usize, f64) {
-    let kp = k.next_multiple_of(BLOCK);
+fn nearest<const B: usize>(row: &[f32], by_dim: &[f32], k: usize) -> (usize, f64) {
+    let kp = padded(k);
     let mut best = (0, f64::INFINITY);
     // fixed-size views, so that the lane loops compile to whole vectors
-    for blk in 0..kp / BLOCK {
-        let mut acc = [0f64; BLOCK];
+    for blk in 0..kp / B {
+        let mut acc = [0f64; B];
         for (j, &x) in row.iter().enumerate() {
-            let cs: &[f32; BLOCK] = by_dim[j * kp + blk * BLOCK..][..BLOCK]
+            let cs: &[f32; B] = by_dim[j * kp + blk * B..][..B]
                 .try_into()
-                .expect("a block is BLOCK wide");
-            for l in 0..BLOCK {
+                .expect("a block is B wide");
+            for l in 0..B {
                 let t = (x - cs[l]) as f64;
                 acc[l] += t * t;
             }
         }
         for (l, &dd) in acc.iter().enumerate() {
-            let c = blk * BLOCK + l;
+            let c = blk * B + l;
             if c < k && dd < best.1 {
                 best = (c, dd);
             }
@@ -65,14 +77,18 @@ multiversion! {
     /// The nearest centroid of each row of `data` (`out.len()` rows of d) into `out`.
     fn assign_on(data: &[f32], by_dim: &[f32], k: usize, d: usize, out: &mut [usize]) {
         for (o, row) in out.iter_mut().zip(data.chunks_exact(d)) {
-            *o = nearest(row, by_dim, k).0;
+            *o = if padded(k) == SMALL_BLOCK {
+                nearest::<SMALL_BLOCK>(row, by_dim, k).0
+            } else {
+                nearest::<BLOCK>(row, by_dim, k).0
+            };
         }
     }
 }
 
 /// The k×d row-major centroids as d × k′ ([`nearest`]'s layout; padding columns are 0).
 fn transpose(centroids: &[f32], k: usize, d: usize) -> Vec<f32> {
-    let kp = k.next_multiple_of(BLOCK);
+    let kp = padded(k);
     let mut t = vec![0f32; kp * d];
     for c in 0..k {
         for j in 0..d {
@@ -179,35 +195,47 @@ mod tests {
         assert!(kmeans(&data[..4], 2, 3, 5, 0).is_none());
     }
 
-    /// The side-by-side sums are `dist2`'s, bit for bit, and so is the choice among equals.
+    /// The side-by-side sums are `dist2`'s, bit for bit, and so is the choice among equals, for
+    /// both block widths (K = 7 and K = 20, two blocks, the tie across them).
     #[test]
     fn nearest_equals_the_plain_distances() {
-        let (n, k, d) = (50, 7, 40);
-        let mut rng = ChaCha8Rng::seed_from_u64(9);
-        let data: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let mut cen: Vec<f32> = (0..k * d).map(|_| rng.random_range(-1.0..1.0)).collect();
-        // two equal centroids: the first one wins
-        let (a, b) = cen.split_at_mut(4 * d);
-        b[..d].copy_from_slice(&a[2 * d..3 * d]);
-        let by_dim = transpose(&cen, k, d);
-        for i in 0..n {
-            let row = &data[i * d..(i + 1) * d];
-            let mut want = (0, f64::INFINITY);
-            for (c, ce) in cen.chunks_exact(d).enumerate() {
-                let dd = dist2(row, ce);
-                if dd < want.1 {
-                    want = (c, dd);
+        for k in [7, 20] {
+            let (n, d) = (50, 40);
+            let mut rng = ChaCha8Rng::seed_from_u64(9);
+            let data: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut cen: Vec<f32> = (0..k * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+            // two equal centroids: the first one wins
+            let (a, b) = cen.split_at_mut((k - 3) * d);
+            b[..d].copy_from_slice(&a[2 * d..3 * d]);
+            let by_dim = transpose(&cen, k, d);
+            let mut assigned = vec![0usize; n];
+            assign_on(Isa::detect(), &data, &by_dim, k, d, &mut assigned);
+            for i in 0..n {
+                let row = &data[i * d..(i + 1) * d];
+                let mut want = (0, f64::INFINITY);
+                for (c, ce) in cen.chunks_exact(d).enumerate() {
+                    let dd = dist2(row, ce);
+                    if dd < want.1 {
+                        want = (c, dd);
+                    }
                 }
+                let got = if k <= SMALL_BLOCK {
+                    nearest::<SMALL_BLOCK>(row, &by_dim, k)
+                } else {
+                    nearest::<BLOCK>(row, &by_dim, k)
+                };
+                assert_eq!(
+                    (got.0, got.1.to_bits()),
+                    (want.0, want.1.to_bits()),
+                    "K = {k}, row {i}"
+                );
+                assert_eq!(assigned[i], want.0, "K = {k}, row {i}");
             }
-            let got = nearest(row, &by_dim, k);
-            assert_eq!(
-                (got.0, got.1.to_bits()),
-                (want.0, want.1.to_bits()),
-                "row {i}"
-            );
+            let r2 = cen[2 * d..3 * d].to_vec();
+            let mut one = [0usize];
+            assign_on(Isa::detect(), &r2, &by_dim, k, d, &mut one);
+            assert_eq!(one[0], 2, "K = {k}");
         }
-        let r2 = &cen[2 * d..3 * d];
-        assert_eq!(nearest(r2, &by_dim, k).0, 2);
     }
 
     use std::collections::BTreeSet;
