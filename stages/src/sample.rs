@@ -78,9 +78,21 @@ pub fn standardise(x: &mut [f32], d: usize, valid: usize) {
     if d == 0 {
         return;
     }
-    let rows: Vec<usize> = (0..valid)
-        .filter(|&i| x[i * d..(i + 1) * d].iter().map(|&v| v as f64).sum::<f64>() != 0.0)
-        .collect();
+    // rows whose sum is non-zero: each sum serial over the dimensions (as the reference adds),
+    // four rows side by side so that their additions overlap
+    let mut nonzero = vec![false; valid];
+    for (b, flags) in nonzero.chunks_mut(4).enumerate() {
+        let mut sums = [0f64; 4];
+        for j in 0..d {
+            for (r, s) in sums.iter_mut().enumerate().take(flags.len()) {
+                *s += x[(b * 4 + r) * d + j] as f64;
+            }
+        }
+        for (f, s) in flags.iter_mut().zip(sums) {
+            *f = s != 0.0;
+        }
+    }
+    let rows: Vec<usize> = (0..valid).filter(|&i| nonzero[i]).collect();
     let mut mean = vec![0f64; d];
     let mut var = vec![0f64; d];
     if !rows.is_empty() {
@@ -98,15 +110,15 @@ pub fn standardise(x: &mut [f32], d: usize, valid: usize) {
         var.iter_mut().for_each(|s| *s /= rows.len() as f64);
     }
     let scale = 1.0 / (d as f64).sqrt();
-    let nonzero: std::collections::HashSet<usize> = rows.into_iter().collect();
-    for i in 0..valid {
+    let std: Vec<f64> = var.iter().map(|s| s.sqrt()).collect();
+    for (i, &keep) in nonzero.iter().enumerate() {
         let row = &mut x[i * d..(i + 1) * d];
-        if !nonzero.contains(&i) {
+        if !keep {
             row.fill(0.0);
             continue;
         }
-        for ((v, m), s) in row.iter_mut().zip(&mean).zip(&var) {
-            let z = (*v as f64 - m) / s.sqrt();
+        for ((v, m), s) in row.iter_mut().zip(&mean).zip(&std) {
+            let z = (*v as f64 - m) / s;
             *v = if z.is_finite() {
                 (z * scale) as f32
             } else {
