@@ -27,7 +27,7 @@ use clot_stages::ot::{AsotParams, solve_batch};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::median;
+use crate::median_time;
 
 struct Args {
     videos: usize,
@@ -77,36 +77,18 @@ fn parse_args(args: &[String]) -> Result<Args> {
     Ok(a)
 }
 
-/// Median seconds of `reps` calls of `f`.
-fn time(reps: usize, mut f: impl FnMut()) -> f64 {
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = std::time::Instant::now();
-            f();
-            s.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    median(t)
-}
-
 /// Flops per second of an in-cache 256×256×256 sgemm on this thread.
-fn sgemm_rate() -> f64 {
+fn sgemm_rate() -> Result<f64> {
     let n = 256;
     let a: Vec<f32> = (0..n * n).map(|i| (i as f32 * 0.37).sin()).collect();
     let b: Vec<f32> = (0..n * n).map(|i| (i as f32 * 0.11).cos()).collect();
     let mut c = vec![0f32; n * n];
-    let s = time(50, || {
+    let s = median_time(50, || {
         gemm(n, n, n, 1.0, &a, Op::N, &b, Op::N, 0.0, &mut c);
         std::hint::black_box(&mut c);
-    });
-    2.0 * (n * n * n) as f64 / s
-}
-
-fn unit_rows(m: usize, d: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
-    let mut x = random_directions(m, d, rng);
-    clot_stages::linalg::normalize_rows(&mut x, d);
-    x
+        Ok(())
+    })?;
+    Ok(2.0 * (n * n * n) as f64 / s)
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -118,8 +100,9 @@ pub fn run(args: &[String]) -> Result<()> {
 fn measure(a: &Args) -> Result<()> {
     let (b, n, k, d, p) = (a.videos, a.rows, a.actions, a.dim, a.projections);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let frames: Vec<Vec<f32>> = (0..b).map(|_| unit_rows(n, d, &mut rng)).collect();
-    let actions = unit_rows(k, d, &mut rng);
+    // unit rows, as the encoder's normalised embeddings and A are
+    let frames: Vec<Vec<f32>> = (0..b).map(|_| random_directions(n, d, &mut rng)).collect();
+    let actions = random_directions(k, d, &mut rng);
     let thetas: Vec<Vec<f32>> = (0..b).map(|_| random_directions(p, d, &mut rng)).collect();
     let swd = SwdParams {
         projections: p,
@@ -147,30 +130,25 @@ fn measure(a: &Args) -> Result<()> {
     let valid = vec![n; b];
     let full = costs(true);
     let reps = a.repeats;
-    let t_cosine = time(reps, || {
+    let t_cosine = median_time(reps, || {
         std::hint::black_box(costs(false));
-    });
-    let t_swd = time(reps, || {
+        Ok(())
+    })?;
+    let t_swd = median_time(reps, || {
         for (f, theta) in frames.iter().zip(&thetas) {
             std::hint::black_box(swd_cost(f, &actions, d, theta, &swd));
         }
-    });
-    let mut failed = None;
-    let t_solver = time(reps, || {
-        if let Err(e) = solve_batch(&full, b, n, k, &valid, &params) {
-            failed = Some(e);
-        }
-    });
-    let t_call = time(reps, || {
-        let c = costs(true);
-        if let Err(e) = solve_batch(&c, b, n, k, &valid, &params) {
-            failed = Some(e);
-        }
-    });
-    if let Some(e) = failed {
-        bail!("the solver failed: {e}");
-    }
-    let rate = sgemm_rate();
+        Ok(())
+    })?;
+    let t_solver = median_time(reps, || {
+        solve_batch(&full, b, n, k, &valid, &params)?;
+        Ok(())
+    })?;
+    let t_call = median_time(reps, || {
+        solve_batch(&costs(true), b, n, k, &valid, &params)?;
+        Ok(())
+    })?;
+    let rate = sgemm_rate()?;
     let exp_ln = crate::solver::exp_ln_seconds();
     let log2n = (n as f64).log2().ceil();
     let (bf, nf, kf, df, pf) = (b as f64, n as f64, k as f64, d as f64, p as f64);
