@@ -77,11 +77,16 @@ multiversion! {
     /// The nearest centroid of each row of `data` (`out.len()` rows of d) into `out`.
     fn assign_on(data: &[f32], by_dim: &[f32], k: usize, d: usize, out: &mut [usize]) {
         // the block width is chosen once; each loop inlines its `nearest` (compiled for AVX2)
+        // (plain loops: a closure would not inherit the AVX2 target)
         let rows = out.iter_mut().zip(data.chunks_exact(d));
         if padded(k) == SMALL_BLOCK {
-            rows.for_each(|(o, row)| *o = nearest::<SMALL_BLOCK>(row, by_dim, k).0);
+            for (o, row) in rows {
+                *o = nearest::<SMALL_BLOCK>(row, by_dim, k).0;
+            }
         } else {
-            rows.for_each(|(o, row)| *o = nearest::<BLOCK>(row, by_dim, k).0);
+            for (o, row) in rows {
+                *o = nearest::<BLOCK>(row, by_dim, k).0;
+            }
         }
     }
 }
