@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clot_stages::eval::F1Rng;
+use clot_stages::gpu::DeviceChoice;
 
 /// clot: unsupervised temporal action segmentation with closed-loop optimal transport.
 ///
@@ -483,6 +484,10 @@ pub struct SolveArgs {
     /// RandomState, drawn as ASOT's evaluation draws: the F1 ASOT prints for the same seed).
     #[arg(long, value_name = "RNG", default_value_t = F1Rng::ChaCha8, requires = "gt", help_heading = "Scoring")]
     pub f1_rng: F1Rng,
+    /// Where the solver runs: cpu (the reference), wgpu (a GPU adapter; an error without one) or
+    /// auto (a real GPU when there is one, else the CPU; never a software adapter).
+    #[arg(long, value_name = "DEVICE", default_value_t = DeviceChoice::Cpu, help_heading = "Solver")]
+    pub device: DeviceChoice,
     /// Folder to write `plan.parquet` and `segmentation.parquet` into.
     #[arg(long, short, help_heading = "Output")]
     pub out: Option<PathBuf>,

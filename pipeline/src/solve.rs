@@ -8,10 +8,11 @@ use arrow_array::{ArrayRef, Float32Array, Int32Array, RecordBatch, StringArray, 
 use clot_datasets::mapping::{Mapping, parse_labels};
 use clot_datasets::npy::parse_npy;
 use clot_datasets::{frame_matrix_batch, read_frame_matrix, write_table};
-use clot_schemas::{F32Matrix, KEY_MATRIX_KIND, Table};
+use clot_schemas::{F32Matrix, KEY_ADAPTER, KEY_DEVICE, KEY_MATRIX_KIND, Table};
 use clot_stages::eval::{F1Rng, Metrics, activity_level_with, segmental_extras, video_level_with};
+use clot_stages::gpu::Compute;
 use clot_stages::ot::cost::add_temporal_prior;
-use clot_stages::ot::{AsotParams, StepSize, solve as asot};
+use clot_stages::ot::{AsotParams, StepSize, solve_batch_on};
 use serde::Serialize;
 
 use crate::cli::SolveArgs;
@@ -168,8 +169,8 @@ fn read_input(path: &Path) -> Result<(bool, Vec<(String, F32Matrix)>)> {
     }
 }
 
-/// Solves every video of the input.
-pub fn solve_input(a: &SolveArgs) -> Result<Vec<Solved>> {
+/// Solves every video of the input on `compute`.
+pub fn solve_input(a: &SolveArgs, compute: &Compute) -> Result<Vec<Solved>> {
     let p = params(a)?;
     let (is_affinity, videos) = read_input(&a.input)?;
     // --cost and --affinity override the file's `clot.matrix_kind` (clap makes them exclusive)
@@ -183,8 +184,13 @@ pub fn solve_input(a: &SolveArgs) -> Result<Vec<Solved>> {
             m.as_slice().to_vec()
         };
         add_temporal_prior(&mut cost, n, k, a.rho);
-        let plan = asot(&cost, n, k, n, &p)
-            .with_context(|| format!("{}: video `{name}`", a.input.display()))?;
+        let plan = solve_batch_on(compute, &cost, 1, n, k, &[n], &p).with_context(|| {
+            format!(
+                "{}: video `{name}` (on {})",
+                a.input.display(),
+                compute.adapter()
+            )
+        })?;
         let mut prediction = Vec::with_capacity(n);
         let mut confidence = Vec::with_capacity(n);
         for row in plan.chunks(k) {
@@ -274,20 +280,32 @@ pub fn score(
     })
 }
 
-fn write_outputs(dir: &Path, solved: &[Solved], gts: Option<&Vec<Vec<i32>>>) -> Result<()> {
+fn write_outputs(
+    dir: &Path,
+    solved: &[Solved],
+    gts: Option<&Vec<Vec<i32>>>,
+    compute: &Compute,
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let k = solved.first().map_or(1, |s| s.plan.cols()) as i32;
+    let device = [
+        (KEY_DEVICE.to_string(), compute.name().to_string()),
+        (KEY_ADAPTER.to_string(), compute.adapter()),
+    ];
     let mut schema = Table::FrameMatrix.schema(k);
     schema
         .metadata
         .insert(KEY_MATRIX_KIND.to_string(), "plan".to_string());
+    schema.metadata.extend(device.clone());
     let schema = Arc::new(schema);
     let batches = solved
         .iter()
         .map(|s| frame_matrix_batch(Arc::clone(&schema), &s.name, &s.plan))
         .collect::<Result<Vec<_>, _>>()?;
     write_table(&dir.join("plan.parquet"), schema, &batches)?;
-    let schema = Arc::new(Table::Predictions.schema(0));
+    let mut schema = Table::Predictions.schema(0);
+    schema.metadata.extend(device);
+    let schema = Arc::new(schema);
     let mut batches = Vec::new();
     for (i, s) in solved.iter().enumerate() {
         let n = s.prediction.len();
@@ -313,14 +331,15 @@ fn write_outputs(dir: &Path, solved: &[Solved], gts: Option<&Vec<Vec<i32>>>) -> 
 
 /// `clot solve`.
 pub fn solve(a: &SolveArgs) -> Result<()> {
-    let solved = solve_input(a)?;
+    let compute = Compute::resolve(a.device)?;
+    let solved = solve_input(a, &compute)?;
     let gts = ground_truth(a, &solved)?;
     let scores = match &gts {
         Some(g) => Some(score(&solved, g, a.exclude, a.f1_seed, a.f1_rng)?),
         None => None,
     };
     if let Some(dir) = &a.out {
-        write_outputs(dir, &solved, gts.as_ref())?;
+        write_outputs(dir, &solved, gts.as_ref(), &compute)?;
     }
     let segs: Vec<(String, usize, usize)> = solved
         .iter()
@@ -333,10 +352,17 @@ pub fn solve(a: &SolveArgs) -> Result<()> {
         })
         .collect();
     if a.json {
-        let v = serde_json::json!({ "videos": segs, "scores": scores, "out": a.out });
+        let v = serde_json::json!({
+            "videos": segs,
+            "scores": scores,
+            "out": a.out,
+            "device": compute.name(),
+            "adapter": compute.adapter(),
+        });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
+    println!("solved on {}\n", compute.adapter());
     println!("{:<36} {:>8} {:>9}", "video", "frames", "segments");
     for (name, n, s) in &segs {
         println!("{name:<36} {n:>8} {s:>9}");

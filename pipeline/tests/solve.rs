@@ -15,6 +15,7 @@ use std::sync::Arc;
 use clap::{CommandFactory, Parser};
 use clot_pipeline::cli::{Cli, Command, SolveArgs};
 use clot_pipeline::solve::{Solved, solve_input};
+use clot_stages::gpu::Compute;
 
 fn npy(path: &Path, shape: (usize, usize), values: &[f32]) {
     clot_datasets::npy::write_npy_f32(path, shape.0, shape.1, values).expect("write npy");
@@ -177,7 +178,9 @@ fn parse(input: &Path, flags: &[&str]) -> SolveArgs {
 
 /// The solved videos of `clot solve INPUT FLAGS…`.
 fn solved(input: &Path, flags: &[&str]) -> Vec<Solved> {
-    solve_input(&parse(input, flags)).expect("solve")
+    let args = parse(input, flags);
+    let compute = Compute::resolve(args.device).expect("device");
+    solve_input(&args, &compute).expect("solve")
 }
 
 /// The plan (N×K, row-major) of the one video of `clot solve INPUT FLAGS…`.

@@ -23,8 +23,8 @@ pub use components::{
 };
 pub use error::SchemaError;
 pub use tables::{
-    KEY_CRATE_VERSION, KEY_MATRIX_KIND, KEY_SCHEMA_VERSION, KEY_TABLE, SCHEMA_VERSION, SchemaInfo,
-    Table, check_schema, features_field, matrix_type,
+    KEY_ADAPTER, KEY_CRATE_VERSION, KEY_DEVICE, KEY_MATRIX_KIND, KEY_SCHEMA_VERSION, KEY_TABLE,
+    SCHEMA_VERSION, SchemaInfo, Table, check_schema, features_field, matrix_type,
 };
 
 /// One import for users: `use clot_schemas::prelude::*;`.

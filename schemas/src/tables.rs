@@ -57,6 +57,11 @@ pub enum Table {
 /// Metadata key of a [`Table::FrameMatrix`]: `cost`, `affinity` or `plan`.
 pub const KEY_MATRIX_KIND: &str = "clot.matrix_kind";
 
+/// Metadata key of tables a solve or run wrote: where its kernels ran, `cpu` or `wgpu`.
+pub const KEY_DEVICE: &str = "clot.device";
+/// Metadata key beside [`KEY_DEVICE`]: the adapter in words (`cpu` on the CPU).
+pub const KEY_ADAPTER: &str = "clot.adapter";
+
 impl Table {
     /// Every table, for registry tests and `clot inspect`.
     pub const ALL: &'static [Table] = &[

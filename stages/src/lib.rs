@@ -25,6 +25,7 @@ pub mod decode;
 pub mod dispatch;
 pub mod encode;
 pub mod eval;
+pub mod gpu;
 pub mod graph;
 pub mod kmeans;
 pub mod linalg;

@@ -97,3 +97,25 @@ pub fn svg_texts(path: &std::path::Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// Whether a wgpu adapter is there (this process opens the same one the binary will). Without
+/// one: skips (false, with a SKIP line), or fails with `REQUIRE_GPU=1` (CI, on Mesa's software
+/// Vulkan). Always false in a build without the `wgpu` feature.
+pub fn gpu_available(test: &str) -> bool {
+    let required = std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1");
+    #[cfg(feature = "wgpu")]
+    let found = clot_stages::gpu::GpuContext::shared().map(|ctx| ctx.describe());
+    #[cfg(not(feature = "wgpu"))]
+    let found: Result<String, &str> = Err("built without the `wgpu` feature");
+    match found {
+        Ok(adapter) => {
+            eprintln!("{test}: on {adapter}");
+            true
+        }
+        Err(e) => {
+            assert!(!required, "{test}: REQUIRE_GPU=1 but {e}");
+            eprintln!("SKIP {test}: {e}");
+            false
+        }
+    }
+}

@@ -133,6 +133,9 @@ pub enum OtError {
         "automatic step size undefined: max of the first gradient is {0}; use a fixed step size"
     )]
     Step(f32),
+    /// The GPU could not run the solve.
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
 }
 
 /// Prefix sums of T, kept per fixed chunk of [`ROWS_PER_TASK`] rows so that they can be computed
@@ -194,7 +197,7 @@ impl Work {
     }
 }
 
-fn check(
+pub(crate) fn check(
     costs: &[f32],
     b: usize,
     n: usize,

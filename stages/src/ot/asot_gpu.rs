@@ -1,0 +1,223 @@
+//! The ASOT solver on wgpu (`asot.wgsl`): the same iterations as the CPU reference
+//! ([`super::asot`]), for a batch of videos padded to N rows in one set of dispatches.
+//!
+//! Contract: [`solve_batch`] takes what [`super::asot::solve_batch`] takes and returns the same
+//! B×N×K plans (valid rows sum to 1, padded rows 0), checked the same way. Implemented: the
+//! default problem (KL-relaxed action marginal, exact frame marginal) with the automatic or a
+//! fixed step. `balanced_actions` and `unbalanced_frames` are refused with
+//! [`GpuError::Unsupported`] rather than solved differently.
+//!
+//! How it runs: one upload of the costs, then per iteration three dispatches over the whole
+//! batch (chunk-local prefix sums per column, their scan over chunks, the fused gradient and
+//! update per row; the first iteration with the automatic step adds the per-row max of G and a
+//! one-workgroup reduction), all recorded into one command buffer; the step size never comes
+//! back to the CPU, the plan comes back once at the end. Cost: O(iters · B · N · K) work, one
+//! `exp` and one `log` per cell and iteration, like the CPU; storage about 16 bytes per cell.
+//!
+//! Precision and tolerance: the GPU works in f32 throughout, where the CPU accumulates its row,
+//! column and prefix sums in f64, and WGSL's `exp`/`log` are not the CPU's polynomials. The
+//! plans therefore agree to rounding, not to the bit. The parity tests (`tests/gpu_parity.rs`)
+//! hold the GPU to a max absolute difference of 1e-4 per plan entry (entries lie in [0, 1]) and
+//! to the same argmax on at least 99.9 % of frames.
+
+use super::asot::{AsotParams, OtError, StepSize, check};
+use crate::gpu::{Binding, GpuContext, GpuError};
+
+/// Rows per chunk of the prefix sums (the `rows_per_chunk` override constant): the chunk's serial
+/// sum bounds the rounding of the window sums, the number of chunks the serial scan.
+const ROWS_PER_CHUNK: usize = 128;
+const WORKGROUP: usize = 64;
+
+const BINDINGS: [Binding; 8] = [
+    Binding::Uniform,
+    Binding::Read,
+    Binding::Read,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+];
+const ENTRIES: [&str; 6] = ["init", "prefix", "scan", "row_max", "reduce_step", "update"];
+
+/// `Params` of `asot.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    b: u32,
+    n: u32,
+    k: u32,
+    a: u32,
+    chunks: u32,
+    gw: u32,
+    fixed_step: u32,
+    colterm: u32,
+    alpha: f32,
+    lin: f32,
+    eps: f32,
+    lambda: f32,
+    inv_r: f32,
+    step: f32,
+    state: u32,
+    pad: u32,
+}
+
+/// `Video` of `asot.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Video {
+    nv: u32,
+    t0: f32,
+    l0: f32,
+    marginal: f32,
+    log_marginal: f32,
+    pad: [f32; 3],
+}
+
+/// Solves a batch of `b` videos padded to N frames on the GPU: `costs` is B×N×K, `valid[v]` the
+/// real frames of video v (a prefix). Returns the B×N×K plans.
+pub fn solve_batch(
+    ctx: &GpuContext,
+    costs: &[f32],
+    b: usize,
+    n: usize,
+    k: usize,
+    valid: &[usize],
+    p: &AsotParams,
+) -> Result<Vec<f32>, OtError> {
+    check(costs, b, n, k, valid, p)?;
+    if p.balanced_actions {
+        return Err(GpuError::Unsupported("the ASOT solver with balanced actions".into()).into());
+    }
+    if p.unbalanced_frames {
+        return Err(GpuError::Unsupported("the ASOT solver with unbalanced frames".into()).into());
+    }
+    let too_big = |what: &str| {
+        OtError::from(GpuError::TooLarge {
+            what: format!("the ASOT solve of {b} videos × {n} frames × {k} actions ({what})"),
+            bytes: u64::MAX,
+            limit: ctx.max_binding(),
+            adapter: ctx.describe(),
+        })
+    };
+    let cells = b
+        .checked_mul(n)
+        .and_then(|x| x.checked_mul(k))
+        .ok_or_else(|| too_big("cells"))?;
+    let to_u32 = |x: usize, what: &str| u32::try_from(x).map_err(|_| too_big(what));
+    let chunks = n.div_ceil(ROWS_PER_CHUNK);
+    let a = (n as f64 * p.radius as f64).floor() as usize;
+    let colterm = b * chunks * (k + 1);
+    let state = colterm + b * k;
+    let params = Params {
+        b: to_u32(b, "videos")?,
+        n: to_u32(n, "frames")?,
+        k: to_u32(k, "actions")?,
+        a: to_u32(a.min(n), "radius")?,
+        chunks: to_u32(chunks, "chunks")?,
+        gw: u32::from(a > 0 && p.alpha > 0.0),
+        fixed_step: u32::from(matches!(p.step, StepSize::Fixed(_))),
+        colterm: to_u32(colterm, "column sums")?,
+        alpha: p.alpha,
+        lin: 1.0 - p.alpha,
+        eps: p.eps,
+        lambda: p.lambda_actions,
+        inv_r: if p.radius > 0.0 { 1.0 / p.radius } else { 0.0 },
+        step: match p.step {
+            StepSize::Fixed(s) => s,
+            StepSize::Auto => 0.0,
+        },
+        state: to_u32(state, "column sums")?,
+        pad: 0,
+    };
+    to_u32(cells, "cells")?;
+    to_u32((b * (n + 1)).saturating_mul(k + 1), "prefix sums")?;
+    let videos: Vec<Video> = valid
+        .iter()
+        .map(|&nv| {
+            let init = 1.0 / (nv as f64 * k as f64);
+            let target = 1.0 / nv as f64;
+            Video {
+                nv: nv as u32,
+                t0: init as f32,
+                l0: init.ln() as f32,
+                marginal: target as f32,
+                log_marginal: target.ln() as f32,
+                pad: [0.0; 3],
+            }
+        })
+        .collect();
+
+    let what = || format!("the ASOT solve of {b} videos × {n} frames × {k} actions");
+    ctx.check_size(what, (cells * 4) as u64)?;
+    ctx.check_size(what, ((b * (n + 1) * (k + 1)) * 4) as u64)?;
+    let kernel = ctx.kernel(
+        "ot/asot.wgsl",
+        include_str!("asot.wgsl"),
+        &BINDINGS,
+        &ENTRIES,
+        &[
+            ("workgroup_size", WORKGROUP as f64),
+            ("rows_per_chunk", ROWS_PER_CHUNK as f64),
+        ],
+    )?;
+    let uniform = ctx.uniform("asot params", &params);
+    let cost = ctx.upload("asot cost", costs)?;
+    let vids = ctx.upload("asot videos", &videos)?;
+    let t = ctx.scratch("asot plan", cells)?;
+    let l = ctx.scratch("asot log plan", cells)?;
+    let rows = ctx.scratch("asot rows", b * n * 2)?;
+    let pt = ctx.scratch("asot prefix sums", b * (n + 1) * (k + 1))?;
+    let cols = ctx.scratch("asot column sums", state + 2)?;
+    let bound = ctx.bind(
+        &kernel,
+        &[&uniform, &cost, &vids, &t, &l, &rows, &pt, &cols],
+    );
+
+    let row_threads = (b * n) as u64;
+    let out = ctx.run_and_read(
+        "ASOT solve",
+        |encoder| {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("asot"),
+                timestamp_writes: None,
+            });
+            ctx.dispatch(&mut pass, &kernel, &bound, "init", row_threads);
+            for it in 0..p.iters {
+                ctx.dispatch(
+                    &mut pass,
+                    &kernel,
+                    &bound,
+                    "prefix",
+                    (b * chunks * (k + 1)) as u64,
+                );
+                ctx.dispatch(&mut pass, &kernel, &bound, "scan", (b * (k + 1)) as u64);
+                if it == 0 && p.step == StepSize::Auto {
+                    ctx.dispatch(&mut pass, &kernel, &bound, "row_max", row_threads);
+                    // one workgroup
+                    ctx.dispatch(&mut pass, &kernel, &bound, "reduce_step", 1);
+                }
+                ctx.dispatch(&mut pass, &kernel, &bound, "update", row_threads);
+            }
+        },
+        &[(&t, cells), (&cols, state + 2)],
+    )?;
+    let [plan, cols] = <[Vec<f32>; 2]>::try_from(out).map_err(|_| {
+        OtError::from(GpuError::Device {
+            adapter: ctx.describe(),
+            why: "the read-back returned the wrong number of buffers".into(),
+        })
+    })?;
+    if p.step == StepSize::Auto && p.iters > 0 {
+        let (step, max) = (cols[state], cols[state + 1]);
+        if !(max > 0.0 && step.is_finite()) {
+            return Err(OtError::Step(max));
+        }
+    }
+    let mut plan = plan;
+    for (video, &nv) in plan.chunks_mut(n * k).zip(valid) {
+        let scale = nv as f32;
+        video.iter_mut().for_each(|x| *x *= scale);
+    }
+    Ok(plan)
+}
