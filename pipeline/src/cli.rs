@@ -170,6 +170,10 @@ pub struct EvalArgs {
     /// A checkpoint.safetensors written by clot.
     #[arg(long, help_heading = "Model")]
     pub checkpoint: PathBuf,
+    /// Where the kernels run (cpu, wgpu or auto; see `clot train --help`). Default: the
+    /// checkpoint's setting.
+    #[arg(long, value_name = "DEVICE", help_heading = "Model")]
+    pub device: Option<DeviceChoice>,
     /// A folder to write predictions, metrics and the picture into.
     #[arg(long, short, help_heading = "Output")]
     pub out: Option<PathBuf>,

@@ -10,12 +10,17 @@ use clap::Args;
 use clot_datasets::{COMMON, Preset};
 use clot_stages::batch::ClotConfig;
 use clot_stages::eval::F1Rng;
+use clot_stages::gpu::DeviceChoice;
 use clot_stages::ot::cost::{SwdParams, SwdVariant};
 use clot_stages::ot::{AsotParams, StepSize};
 use serde::{Deserialize, Serialize};
 
 fn is_chacha8(r: &F1Rng) -> bool {
     *r == F1Rng::ChaCha8
+}
+
+fn is_cpu(d: &DeviceChoice) -> bool {
+    *d == DeviceChoice::Cpu
 }
 
 /// A fully resolved run configuration (also written to the run folder and the checkpoint).
@@ -68,6 +73,11 @@ pub struct TrainConfig {
     pub exclude: Option<i32>,
     /// Score the validation crops every this many epochs (0: never).
     pub val_every: usize,
+    /// Where the kernels run: `cpu`, `wgpu` or `auto`. With `wgpu` the OT solves run on the GPU
+    /// so far; the other stages stay on the CPU. Left out of the TOML when `cpu`, so
+    /// configurations (and sweep trial ids) from before the key existed stay the same.
+    #[serde(default, skip_serializing_if = "is_cpu")]
+    pub device: DeviceChoice,
     /// SWD variant in OT1's cost: `released` or `paper`.
     pub swd_variant: String,
     /// Weight of the SWD term.
@@ -118,6 +128,7 @@ impl TrainConfig {
             kmeans_iters: 300,
             f1_seed: 0,
             f1_rng: F1Rng::ChaCha8,
+            device: DeviceChoice::Cpu,
             exclude: p.exclude,
             val_every: 1,
             swd_variant: "released".into(),
@@ -397,6 +408,11 @@ pub struct Overrides {
     /// RandomState, drawn as ASOT's evaluation draws: the F1 ASOT prints for the same seed).
     #[arg(long, value_name = "RNG", help_heading = "Training")]
     pub f1_rng: Option<F1Rng>,
+    /// Where the kernels run: cpu (the reference, the default), wgpu (a GPU adapter; an error
+    /// without one) or auto (a real GPU when there is one, never a software adapter). On wgpu the
+    /// OT solves run on the GPU so far; the other stages stay on the CPU.
+    #[arg(long, value_name = "DEVICE", help_heading = "Training")]
+    pub device: Option<DeviceChoice>,
     /// A ground-truth id excluded from the metrics.
     #[arg(long, allow_hyphen_values = true, help_heading = "Training")]
     pub exclude: Option<i32>,
@@ -472,6 +488,7 @@ impl Overrides {
             kmeans_iters,
             f1_seed,
             f1_rng,
+            device,
             val_every,
             without,
             swd_variant,

@@ -25,7 +25,8 @@ use arrow_array::{
 use arrow_schema::Schema;
 use clot_datasets::fsio::write_bytes_atomic;
 use clot_datasets::write_table;
-use clot_schemas::Table;
+use clot_schemas::{KEY_ADAPTER, KEY_DEVICE, Table};
+use clot_stages::gpu::Compute;
 use clot_stages::params::ParamSet;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
@@ -39,6 +40,8 @@ pub struct Provenance {
     pub stages: Vec<String>,
     pub dataset: String,
     pub activity: String,
+    /// Where the kernels ran (`cpu`, `wgpu`) and on which adapter, as `cfg.device` resolves.
+    pub device: (String, String),
 }
 
 impl Provenance {
@@ -47,11 +50,16 @@ impl Provenance {
         let stages = crate::graphs::build(&cfg.mode, &cfg.without)
             .map(|g| g.stages().iter().map(|s| s.name.to_string()).collect())
             .unwrap_or_default();
+        let device = match Compute::resolve(cfg.device) {
+            Ok(c) => (c.name().to_string(), c.adapter()),
+            Err(e) => (cfg.device.to_string(), format!("unavailable: {e}")),
+        };
         Provenance {
             config: cfg.clone(),
             stages,
             dataset: dataset.to_string(),
             activity: activity.to_string(),
+            device,
         }
     }
 
@@ -61,7 +69,8 @@ impl Provenance {
         md.insert("clot.config_hash".into(), self.config.hash());
         md.insert("clot.git_revision".into(), GIT_REVISION.into());
         md.insert("clot.seed".into(), self.config.seed.to_string());
-        md.insert("clot.device".into(), "cpu".into());
+        md.insert(KEY_DEVICE.into(), self.device.0.clone());
+        md.insert(KEY_ADAPTER.into(), self.device.1.clone());
         md.insert("clot.stages".into(), self.stages.join(","));
         md.insert("clot.mode".into(), self.config.mode.clone());
         md

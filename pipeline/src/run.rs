@@ -149,6 +149,9 @@ pub fn resolve_config_from(
 struct RunReport<'a> {
     dataset: &'a str,
     activity: &'a str,
+    /// Where the kernels ran (`cpu`, `wgpu`) and the adapter.
+    device: &'a str,
+    adapter: &'a str,
     videos: usize,
     frames: usize,
     config: &'a TrainConfig,
@@ -276,6 +279,8 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
         let report = RunReport {
             dataset: &ds.name,
             activity: &activity,
+            device: &prov.device.0,
+            adapter: &prov.device.1,
             videos: videos.len(),
             frames,
             config: &cfg,
@@ -299,14 +304,18 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} / {}: {} videos, {} frames, K = {}, mode {}, seed {}",
+        "{} / {}: {} videos, {} frames, K = {}, mode {}, seed {}{}",
         ds.name,
         activity,
         videos.len(),
         frames,
         cfg.actions,
         cfg.mode,
-        cfg.seed
+        cfg.seed,
+        match prov.device.0.as_str() {
+            "cpu" => String::new(),
+            _ => format!(", OT solves on {}", prov.device.1),
+        }
     );
     println!(
         "trained {} epochs ({} steps) in {:.2} s, final loss {:.4}; evaluated in {:.2} s",
@@ -523,7 +532,10 @@ fn write_run(out: &Path, o: &RunOutput<'_>) -> Result<()> {
 /// `clot eval`.
 pub fn eval(a: &EvalArgs, quiet: bool) -> Result<()> {
     let quiet = quiet || a.json;
-    let (params, cfg) = read_checkpoint(&a.checkpoint)?;
+    let (params, mut cfg) = read_checkpoint(&a.checkpoint)?;
+    if let Some(d) = a.device {
+        cfg.device = d;
+    }
     let dim = cfg
         .mlp
         .first()

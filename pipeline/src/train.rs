@@ -24,6 +24,7 @@ use clot_stages::batch::{
 };
 use clot_stages::encode::init_params;
 use clot_stages::eval::{F1Rng, Metrics, activity_level, activity_level_with, video_level_with};
+use clot_stages::gpu::{Compute, ComputeDevice};
 use clot_stages::graph::{Phase, Profile, StageGraph};
 use clot_stages::kmeans::kmeans;
 use clot_stages::optim::{Adam, AdamConfig};
@@ -114,7 +115,9 @@ impl Session {
         let mut graph = graphs::build(&cfg.mode, &cfg.without)?;
         customize(&mut graph);
         graph.initialize().map_err(|e| anyhow!("{e}"))?;
+        let compute = Compute::resolve(cfg.device)?;
         let w = &mut graph.world;
+        w.insert_resource(ComputeDevice(compute));
         w.insert_resource(ModelConfig {
             actions: cfg.actions,
             widths: cfg.mlp.clone(),

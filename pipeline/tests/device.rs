@@ -122,10 +122,7 @@ fn auto_takes_a_real_gpu_only_and_the_outputs_record_the_device() {
     assert_eq!(v["device"], expected, "{v}");
     // both written tables carry the device and the adapter
     for table in ["plan.parquet", "segmentation.parquet"] {
-        let file = std::fs::File::open(out.join(table)).unwrap();
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
-        let meta = reader.schema().metadata().clone();
+        let meta = metadata(&out.join(table));
         assert_eq!(
             meta.get("clot.device").map(String::as_str),
             Some(expected),
@@ -136,5 +133,86 @@ fn auto_takes_a_real_gpu_only_and_the_outputs_record_the_device() {
             v["adapter"].as_str().map(str::to_string).as_ref(),
             "{table}"
         );
+    }
+}
+
+/// The key-value metadata of a Parquet file's Arrow schema.
+fn metadata(path: &Path) -> std::collections::HashMap<String, String> {
+    let file = std::fs::File::open(path).unwrap();
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    reader.schema().metadata().clone().into_iter().collect()
+}
+
+/// The `loss` column of a run's training curve.
+fn losses(run: &Path) -> Vec<f64> {
+    let b = common::read(&run.join("training_curve.parquet"));
+    let a = b
+        .column_by_name("loss")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::Float64Array>()
+        .unwrap()
+        .clone();
+    a.values().to_vec()
+}
+
+/// Whole coffee runs on both devices (OT solves on the GPU): the first 10 steps' losses agree to
+/// 1e-3 relative and the metrics within 0.02, in clot and asot mode; the run folder records the
+/// device.
+#[test]
+fn train_on_wgpu_matches_the_cpu_on_coffee() {
+    let Some(root) = clot_datasets::shared::require(&["data/Breakfast"]) else {
+        return;
+    };
+    if !gpu_available("train_on_wgpu_matches_the_cpu_on_coffee") {
+        return;
+    }
+    let data = root.join("data/Breakfast");
+    let tmp = tempfile::tempdir().unwrap();
+    for mode in ["clot", "asot"] {
+        let run = |device: &str| {
+            let out = tmp.path().join(format!("{mode}-{device}"));
+            let v = json(&[
+                "-q",
+                "train",
+                data.to_str().unwrap(),
+                "--activity",
+                "coffee",
+                "--mode",
+                mode,
+                "--seed",
+                "0",
+                "--device",
+                device,
+                "--out",
+                out.to_str().unwrap(),
+                "--json",
+            ]);
+            (v, losses(&out), out)
+        };
+        let (cpu, cpu_loss, _) = run("cpu");
+        let (gpu, gpu_loss, gpu_out) = run("wgpu");
+        assert_eq!(gpu["device"], "wgpu", "{gpu}");
+        let worst = cpu_loss
+            .iter()
+            .zip(&gpu_loss)
+            .take(10)
+            .map(|(a, b)| (a - b).abs() / a.abs().max(1e-12))
+            .fold(0f64, f64::max);
+        eprintln!("{mode}: first 10 losses, max relative difference {worst:.2e}");
+        assert!(worst <= 1e-3, "{mode}: {worst}");
+        for m in ["mof", "f1", "miou"] {
+            let (a, b) = (
+                cpu["scores"]["activity"][m].as_f64().unwrap(),
+                gpu["scores"]["activity"][m].as_f64().unwrap(),
+            );
+            eprintln!("{mode}: {m} cpu {a:.4} wgpu {b:.4}");
+            assert!((a - b).abs() <= 0.02, "{mode} {m}: {a} vs {b}");
+        }
+        let meta = metadata(&gpu_out.join("predictions.parquet"));
+        assert_eq!(meta.get("clot.device").map(String::as_str), Some("wgpu"));
+        let config = std::fs::read_to_string(gpu_out.join("config.toml")).unwrap();
+        assert!(config.contains("device = \"wgpu\""), "{config}");
     }
 }

@@ -24,7 +24,10 @@ pub use context::{Binding, Buffers, GpuContext, Kernel};
 pub const SHADERS: &[(&str, &str)] = &[("ot/asot.wgsl", include_str!("../ot/asot.wgsl"))];
 
 /// Where a command runs its kernels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// The CPU reference (the default).
     #[default]
@@ -62,6 +65,11 @@ impl FromStr for DeviceChoice {
         }
     }
 }
+
+/// The resolved device of a stage graph (a resource; absent means the CPU). With `wgpu`, the OT
+/// stages solve on the GPU; the other stages run on the CPU until their kernels land.
+#[derive(bevy_ecs::resource::Resource, Debug, Clone)]
+pub struct ComputeDevice(pub Compute);
 
 /// A [`DeviceChoice`] resolved to what runs.
 #[derive(Debug, Clone)]

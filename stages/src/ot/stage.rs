@@ -23,9 +23,10 @@ use clot_schemas::{
 
 use crate::actions::ACTIONS;
 use crate::batch::{Batch, Input, ModelConfig, OtObjective, RunRng, VideoIndex};
+use crate::gpu::{Compute, ComputeDevice};
 use crate::graph::{Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo};
 use crate::ot::cost::{add_temporal_prior, cosine_cost, random_directions, swd_cost};
-use crate::ot::{AsotParams, objective, solve_batch};
+use crate::ot::{AsotParams, objective, solve_batch_on};
 use crate::params::Params;
 use crate::record::DrawLog;
 use rand::SeedableRng;
@@ -121,6 +122,7 @@ fn solve1(
     q: Query<'_, '_, (&FrameEmbeddings, &Input)>,
     failures: Res<'_, Failures>,
     profile: Res<'_, Profile>,
+    device: Option<Res<'_, ComputeDevice>>,
     mut commands: Commands<'_, '_>,
 ) {
     solve_frames(
@@ -130,8 +132,11 @@ fn solve1(
         &q,
         Vec::new(),
         log.as_deref_mut(),
-        &failures,
-        &profile,
+        (
+            &failures,
+            &profile,
+            device.as_deref().map_or(&Compute::Cpu, |d| &d.0),
+        ),
         &mut commands,
     );
 }
@@ -150,6 +155,7 @@ fn solve1_swd(
     index: Query<'_, '_, &VideoIndex>,
     failures: Res<'_, Failures>,
     profile: Res<'_, Profile>,
+    device: Option<Res<'_, ComputeDevice>>,
     mut commands: Commands<'_, '_>,
 ) {
     let (p, d) = (cfg.clot.swd.projections, cfg.dim());
@@ -181,8 +187,11 @@ fn solve1_swd(
         &q,
         thetas,
         log.as_deref_mut(),
-        &failures,
-        &profile,
+        (
+            &failures,
+            &profile,
+            device.as_deref().map_or(&Compute::Cpu, |d| &d.0),
+        ),
         &mut commands,
     );
 }
@@ -195,8 +204,7 @@ fn solve_frames(
     q: &Query<'_, '_, (&FrameEmbeddings, &Input)>,
     thetas: Vec<Vec<f32>>,
     log: Option<&mut DrawLog>,
-    failures: &Failures,
-    profile: &Profile,
+    (failures, profile, compute): (&Failures, &Profile, &Compute),
     commands: &mut Commands<'_, '_>,
 ) {
     let _span = profile.span("ot1");
@@ -218,7 +226,7 @@ fn solve_frames(
     };
     record_costs(log, "ot1", &costs, rows, k);
     let params = cfg.ot(batch.train);
-    match solve_batch(&costs, valid.len(), rows, k, &valid, params) {
+    match solve_batch_on(compute, &costs, valid.len(), rows, k, &valid, params) {
         Ok(plans) => insert_plans(
             batch,
             (&costs, &plans, &valid),
@@ -256,9 +264,10 @@ fn solve_level<E: Component + Deref<Target = F32Matrix>, P: Component>(
     Query<'_, '_, (&E, &Input)>,
     Res<'_, Failures>,
     Res<'_, Profile>,
+    Option<Res<'_, ComputeDevice>>,
     Commands<'_, '_>,
 ) {
-    move |batch, cfg, params, mut log, q, failures, profile, mut commands| {
+    move |batch, cfg, params, mut log, q, failures, profile, device, mut commands| {
         let _span = profile.span(name);
         let Some(a) = params.0.get(ACTIONS) else {
             return failures.report(name, "missing parameter clusters");
@@ -269,7 +278,16 @@ fn solve_level<E: Component + Deref<Target = F32Matrix>, P: Component>(
         };
         record_costs(log.as_deref_mut(), name, &costs, rows, cfg.actions);
         let params = cfg.ot(batch.train);
-        match solve_batch(&costs, valid.len(), rows, cfg.actions, &valid, params) {
+        let compute = device.as_deref().map_or(&Compute::Cpu, |d| &d.0);
+        match solve_batch_on(
+            compute,
+            &costs,
+            valid.len(),
+            rows,
+            cfg.actions,
+            &valid,
+            params,
+        ) {
             Ok(plans) => insert_plans(
                 &batch,
                 (&costs, &plans, &valid),
