@@ -122,9 +122,14 @@ pub struct StageInfo {
 }
 
 impl StageInfo {
-    /// The devices this stage has kernels for. Only the CPU reference exists so far.
+    /// The devices this stage has kernels for: the CPU reference everywhere; the OT solves also
+    /// on wgpu (`ot::asot_gpu`) in a build with the `wgpu` feature.
     pub fn devices(&self) -> &'static [Device] {
-        &[Device::Cpu]
+        if crate::gpu::WGPU_BUILT && matches!(self.name, "ot1" | "ot2" | "ot3") {
+            &[Device::Cpu, Device::Wgpu]
+        } else {
+            &[Device::Cpu]
+        }
     }
 }
 
