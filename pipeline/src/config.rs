@@ -410,7 +410,7 @@ pub struct Overrides {
     pub f1_rng: Option<F1Rng>,
     /// Where the kernels run: cpu (the reference, the default), wgpu (a GPU adapter; an error
     /// without one) or auto (a real GPU when there is one, never a software adapter). On wgpu the
-    /// OT solves run on the GPU so far; the other stages stay on the CPU.
+    /// OT solves and their cosine costs run on the GPU so far; the other stages stay on the CPU.
     #[arg(long, value_name = "DEVICE", help_heading = "Training")]
     pub device: Option<DeviceChoice>,
     /// A ground-truth id excluded from the metrics.

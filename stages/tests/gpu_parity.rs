@@ -238,3 +238,65 @@ fn asot_solver_on_the_gpu_is_reproducible() {
             .all(|(a, b)| a.to_bits() == b.to_bits())
     );
 }
+
+#[test]
+fn cost_kernel_and_solve_match_the_cpu_from_embeddings() {
+    let Some(ctx) = gpu("cost_kernel_and_solve_match_the_cpu_from_embeddings") else {
+        return;
+    };
+    use clot_stages::ot::cost::{add_temporal_prior, cosine_cost};
+    // unit-norm embeddings like the encoder's, ragged videos padded to N rows; K up to 64
+    for (seed, (b, n, d, k, rho, valid)) in [
+        (2, 256, 40, 7, 0.15f32, vec![256, 256]),
+        (3, 500, 32, 64, 0.0, vec![500, 77, 1]),
+        (1, 3000, 40, 12, 0.3, vec![3000]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(100 + seed as u64);
+        let mut unit = |rows: usize| {
+            let mut x: Vec<f32> = (0..rows * d)
+                .map(|_| rng.random_range(-1f32..1.0))
+                .collect();
+            for r in x.chunks_mut(d) {
+                let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+                r.iter_mut().for_each(|v| *v /= norm);
+            }
+            x
+        };
+        let f = unit(b * n);
+        let a = unit(k);
+        let mut cpu_costs = Vec::with_capacity(b * n * k);
+        for v in 0..b {
+            let mut c = cosine_cost(&f[v * n * d..(v + 1) * n * d], &a, d);
+            add_temporal_prior(&mut c, n, k, rho);
+            cpu_costs.extend(c);
+        }
+        let p = AsotParams::default();
+        let (gpu_costs, gpu_plans) =
+            asot_gpu::solve_embeddings(&ctx, &f, &a, (b, n, d, k), rho, &valid, &p).unwrap();
+        let cost_err = cpu_costs
+            .iter()
+            .zip(&gpu_costs)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        eprintln!("cost B={b} N={n} d={d} K={k} rho={rho}: max |Δ| = {cost_err:.2e}");
+        assert!(cost_err <= 1e-5, "cost: max |Δ| = {cost_err:e}");
+        let cpu_plans = solve_batch(&cpu_costs, b, n, k, &valid, &p).unwrap();
+        let what = format!("embeddings B={b} N={n} d={d} K={k}");
+        assert_parity(&what, &compare(&cpu_plans, &gpu_plans, n, k, &valid));
+    }
+    // shapes that do not fit are an error naming them
+    let e = asot_gpu::solve_embeddings(
+        &ctx,
+        &[0.0; 9],
+        &[0.0; 4],
+        (1, 5, 2, 2),
+        0.0,
+        &[5],
+        &AsotParams::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, OtError::Shape(_)), "{e}");
+}

@@ -21,7 +21,10 @@ mod context;
 pub use context::{Binding, Buffers, GpuContext, Kernel};
 
 /// Every WGSL source of the crate, by the path of its file under `stages/src`.
-pub const SHADERS: &[(&str, &str)] = &[("ot/asot.wgsl", include_str!("../ot/asot.wgsl"))];
+pub const SHADERS: &[(&str, &str)] = &[
+    ("ot/asot.wgsl", include_str!("../ot/asot.wgsl")),
+    ("ot/cost.wgsl", include_str!("../ot/cost.wgsl")),
+];
 
 /// Where a command runs its kernels.
 #[derive(
@@ -67,7 +70,8 @@ impl FromStr for DeviceChoice {
 }
 
 /// The resolved device of a stage graph (a resource; absent means the CPU). With `wgpu`, the OT
-/// stages solve on the GPU; the other stages run on the CPU until their kernels land.
+/// stages build their cosine costs and solve on the GPU (OT1's SWD term stays on the CPU); the
+/// other stages run on the CPU until their kernels land.
 #[derive(bevy_ecs::resource::Resource, Debug, Clone)]
 pub struct ComputeDevice(pub Compute);
 

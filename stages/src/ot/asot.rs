@@ -205,15 +205,42 @@ pub(crate) fn check(
     valid: &[usize],
     p: &AsotParams,
 ) -> Result<(), OtError> {
-    if k == 0 || n == 0 {
-        return Err(OtError::Shape(format!(
-            "N = {n} frames and K = {k} actions must both be at least 1"
-        )));
-    }
+    check_problem(b, n, k, valid, p)?;
     if costs.len() != b * n * k {
         return Err(OtError::Shape(format!(
             "{} cost values for {b} videos of {n}×{k}",
             costs.len()
+        )));
+    }
+    check_finite(costs, n, k)
+}
+
+/// The cost check of [`check`]: the first non-finite entry, by video, frame and action.
+pub(crate) fn check_finite(costs: &[f32], n: usize, k: usize) -> Result<(), OtError> {
+    for (v, video) in costs.chunks((n * k).max(1)).enumerate() {
+        if let Some(i) = video.iter().position(|c| !c.is_finite()) {
+            return Err(OtError::NonFinite {
+                video: v,
+                row: i / k,
+                col: i % k,
+                value: video[i],
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The checks of [`check`] that do not read the costs: shapes, valid counts and settings.
+pub(crate) fn check_problem(
+    b: usize,
+    n: usize,
+    k: usize,
+    valid: &[usize],
+    p: &AsotParams,
+) -> Result<(), OtError> {
+    if k == 0 || n == 0 {
+        return Err(OtError::Shape(format!(
+            "N = {n} frames and K = {k} actions must both be at least 1"
         )));
     }
     if valid.len() != b {
@@ -267,16 +294,6 @@ pub(crate) fn check(
                 name: "step",
                 value: s,
                 why: "must be finite and > 0",
-            });
-        }
-    }
-    for (v, video) in costs.chunks(n * k).enumerate() {
-        if let Some(i) = video.iter().position(|c| !c.is_finite()) {
-            return Err(OtError::NonFinite {
-                video: v,
-                row: i / k,
-                col: i % k,
-                value: video[i],
             });
         }
     }

@@ -20,7 +20,7 @@
 //! hold the GPU to a max absolute difference of 1e-4 per plan entry (entries lie in [0, 1]) and
 //! to the same argmax on at least 99.9 % of frames.
 
-use super::asot::{AsotParams, OtError, StepSize, check};
+use super::asot::{AsotParams, OtError, StepSize, check, check_finite, check_problem};
 use crate::gpu::{Binding, GpuContext, GpuError};
 
 /// Rows per chunk of the prefix sums (the `rows_per_chunk` override constant): the chunk's serial
@@ -86,95 +86,8 @@ pub fn solve_batch(
     p: &AsotParams,
 ) -> Result<Vec<f32>, OtError> {
     check(costs, b, n, k, valid, p)?;
-    if p.balanced_actions {
-        return Err(GpuError::Unsupported("the ASOT solver with balanced actions".into()).into());
-    }
-    if p.unbalanced_frames {
-        return Err(GpuError::Unsupported("the ASOT solver with unbalanced frames".into()).into());
-    }
-    let too_big = |what: &str| {
-        OtError::from(GpuError::TooLarge {
-            what: format!("the ASOT solve of {b} videos × {n} frames × {k} actions ({what})"),
-            bytes: u64::MAX,
-            limit: ctx.max_binding(),
-            adapter: ctx.describe(),
-        })
-    };
-    let cells = b
-        .checked_mul(n)
-        .and_then(|x| x.checked_mul(k))
-        .ok_or_else(|| too_big("cells"))?;
-    let to_u32 = |x: usize, what: &str| u32::try_from(x).map_err(|_| too_big(what));
-    let chunks = n.div_ceil(ROWS_PER_CHUNK);
-    let a = (n as f64 * p.radius as f64).floor() as usize;
-    let colterm = b * chunks * (k + 1);
-    let state = colterm + b * k;
-    let params = Params {
-        b: to_u32(b, "videos")?,
-        n: to_u32(n, "frames")?,
-        k: to_u32(k, "actions")?,
-        a: to_u32(a.min(n), "radius")?,
-        chunks: to_u32(chunks, "chunks")?,
-        gw: u32::from(a > 0 && p.alpha > 0.0),
-        fixed_step: u32::from(matches!(p.step, StepSize::Fixed(_))),
-        colterm: to_u32(colterm, "column sums")?,
-        alpha: p.alpha,
-        lin: 1.0 - p.alpha,
-        eps: p.eps,
-        lambda: p.lambda_actions,
-        inv_r: if p.radius > 0.0 { 1.0 / p.radius } else { 0.0 },
-        step: match p.step {
-            StepSize::Fixed(s) => s,
-            StepSize::Auto => 0.0,
-        },
-        state: to_u32(state, "column sums")?,
-        pad: 0,
-    };
-    to_u32(cells, "cells")?;
-    to_u32((b * (n + 1)).saturating_mul(k + 1), "prefix sums")?;
-    let videos: Vec<Video> = valid
-        .iter()
-        .map(|&nv| {
-            let init = 1.0 / (nv as f64 * k as f64);
-            let target = 1.0 / nv as f64;
-            Video {
-                nv: nv as u32,
-                t0: init as f32,
-                l0: init.ln() as f32,
-                marginal: target as f32,
-                log_marginal: target.ln() as f32,
-                pad: [0.0; 3],
-            }
-        })
-        .collect();
-
-    let what = || format!("the ASOT solve of {b} videos × {n} frames × {k} actions");
-    ctx.check_size(what, (cells * 4) as u64)?;
-    ctx.check_size(what, ((b * (n + 1) * (k + 1)) * 4) as u64)?;
-    let kernel = ctx.kernel(
-        "ot/asot.wgsl",
-        include_str!("asot.wgsl"),
-        &BINDINGS,
-        &ENTRIES,
-        &[
-            ("workgroup_size", WORKGROUP as f64),
-            ("rows_per_chunk", ROWS_PER_CHUNK as f64),
-        ],
-    )?;
-    let uniform = ctx.uniform("asot params", &params);
     let cost = ctx.upload("asot cost", costs)?;
-    let vids = ctx.upload("asot videos", &videos)?;
-    let t = ctx.scratch("asot plan", cells)?;
-    let l = ctx.scratch("asot log plan", cells)?;
-    let rows = ctx.scratch("asot rows", b * n * 2)?;
-    let pt = ctx.scratch("asot prefix sums", b * (n + 1) * (k + 1))?;
-    let cols = ctx.scratch("asot column sums", state + 2)?;
-    let bound = ctx.bind(
-        &kernel,
-        &[&uniform, &cost, &vids, &t, &l, &rows, &pt, &cols],
-    );
-
-    let row_threads = (b * n) as u64;
+    let solver = Solver::new(ctx, cost, b, n, k, valid, p)?;
     let out = ctx.run_and_read(
         "ASOT solve",
         |encoder| {
@@ -182,42 +95,242 @@ pub fn solve_batch(
                 label: Some("asot"),
                 timestamp_writes: None,
             });
-            ctx.dispatch(&mut pass, &kernel, &bound, "init", row_threads);
-            for it in 0..p.iters {
-                ctx.dispatch(
-                    &mut pass,
-                    &kernel,
-                    &bound,
-                    "prefix",
-                    (b * chunks * (k + 1)) as u64,
-                );
-                ctx.dispatch(&mut pass, &kernel, &bound, "scan", (b * (k + 1)) as u64);
-                if it == 0 && p.step == StepSize::Auto {
-                    ctx.dispatch(&mut pass, &kernel, &bound, "row_max", row_threads);
-                    // one workgroup
-                    ctx.dispatch(&mut pass, &kernel, &bound, "reduce_step", 1);
-                }
-                ctx.dispatch(&mut pass, &kernel, &bound, "update", row_threads);
-            }
+            solver.record(ctx, &mut pass);
         },
-        &[(&t, cells), (&cols, state + 2)],
+        &solver.outputs(),
     )?;
-    let [plan, cols] = <[Vec<f32>; 2]>::try_from(out).map_err(|_| {
-        OtError::from(GpuError::Device {
-            adapter: ctx.describe(),
-            why: "the read-back returned the wrong number of buffers".into(),
+    let [plan, cols] = <[Vec<f32>; 2]>::try_from(out).map_err(|_| readback_error(ctx))?;
+    solver.finish(plan, &cols)
+}
+
+/// The cost of OT2/OT3 and of OT1 without its SWD term, C = 1 − F Aᵀ + ρ·|i/N − j/K|
+/// (`cost.wgsl`), built on the GPU and solved there without a round trip: `f` is B×N×d (videos
+/// padded to N rows), `a` K×d. Returns the B×N×K costs (as the CPU's `cosine_cost` and
+/// `add_temporal_prior` give them, to rounding) and the plans.
+#[allow(clippy::too_many_arguments)]
+pub fn solve_embeddings(
+    ctx: &GpuContext,
+    f: &[f32],
+    a: &[f32],
+    (b, n, d, k): (usize, usize, usize, usize),
+    rho: f32,
+    valid: &[usize],
+    p: &AsotParams,
+) -> Result<(Vec<f32>, Vec<f32>), OtError> {
+    check_problem(b, n, k, valid, p)?;
+    if f.len() != b * n * d || a.len() != k * d || d == 0 {
+        return Err(OtError::Shape(format!(
+            "{} embedding values for {b} videos of {n}×{d} and {} action values for {k}×{d}",
+            f.len(),
+            a.len()
+        )));
+    }
+    let cells = b * n * k;
+    let cost = ctx.scratch("asot cost", cells)?;
+    let cost_kernel = super::cost_gpu::kernel(ctx)?;
+    let cost_params = super::cost_gpu::Params::new(b, n, k, d, rho)
+        .ok_or_else(|| too_big(ctx, b, n, k, "cells"))?;
+    let uniform = ctx.uniform("cost params", &cost_params);
+    let fb = ctx.upload("frame embeddings", f)?;
+    let ab = ctx.upload("action embeddings", a)?;
+    let cost_bound = ctx.bind(&cost_kernel, &[&uniform, &fb, &ab, &cost]);
+    let solver = Solver::new(ctx, cost, b, n, k, valid, p)?;
+    let mut outputs = solver.outputs();
+    outputs.push((&solver.cost, cells));
+    let out = ctx.run_and_read(
+        "ASOT solve",
+        |encoder| {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("asot"),
+                timestamp_writes: None,
+            });
+            ctx.dispatch(
+                &mut pass,
+                &cost_kernel,
+                &cost_bound,
+                "cosine_prior",
+                cells as u64,
+            );
+            solver.record(ctx, &mut pass);
+        },
+        &outputs,
+    )?;
+    let [plan, cols, costs] = <[Vec<f32>; 3]>::try_from(out).map_err(|_| readback_error(ctx))?;
+    // the CPU checks its costs before solving; here they exist only now
+    check_finite(&costs, n, k)?;
+    let plans = solver.finish(plan, &cols)?;
+    Ok((costs, plans))
+}
+
+fn readback_error(ctx: &GpuContext) -> OtError {
+    OtError::from(GpuError::Device {
+        adapter: ctx.describe(),
+        why: "the read-back returned the wrong number of buffers".into(),
+    })
+}
+
+fn too_big(ctx: &GpuContext, b: usize, n: usize, k: usize, what: &str) -> OtError {
+    OtError::from(GpuError::TooLarge {
+        what: format!("the ASOT solve of {b} videos × {n} frames × {k} actions ({what})"),
+        bytes: u64::MAX,
+        limit: ctx.max_binding(),
+        adapter: ctx.describe(),
+    })
+}
+
+/// One solve's buffers and bindings on the GPU, with the cost already there.
+struct Solver {
+    kernel: std::sync::Arc<crate::gpu::Kernel>,
+    bound: crate::gpu::Buffers,
+    cost: wgpu::Buffer,
+    t: wgpu::Buffer,
+    cols: wgpu::Buffer,
+    shape: (usize, usize, usize, usize),
+    valid: Vec<usize>,
+    state: usize,
+    p: AsotParams,
+}
+
+impl Solver {
+    fn new(
+        ctx: &GpuContext,
+        cost: wgpu::Buffer,
+        b: usize,
+        n: usize,
+        k: usize,
+        valid: &[usize],
+        p: &AsotParams,
+    ) -> Result<Solver, OtError> {
+        if p.balanced_actions {
+            return Err(
+                GpuError::Unsupported("the ASOT solver with balanced actions".into()).into(),
+            );
+        }
+        if p.unbalanced_frames {
+            return Err(
+                GpuError::Unsupported("the ASOT solver with unbalanced frames".into()).into(),
+            );
+        }
+        let cells = b
+            .checked_mul(n)
+            .and_then(|x| x.checked_mul(k))
+            .ok_or_else(|| too_big(ctx, b, n, k, "cells"))?;
+        let to_u32 =
+            |x: usize, what: &str| u32::try_from(x).map_err(|_| too_big(ctx, b, n, k, what));
+        let chunks = n.div_ceil(ROWS_PER_CHUNK);
+        let a = (n as f64 * p.radius as f64).floor() as usize;
+        let colterm = b * chunks * (k + 1);
+        let state = colterm + b * k;
+        let params = Params {
+            b: to_u32(b, "videos")?,
+            n: to_u32(n, "frames")?,
+            k: to_u32(k, "actions")?,
+            a: to_u32(a.min(n), "radius")?,
+            chunks: to_u32(chunks, "chunks")?,
+            gw: u32::from(a > 0 && p.alpha > 0.0),
+            fixed_step: u32::from(matches!(p.step, StepSize::Fixed(_))),
+            colterm: to_u32(colterm, "column sums")?,
+            alpha: p.alpha,
+            lin: 1.0 - p.alpha,
+            eps: p.eps,
+            lambda: p.lambda_actions,
+            inv_r: if p.radius > 0.0 { 1.0 / p.radius } else { 0.0 },
+            step: match p.step {
+                StepSize::Fixed(s) => s,
+                StepSize::Auto => 0.0,
+            },
+            state: to_u32(state, "column sums")?,
+            pad: 0,
+        };
+        to_u32(cells, "cells")?;
+        to_u32((b * (n + 1)).saturating_mul(k + 1), "prefix sums")?;
+        let videos: Vec<Video> = valid
+            .iter()
+            .map(|&nv| {
+                let init = 1.0 / (nv as f64 * k as f64);
+                let target = 1.0 / nv as f64;
+                Video {
+                    nv: nv as u32,
+                    t0: init as f32,
+                    l0: init.ln() as f32,
+                    marginal: target as f32,
+                    log_marginal: target.ln() as f32,
+                    pad: [0.0; 3],
+                }
+            })
+            .collect();
+        let kernel = ctx.kernel(
+            "ot/asot.wgsl",
+            include_str!("asot.wgsl"),
+            &BINDINGS,
+            &ENTRIES,
+            &[
+                ("workgroup_size", WORKGROUP as f64),
+                ("rows_per_chunk", ROWS_PER_CHUNK as f64),
+            ],
+        )?;
+        let uniform = ctx.uniform("asot params", &params);
+        let vids = ctx.upload("asot videos", &videos)?;
+        let t = ctx.scratch("asot plan", cells)?;
+        let l = ctx.scratch("asot log plan", cells)?;
+        let rows = ctx.scratch("asot rows", b * n * 2)?;
+        let pt = ctx.scratch("asot prefix sums", b * (n + 1) * (k + 1))?;
+        let cols = ctx.scratch("asot column sums", state + 2)?;
+        let bound = ctx.bind(
+            &kernel,
+            &[&uniform, &cost, &vids, &t, &l, &rows, &pt, &cols],
+        );
+        Ok(Solver {
+            kernel,
+            bound,
+            cost,
+            t,
+            cols,
+            shape: (b, n, k, chunks),
+            valid: valid.to_vec(),
+            state,
+            p: *p,
         })
-    })?;
-    if p.step == StepSize::Auto && p.iters > 0 {
-        let (step, max) = (cols[state], cols[state + 1]);
-        if !(max > 0.0 && step.is_finite()) {
-            return Err(OtError::Step(max));
+    }
+
+    /// Records every iteration into `pass`.
+    fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>) {
+        let (b, n, k, chunks) = self.shape;
+        let (kernel, bound) = (&self.kernel, &self.bound);
+        let row_threads = (b * n) as u64;
+        ctx.dispatch(pass, kernel, bound, "init", row_threads);
+        for it in 0..self.p.iters {
+            ctx.dispatch(pass, kernel, bound, "prefix", (b * chunks * (k + 1)) as u64);
+            ctx.dispatch(pass, kernel, bound, "scan", (b * (k + 1)) as u64);
+            if it == 0 && self.p.step == StepSize::Auto {
+                ctx.dispatch(pass, kernel, bound, "row_max", row_threads);
+                // one workgroup
+                ctx.dispatch(pass, kernel, bound, "reduce_step", 1);
+            }
+            ctx.dispatch(pass, kernel, bound, "update", row_threads);
         }
     }
-    let mut plan = plan;
-    for (video, &nv) in plan.chunks_mut(n * k).zip(valid) {
-        let scale = nv as f32;
-        video.iter_mut().for_each(|x| *x *= scale);
+
+    /// The buffers to read back: the plan and the column sums with the step.
+    fn outputs(&self) -> Vec<(&wgpu::Buffer, usize)> {
+        let (b, n, k, _) = self.shape;
+        vec![(&self.t, b * n * k), (&self.cols, self.state + 2)]
     }
-    Ok(plan)
+
+    /// The plans from what came back: the step checked as the CPU checks it, valid rows scaled
+    /// to sum to 1.
+    fn finish(&self, mut plan: Vec<f32>, cols: &[f32]) -> Result<Vec<f32>, OtError> {
+        let (_, n, k, _) = self.shape;
+        if self.p.step == StepSize::Auto && self.p.iters > 0 {
+            let (step, max) = (cols[self.state], cols[self.state + 1]);
+            if !(max > 0.0 && step.is_finite()) {
+                return Err(OtError::Step(max));
+            }
+        }
+        for (video, &nv) in plan.chunks_mut(n * k).zip(&self.valid) {
+            let scale = nv as f32;
+            video.iter_mut().for_each(|x| *x *= scale);
+        }
+        Ok(plan)
+    }
 }

@@ -10,6 +10,8 @@ pub mod asot;
 #[cfg(feature = "wgpu")]
 pub mod asot_gpu;
 pub mod cost;
+#[cfg(feature = "wgpu")]
+pub mod cost_gpu;
 pub mod simd;
 
 pub use asot::{AsotParams, OtError, StepSize, objective, solve, solve_batch};

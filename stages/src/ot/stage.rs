@@ -75,6 +75,73 @@ fn batch_costs<E: Component + Deref<Target = F32Matrix>>(
     Ok((costs.concat(), valid, rows))
 }
 
+/// The batch's embeddings (B×rows×d, concatenated), their valid rows and the row count, for the
+/// GPU path that builds the cost where it solves.
+#[cfg(feature = "wgpu")]
+fn batch_embeddings<E: Component + Deref<Target = F32Matrix>>(
+    batch: &Batch,
+    q: &Query<'_, '_, (&E, &Input)>,
+    frames: bool,
+) -> Result<(Vec<f32>, Vec<usize>, usize), String> {
+    let mut f = Vec::new();
+    let mut valid = Vec::with_capacity(batch.videos.len());
+    let mut rows = None;
+    for &e in &batch.videos {
+        let (emb, input) = q
+            .get(e)
+            .map_err(|_| format!("entity {e:?} has no embeddings"))?;
+        if *rows.get_or_insert(emb.rows()) != emb.rows() {
+            return Err(format!(
+                "videos of one batch must be padded alike: {} rows and {}",
+                rows.unwrap_or(0),
+                emb.rows()
+            ));
+        }
+        f.extend_from_slice(emb.as_slice());
+        valid.push(if frames {
+            input.mask.count_valid()
+        } else {
+            emb.rows()
+        });
+    }
+    Ok((f, valid, rows.unwrap_or(0)))
+}
+
+/// Costs and plans of a level without extra cost terms: on wgpu the cost is built on the GPU in
+/// front of the solve (`asot_gpu::solve_embeddings`, no round trip); on the CPU as before.
+#[allow(clippy::type_complexity)]
+fn plain_costs_and_plans<E: Component + Deref<Target = F32Matrix>>(
+    batch: &Batch,
+    cfg: &ModelConfig,
+    a: &[f32],
+    q: &Query<'_, '_, (&E, &Input)>,
+    frames: bool,
+    compute: &Compute,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<usize>, usize), String> {
+    let params = cfg.ot(batch.train);
+    #[cfg(feature = "wgpu")]
+    if let Compute::Wgpu(ctx) = compute {
+        let (f, valid, rows) = batch_embeddings(batch, q, frames)?;
+        let shape = (valid.len(), rows, cfg.dim(), cfg.actions);
+        let (costs, plans) =
+            crate::ot::asot_gpu::solve_embeddings(ctx, &f, a, shape, cfg.rho, &valid, params)
+                .map_err(|e| e.to_string())?;
+        return Ok((costs, plans, valid, rows));
+    }
+    let (costs, valid, rows) = batch_costs(batch, cfg, a, q, frames, |_, _, _| {})?;
+    let plans = solve_batch_on(
+        compute,
+        &costs,
+        valid.len(),
+        rows,
+        cfg.actions,
+        &valid,
+        params,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((costs, plans, valid, rows))
+}
+
 /// Inserts each video's plan; at evaluation of a frame level (`params` given) also the objective
 /// at it ([`OtObjective`]): the segment level's plan is not what predictions come from.
 #[allow(clippy::too_many_arguments)]
@@ -212,6 +279,27 @@ fn solve_frames(
         return failures.report("ot1", "missing parameter clusters");
     };
     let (k, d) = (cfg.actions, cfg.dim());
+    let params = cfg.ot(batch.train);
+    if thetas.is_empty() {
+        match plain_costs_and_plans(batch, cfg, a, q, true, compute) {
+            Ok((costs, plans, valid, rows)) => {
+                record_costs(log, "ot1", &costs, rows, k);
+                insert_plans(
+                    batch,
+                    (&costs, &plans, &valid),
+                    rows,
+                    k,
+                    Some(params),
+                    "ot1",
+                    |v, k| TransportPlan::from_vec(v, k, "OT1 plan"),
+                    failures,
+                    commands,
+                );
+            }
+            Err(e) => failures.report("ot1", e),
+        }
+        return;
+    }
     let swd = cfg.clot.swd;
     let weight = cfg.clot.swd_weight;
     let extra = |v: usize, f: &[f32], c: &mut [f32]| {
@@ -225,7 +313,6 @@ fn solve_frames(
         Err(e) => return failures.report("ot1", e),
     };
     record_costs(log, "ot1", &costs, rows, k);
-    let params = cfg.ot(batch.train);
     match solve_batch_on(compute, &costs, valid.len(), rows, k, &valid, params) {
         Ok(plans) => insert_plans(
             batch,
@@ -272,33 +359,23 @@ fn solve_level<E: Component + Deref<Target = F32Matrix>, P: Component>(
         let Some(a) = params.0.get(ACTIONS) else {
             return failures.report(name, "missing parameter clusters");
         };
-        let (costs, valid, rows) = match batch_costs(&batch, &cfg, a, &q, frames, |_, _, _| {}) {
-            Ok(x) => x,
-            Err(e) => return failures.report(name, e),
-        };
-        record_costs(log.as_deref_mut(), name, &costs, rows, cfg.actions);
         let params = cfg.ot(batch.train);
         let compute = device.as_deref().map_or(&Compute::Cpu, |d| &d.0);
-        match solve_batch_on(
-            compute,
-            &costs,
-            valid.len(),
-            rows,
-            cfg.actions,
-            &valid,
-            params,
-        ) {
-            Ok(plans) => insert_plans(
-                &batch,
-                (&costs, &plans, &valid),
-                rows,
-                cfg.actions,
-                frames.then_some(params),
-                name,
-                make,
-                &failures,
-                &mut commands,
-            ),
+        match plain_costs_and_plans(&batch, &cfg, a, &q, frames, compute) {
+            Ok((costs, plans, valid, rows)) => {
+                record_costs(log.as_deref_mut(), name, &costs, rows, cfg.actions);
+                insert_plans(
+                    &batch,
+                    (&costs, &plans, &valid),
+                    rows,
+                    cfg.actions,
+                    frames.then_some(params),
+                    name,
+                    make,
+                    &failures,
+                    &mut commands,
+                );
+            }
             Err(err) => failures.report(name, err),
         }
     }
