@@ -300,3 +300,42 @@ fn cost_kernel_and_solve_match_the_cpu_from_embeddings() {
     .unwrap_err();
     assert!(matches!(e, OtError::Shape(_)), "{e}");
 }
+
+#[test]
+fn asot_solver_splits_a_batch_above_the_limit_into_groups_with_the_same_plans() {
+    let Some(ctx) =
+        gpu("asot_solver_splits_a_batch_above_the_limit_into_groups_with_the_same_plans")
+    else {
+        return;
+    };
+    let (b, n, k) = (5, 400, 9);
+    let valid = vec![400, 120, 399, 1, 250];
+    let c = costs(b, n, k, &valid, 11);
+    let per_video = ((n + 1) * (k + 1) * 4) as u64;
+    for p in [
+        AsotParams::default(),
+        AsotParams {
+            step: StepSize::Fixed(0.7),
+            ..AsotParams::default()
+        },
+    ] {
+        let whole = asot_gpu::solve_batch(&ctx, &c, b, n, k, &valid, &p).unwrap();
+        // groups of 2, 2 and 1 videos; and one video per dispatch
+        for limit in [2 * per_video + 7, per_video] {
+            let split = asot_gpu::solve_batch_within(&ctx, &c, b, n, k, &valid, &p, limit).unwrap();
+            assert!(
+                whole
+                    .iter()
+                    .zip(&split)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "limit {limit}, {:?}",
+                p.step
+            );
+        }
+    }
+    // a video that does not fit alone is an error naming the sizes and the adapter
+    let e = asot_gpu::solve_batch_within(&ctx, &c, b, n, k, &valid, &AsotParams::default(), 100)
+        .unwrap_err();
+    assert!(matches!(e, OtError::Gpu(GpuError::TooLarge { .. })), "{e}");
+    assert!(e.to_string().contains("400 frames × 9 actions"), "{e}");
+}

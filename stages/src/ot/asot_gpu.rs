@@ -11,7 +11,9 @@
 //! batch (chunk-local prefix sums per column, their scan over chunks, the fused gradient and
 //! update per row; the first iteration with the automatic step adds the per-row max of G and a
 //! one-workgroup reduction), all recorded into one command buffer; the step size never comes
-//! back to the CPU, the plan comes back once at the end. Cost: O(iters · B · N · K) work, one
+//! back to the CPU, the plan comes back once at the end. A batch above the adapter's limit per
+//! storage binding runs as groups of whole videos with the same plans ([`solve_batch_within`]).
+//! Cost: O(iters · B · N · K) work, one
 //! `exp` and one `log` per cell and iteration, like the CPU; storage about 16 bytes per cell.
 //!
 //! Precision and tolerance: the GPU works in f32 throughout, where the CPU accumulates its row,
@@ -75,7 +77,9 @@ struct Video {
 }
 
 /// Solves a batch of `b` videos padded to N frames on the GPU: `costs` is B×N×K, `valid[v]` the
-/// real frames of video v (a prefix). Returns the B×N×K plans.
+/// real frames of video v (a prefix). Returns the B×N×K plans. A batch whose buffers would exceed
+/// the adapter's limit per storage binding runs as groups of whole videos
+/// ([`solve_batch_within`]).
 pub fn solve_batch(
     ctx: &GpuContext,
     costs: &[f32],
@@ -85,7 +89,103 @@ pub fn solve_batch(
     valid: &[usize],
     p: &AsotParams,
 ) -> Result<Vec<f32>, OtError> {
+    solve_batch_within(ctx, costs, b, n, k, valid, p, ctx.max_binding())
+}
+
+/// [`solve_batch`] with every buffer of one dispatch held under `limit` bytes: a batch that does
+/// not fit runs as groups of whole videos, one after the other. The automatic step couples the
+/// batch (4 / the first gradient's max over every video), so with [`StepSize::Auto`] each group
+/// first runs one iteration to find its max, and every group then runs with the step the GPU
+/// computed for the group holding the batch's max, fixed: the same plans as one dispatch, bit for
+/// bit. One video is never split (its rows couple through the prefix sums); a video that does not
+/// fit alone is a [`GpuError::TooLarge`].
+#[allow(clippy::too_many_arguments)]
+pub fn solve_batch_within(
+    ctx: &GpuContext,
+    costs: &[f32],
+    b: usize,
+    n: usize,
+    k: usize,
+    valid: &[usize],
+    p: &AsotParams,
+    limit: u64,
+) -> Result<Vec<f32>, OtError> {
     check(costs, b, n, k, valid, p)?;
+    // the largest buffer per video: the prefix sums, (N+1)×(K+1) values
+    let per_video = ((n + 1) * (k + 1) * 4) as u64;
+    let group = usize::try_from(limit / per_video).unwrap_or(usize::MAX);
+    if group == 0 {
+        return Err(GpuError::TooLarge {
+            what: format!("the ASOT solve of one video of {n} frames × {k} actions"),
+            bytes: per_video,
+            limit,
+            adapter: ctx.describe(),
+        }
+        .into());
+    }
+    if group >= b {
+        return solve_group(ctx, costs, b, n, k, valid, p).map(|(plan, _)| plan);
+    }
+    let cell = n * k;
+    let groups: Vec<std::ops::Range<usize>> = (0..b)
+        .step_by(group)
+        .map(|first| first..(first + group).min(b))
+        .collect();
+    let mut fixed = *p;
+    if p.step == StepSize::Auto && p.iters > 0 {
+        let first = AsotParams { iters: 1, ..*p };
+        let (mut max, mut step) = (f32::NEG_INFINITY, f32::NAN);
+        for g in &groups {
+            let (_, (m, s)) = solve_group(
+                ctx,
+                &costs[g.start * cell..g.end * cell],
+                g.len(),
+                n,
+                k,
+                &valid[g.clone()],
+                &first,
+            )
+            .or_else(|e| match e {
+                // a group's own max may be ≤ 0 while the batch's is not
+                OtError::Step(m) => Ok((Vec::new(), (m, f32::NAN))),
+                e => Err(e),
+            })?;
+            if m > max {
+                (max, step) = (m, s);
+            }
+        }
+        if !(max > 0.0 && step.is_finite()) {
+            return Err(OtError::Step(max));
+        }
+        fixed.step = StepSize::Fixed(step);
+    }
+    let mut out = Vec::with_capacity(b * cell);
+    for g in &groups {
+        let (plan, _) = solve_group(
+            ctx,
+            &costs[g.start * cell..g.end * cell],
+            g.len(),
+            n,
+            k,
+            &valid[g.clone()],
+            &fixed,
+        )?;
+        out.extend(plan);
+    }
+    Ok(out)
+}
+
+/// One dispatch: the plans, and the first iteration's max of G with the step the GPU took from it
+/// (NaN with a fixed step).
+fn solve_group(
+    ctx: &GpuContext,
+    costs: &[f32],
+    b: usize,
+    n: usize,
+    k: usize,
+    valid: &[usize],
+    p: &AsotParams,
+) -> Result<(Vec<f32>, (f32, f32)), OtError> {
     let cost = ctx.upload("asot cost", costs)?;
     let solver = Solver::new(ctx, cost, b, n, k, valid, p)?;
     let out = ctx.run_and_read(
@@ -100,7 +200,13 @@ pub fn solve_batch(
         &solver.outputs(),
     )?;
     let [plan, cols] = <[Vec<f32>; 2]>::try_from(out).map_err(|_| readback_error(ctx))?;
-    solver.finish(plan, &cols)
+    let auto = (cols[solver.state + 1], cols[solver.state]);
+    let auto = if p.step == StepSize::Auto {
+        auto
+    } else {
+        (f32::NAN, f32::NAN)
+    };
+    Ok((solver.finish(plan, &cols)?, auto))
 }
 
 /// The cost of OT2/OT3 and of OT1 without its SWD term, C = 1 − F Aᵀ + ρ·|i/N − j/K|
