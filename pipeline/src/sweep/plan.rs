@@ -50,7 +50,7 @@ pub fn setting_keys() -> Vec<String> {
         Ok(toml::Value::Table(t)) => {
             let mut keys: Vec<String> = t.keys().cloned().collect();
             // optional, or left out at their default, so absent from a default configuration
-            keys.extend(["exclude".into(), "f1_rng".into()]);
+            keys.extend(["device".into(), "exclude".into(), "f1_rng".into()]);
             keys.sort();
             keys
         }
@@ -582,6 +582,30 @@ mod tests {
         np.f1_rng = F1Rng::Numpy;
         assert!(toml::to_string(&np).unwrap().contains("f1_rng = \"numpy\""));
         assert_ne!(trial_id("d", "a", &cfg), trial_id("d", "a", &np));
+    }
+
+    /// `device` is a sweep setting (grid or fixed); at `cpu` it leaves the configuration (and so
+    /// the trial id) as before the key existed.
+    #[test]
+    fn device_is_a_setting_and_moves_no_default_id() {
+        use clot_stages::gpu::DeviceChoice;
+        let s = parse("[grid]\ndevice = [\"cpu\", \"wgpu\", \"auto\"]").unwrap();
+        let got: Vec<_> = s.specs.iter().map(|t| t.settings.device).collect();
+        assert_eq!(
+            got,
+            [
+                Some(DeviceChoice::Cpu),
+                Some(DeviceChoice::Wgpu),
+                Some(DeviceChoice::Auto)
+            ]
+        );
+        let cfg = TrainConfig::from_preset(&GENERIC, 7);
+        assert!(!toml::to_string(&cfg).unwrap().contains("device"));
+        let mut gpu = cfg.clone();
+        gpu.device = DeviceChoice::Wgpu;
+        assert!(toml::to_string(&gpu).unwrap().contains("device = \"wgpu\""));
+        assert_ne!(trial_id("d", "a", &cfg), trial_id("d", "a", &gpu));
+        assert!(parse("[grid]\ndevice = [\"gpu\"]").is_err());
     }
 
     #[test]

@@ -86,10 +86,18 @@ fn setting_columns(cfg: &TrainConfig) -> Vec<(String, DataType, ArrayRef)> {
     };
     let mut keys: Vec<String> = t.keys().cloned().collect();
     // absent from the TOML when None / at the default, but a column of every trial
-    keys.extend(["exclude".into(), "f1_rng".into()]);
+    keys.extend(["device".into(), "exclude".into(), "f1_rng".into()]);
     keys.sort();
     keys.dedup();
     for k in &keys {
+        if k.as_str() == "device" {
+            out.push((
+                k.clone(),
+                DataType::Utf8,
+                Arc::new(StringArray::from(vec![cfg.device.to_string()])),
+            ));
+            continue;
+        }
         if k.as_str() == "f1_rng" {
             out.push((
                 k.clone(),
