@@ -12,6 +12,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use arrow_array::Array;
 
+use crate::fidelity::mean_se;
 use crate::time_once;
 
 struct Args {
@@ -118,14 +119,6 @@ fn train(
         seconds,
         adapter: v["adapter"].as_str().unwrap_or("").to_string(),
     })
-}
-
-/// Mean and standard error (sample std / √n).
-fn mean_se(x: &[f64]) -> (f64, f64) {
-    let n = x.len() as f64;
-    let m = x.iter().sum::<f64>() / n;
-    let var = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (m, (var / n).sqrt())
 }
 
 pub fn run(args: &[String]) -> Result<()> {

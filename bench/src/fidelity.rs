@@ -166,7 +166,7 @@ fn peer(a: &Args, root: &Path, mode: &str, seed: u64, dir: &Path) -> Result<Six>
 }
 
 /// Mean and standard error (sample std / √n).
-fn mean_se(x: &[f64]) -> (f64, f64) {
+pub(crate) fn mean_se(x: &[f64]) -> (f64, f64) {
     let n = x.len() as f64;
     let m = x.iter().sum::<f64>() / n;
     let var = x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);

@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use clot_stages::gpu::GpuContext;
 use clot_stages::ot::{AsotParams, asot_gpu, solve_batch};
 
+use crate::solver::synthetic_costs;
 use crate::{median, time_once};
 
 struct Args {
@@ -46,21 +47,6 @@ fn parse_args(args: &[String]) -> Result<Args> {
         }
     }
     Ok(a)
-}
-
-/// B videos of N frames, each with K temporal blocks and deterministic texture (like 1 − cosine
-/// affinities); the videos differ by a shift of the texture.
-fn costs(b: usize, n: usize, k: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(b * n * k);
-    for v in 0..b {
-        for x in 0..n * k {
-            let (i, j) = (x / k, x % k);
-            let on = (i * k / n) == j;
-            let tex = ((x + 7919 * v) as f32 * 0.618_034).fract() - 0.5;
-            out.push(1.0 - if on { 0.5 } else { 0.0 } - 0.3 * tex);
-        }
-    }
-    out
 }
 
 /// Seconds for a buffer-to-buffer copy of `bytes` on the device (median of 5).
@@ -142,7 +128,7 @@ pub fn run(args: &[String]) -> Result<()> {
                     continue;
                 }
                 eprintln!("{name}…");
-                let c = costs(b, n, k);
+                let c = synthetic_costs(b, n, k);
                 let valid = vec![n; b];
                 let cpu_plan = solve_batch(&c, b, n, k, &valid, &p)?;
                 let gpu_plan = asot_gpu::solve_batch(&ctx, &c, b, n, k, &valid, &p)?;

@@ -67,11 +67,18 @@ struct Case {
 
 /// A cost with K temporal blocks plus deterministic texture, like 1 − cosine affinities.
 fn synthetic_cost(n: usize, k: usize) -> Vec<f32> {
-    (0..n * k)
-        .map(|x| {
+    synthetic_costs(1, n, k)
+}
+
+/// B such costs, the videos differing by a shift of the texture (video 0 is [`synthetic_cost`]).
+pub(crate) fn synthetic_costs(b: usize, n: usize, k: usize) -> Vec<f32> {
+    (0..b * n * k)
+        .map(|y| {
+            let (v, x) = (y / (n * k), y % (n * k));
             let (i, j) = (x / k, x % k);
             let on = (i * k / n) == j;
-            1.0 - if on { 0.5 } else { 0.0 } - 0.3 * ((x as f32 * 0.618_034).fract() - 0.5)
+            let tex = ((x + 7919 * v) as f32 * 0.618_034).fract() - 0.5;
+            1.0 - if on { 0.5 } else { 0.0 } - 0.3 * tex
         })
         .collect()
 }

@@ -41,12 +41,6 @@ impl Kernel {
     }
 }
 
-/// The buffers of bind group 0, bound once and reused by every dispatch of a solve.
-#[derive(Debug)]
-pub struct Buffers {
-    pub group: wgpu::BindGroup,
-}
-
 /// An open adapter and device.
 #[derive(Debug)]
 pub struct GpuContext {
@@ -278,7 +272,8 @@ impl GpuContext {
     }
 
     /// Binds `buffers` as bind group 0 of `kernel`, in binding order.
-    pub fn bind(&self, kernel: &Kernel, buffers: &[&wgpu::Buffer]) -> Buffers {
+    /// The group is bound once and reused by every dispatch of a solve.
+    pub fn bind(&self, kernel: &Kernel, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
         let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
             .iter()
             .enumerate()
@@ -287,13 +282,11 @@ impl GpuContext {
                 resource: b.as_entire_binding(),
             })
             .collect();
-        Buffers {
-            group: self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &kernel.layout,
-                entries: &entries,
-            }),
-        }
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &kernel.layout,
+            entries: &entries,
+        })
     }
 
     /// A storage buffer holding `data`.
@@ -352,7 +345,7 @@ impl GpuContext {
         &self,
         pass: &mut wgpu::ComputePass<'_>,
         kernel: &Kernel,
-        buffers: &Buffers,
+        group: &wgpu::BindGroup,
         entry: &str,
         threads: u64,
     ) {
@@ -361,7 +354,7 @@ impl GpuContext {
         let x = groups.min(max);
         let y = groups.div_ceil(x);
         pass.set_pipeline(kernel.pipeline(entry));
-        pass.set_bind_group(0, &buffers.group, &[]);
+        pass.set_bind_group(0, group, &[]);
         pass.dispatch_workgroups(x as u32, y as u32, 1);
     }
 

@@ -18,7 +18,7 @@ use std::str::FromStr;
 #[cfg(feature = "wgpu")]
 mod context;
 #[cfg(feature = "wgpu")]
-pub use context::{Binding, Buffers, GpuContext, Kernel};
+pub use context::{Binding, GpuContext, Kernel};
 
 /// Every WGSL source of the crate, by the path of its file under `stages/src`.
 pub const SHADERS: &[(&str, &str)] = &[

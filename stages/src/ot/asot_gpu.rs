@@ -188,17 +188,7 @@ fn solve_group(
 ) -> Result<(Vec<f32>, (f32, f32)), OtError> {
     let cost = ctx.upload("asot cost", costs)?;
     let solver = Solver::new(ctx, cost, b, n, k, valid, p)?;
-    let out = ctx.run_and_read(
-        "ASOT solve",
-        |encoder| {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("asot"),
-                timestamp_writes: None,
-            });
-            solver.record(ctx, &mut pass);
-        },
-        &solver.outputs(),
-    )?;
+    let out = solver.run(ctx, |_| {}, &[])?;
     let [plan, cols] = <[Vec<f32>; 2]>::try_from(out).map_err(|_| readback_error(ctx))?;
     let auto = (cols[solver.state + 1], cols[solver.state]);
     let auto = if p.step == StepSize::Auto {
@@ -241,26 +231,16 @@ pub fn solve_embeddings(
     let ab = ctx.upload("action embeddings", a)?;
     let cost_bound = ctx.bind(&cost_kernel, &[&uniform, &fb, &ab, &cost]);
     let solver = Solver::new(ctx, cost, b, n, k, valid, p)?;
-    let mut outputs = solver.outputs();
-    outputs.push((&solver.cost, cells));
-    let out = ctx.run_and_read(
-        "ASOT solve",
-        |encoder| {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("asot"),
-                timestamp_writes: None,
-            });
-            ctx.dispatch(
-                &mut pass,
-                &cost_kernel,
-                &cost_bound,
-                "cosine_prior",
-                cells as u64,
-            );
-            solver.record(ctx, &mut pass);
-        },
-        &outputs,
-    )?;
+    let build_cost = |pass: &mut wgpu::ComputePass<'_>| {
+        ctx.dispatch(
+            pass,
+            &cost_kernel,
+            &cost_bound,
+            "cosine_prior",
+            cells as u64,
+        );
+    };
+    let out = solver.run(ctx, build_cost, &[(&solver.cost, cells)])?;
     let [plan, cols, costs] = <[Vec<f32>; 3]>::try_from(out).map_err(|_| readback_error(ctx))?;
     // the CPU checks its costs before solving; here they exist only now
     check_finite(&costs, n, k)?;
@@ -287,7 +267,7 @@ fn too_big(ctx: &GpuContext, b: usize, n: usize, k: usize, what: &str) -> OtErro
 /// One solve's buffers and bindings on the GPU, with the cost already there.
 struct Solver {
     kernel: std::sync::Arc<crate::gpu::Kernel>,
-    bound: crate::gpu::Buffers,
+    bound: wgpu::BindGroup,
     cost: wgpu::Buffer,
     t: wgpu::Buffer,
     cols: wgpu::Buffer,
@@ -399,28 +379,39 @@ impl Solver {
         })
     }
 
-    /// Records every iteration into `pass`.
-    fn record(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>) {
+    /// One command buffer: `before` (what fills the cost buffer, if anything), then every
+    /// iteration. Reads back the plan, the column sums with the step, then `extra`.
+    fn run(
+        &self,
+        ctx: &GpuContext,
+        before: impl FnOnce(&mut wgpu::ComputePass<'_>),
+        extra: &[(&wgpu::Buffer, usize)],
+    ) -> Result<Vec<Vec<f32>>, OtError> {
         let (b, n, k, chunks) = self.shape;
-        let (kernel, bound) = (&self.kernel, &self.bound);
-        let row_threads = (b * n) as u64;
-        ctx.dispatch(pass, kernel, bound, "init", row_threads);
-        for it in 0..self.p.iters {
-            ctx.dispatch(pass, kernel, bound, "prefix", (b * chunks * (k + 1)) as u64);
-            ctx.dispatch(pass, kernel, bound, "scan", (b * (k + 1)) as u64);
-            if it == 0 && self.p.step == StepSize::Auto {
-                ctx.dispatch(pass, kernel, bound, "row_max", row_threads);
-                // one workgroup
-                ctx.dispatch(pass, kernel, bound, "reduce_step", 1);
+        let mut outputs = vec![(&self.t, b * n * k), (&self.cols, self.state + 2)];
+        outputs.extend_from_slice(extra);
+        let record = |encoder: &mut wgpu::CommandEncoder| {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("asot"),
+                timestamp_writes: None,
+            });
+            before(&mut pass);
+            let (kernel, bound) = (&self.kernel, &self.bound);
+            let row_threads = (b * n) as u64;
+            ctx.dispatch(&mut pass, kernel, bound, "init", row_threads);
+            for it in 0..self.p.iters {
+                let prefix_threads = (b * chunks * (k + 1)) as u64;
+                ctx.dispatch(&mut pass, kernel, bound, "prefix", prefix_threads);
+                ctx.dispatch(&mut pass, kernel, bound, "scan", (b * (k + 1)) as u64);
+                if it == 0 && self.p.step == StepSize::Auto {
+                    ctx.dispatch(&mut pass, kernel, bound, "row_max", row_threads);
+                    // one workgroup
+                    ctx.dispatch(&mut pass, kernel, bound, "reduce_step", 1);
+                }
+                ctx.dispatch(&mut pass, kernel, bound, "update", row_threads);
             }
-            ctx.dispatch(pass, kernel, bound, "update", row_threads);
-        }
-    }
-
-    /// The buffers to read back: the plan and the column sums with the step.
-    fn outputs(&self) -> Vec<(&wgpu::Buffer, usize)> {
-        let (b, n, k, _) = self.shape;
-        vec![(&self.t, b * n * k), (&self.cols, self.state + 2)]
+        };
+        Ok(ctx.run_and_read("ASOT solve", record, &outputs)?)
     }
 
     /// The plans from what came back: the step checked as the CPU checks it, valid rows scaled

@@ -64,15 +64,19 @@ fn batch_costs<E: Component + Deref<Target = F32Matrix>>(
         .collect();
     let valid = items
         .iter()
-        .map(|(emb, input)| {
-            if frames {
-                input.mask.count_valid()
-            } else {
-                emb.rows()
-            }
-        })
+        .map(|(emb, input)| valid_rows(emb, input, frames))
         .collect();
     Ok((costs.concat(), valid, rows))
+}
+
+/// The rows of a video the solver treats as real: the mask's valid frames at a frame level,
+/// every row at the segment level.
+fn valid_rows(emb: &F32Matrix, input: &Input, frames: bool) -> usize {
+    if frames {
+        input.mask.count_valid()
+    } else {
+        emb.rows()
+    }
 }
 
 /// The batch's embeddings (B×rows×d, concatenated), their valid rows and the row count, for the
@@ -98,11 +102,7 @@ fn batch_embeddings<E: Component + Deref<Target = F32Matrix>>(
             ));
         }
         f.extend_from_slice(emb.as_slice());
-        valid.push(if frames {
-            input.mask.count_valid()
-        } else {
-            emb.rows()
-        });
+        valid.push(valid_rows(emb, input, frames));
     }
     Ok((f, valid, rows.unwrap_or(0)))
 }
