@@ -13,7 +13,8 @@
 //! hand-written backward, generic over f32/f64 and checked against finite differences.
 //!
 //! Also: [`ot`] (the ASOT solver and cost terms), [`eval`] (Hungarian matching, MoF, F1, mIoU),
-//! [`kmeans`] (k-means++, initialises A), [`baselines`], [`sample`] and [`linalg`] (kernels),
+//! [`kmeans`] (k-means++, initialises A), [`choose_k`] (K from the videos alone, `--actions auto`),
+//! [`baselines`], [`sample`] and [`linalg`] (kernels),
 //! [`record`] (the draw log that lets another implementation replay a run).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -21,6 +22,7 @@
 pub mod actions;
 pub mod baselines;
 pub mod batch;
+pub mod choose_k;
 pub mod decode;
 pub mod dispatch;
 pub mod encode;
