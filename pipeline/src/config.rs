@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use clot_datasets::{COMMON, Preset};
 use clot_stages::batch::ClotConfig;
+use clot_stages::choose_k::KRange;
 use clot_stages::eval::F1Rng;
 use clot_stages::gpu::DeviceChoice;
 use clot_stages::ot::cost::{SwdParams, SwdVariant};
@@ -364,10 +365,12 @@ pub struct Overrides {
     /// D,128,40 with D the data's feature dimension. The first width is the D the data must have.
     #[arg(long, value_delimiter = ',', help_heading = "Model")]
     pub mlp: Option<Vec<usize>>,
-    /// Number of actions K. Default: the preset's K for the activity, else the number of
-    /// ground-truth classes present (this reads labels; it is said when used).
-    #[arg(long, help_heading = "Model")]
-    pub actions: Option<usize>,
+    /// Number of actions K, or `auto` / `auto:MIN-MAX` to estimate K from the features alone
+    /// (never the labels; default range 2 to 3·√(median frames per video), at most 40). Default:
+    /// the preset's K for the activity, else the number of ground-truth classes present (this
+    /// reads labels; it is said when used).
+    #[arg(long, value_name = "K|auto[:MIN-MAX]", help_heading = "Model")]
+    pub actions: Option<Actions>,
     /// Weight ρ of the temporal prior.
     #[arg(long, help_heading = "OT")]
     pub rho: Option<f32>,
@@ -474,7 +477,6 @@ impl Overrides {
             weight_decay,
             temperature,
             mlp,
-            actions,
             rho,
             radius,
             alpha_train,
@@ -504,6 +506,81 @@ impl Overrides {
         );
         if self.exclude.is_some() {
             c.exclude = self.exclude;
+        }
+        // `auto` is resolved from the features before this ([`crate::run::resolve_config`])
+        if let Some(Actions::Fixed(k)) = self.actions {
+            c.actions = k;
+        }
+    }
+}
+
+/// What `--actions` (or `actions` in a TOML file or sweep grid) asks for: a given K, or K
+/// estimated from the features ([`clot_stages::choose_k`]) over a range (`None`: the default,
+/// [`KRange::default_for`] the median video length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actions {
+    Fixed(usize),
+    Auto(Option<KRange>),
+}
+
+impl std::str::FromStr for Actions {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let s = s.trim();
+        let bad = || {
+            format!("`{s}` is not a number of actions, `auto` or `auto:MIN-MAX` (e.g. auto:4-20)")
+        };
+        if s == "auto" {
+            return Ok(Actions::Auto(None));
+        }
+        if let Some(range) = s.strip_prefix("auto:") {
+            let (lo, hi) = range.split_once('-').ok_or_else(bad)?;
+            let (min, max) = (
+                lo.trim().parse::<usize>().map_err(|_| bad())?,
+                hi.trim().parse::<usize>().map_err(|_| bad())?,
+            );
+            if min < 2 || max < min {
+                return Err(format!(
+                    "auto:{min}-{max}: the range must have 2 ≤ MIN ≤ MAX"
+                ));
+            }
+            return Ok(Actions::Auto(Some(KRange { min, max })));
+        }
+        s.parse().map(Actions::Fixed).map_err(|_| bad())
+    }
+}
+
+impl std::fmt::Display for Actions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actions::Fixed(k) => write!(f, "{k}"),
+            Actions::Auto(None) => f.write_str("auto"),
+            Actions::Auto(Some(r)) => write!(f, "auto:{r}"),
+        }
+    }
+}
+
+impl Serialize for Actions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Actions::Fixed(k) => s.serialize_u64(*k as u64),
+            auto => s.serialize_str(&auto.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Actions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(k) => Ok(Actions::Fixed(k as usize)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
         }
     }
 }
@@ -541,5 +618,44 @@ mod tests {
         assert!(e.contains("D = 32"), "{e}");
         c.lr = -1.0;
         assert!(c.validate(64).unwrap_err().to_string().contains("lr"));
+    }
+
+    #[test]
+    fn actions_are_a_number_or_auto_in_flags_and_toml() {
+        let parse = |t: &str| t.parse::<Actions>();
+        assert_eq!(parse("7"), Ok(Actions::Fixed(7)));
+        assert_eq!(parse("auto"), Ok(Actions::Auto(None)));
+        let r = KRange { min: 4, max: 20 };
+        assert_eq!(parse("auto:4-20"), Ok(Actions::Auto(Some(r))));
+        assert!(parse("auto:9-3").unwrap_err().contains("2 ≤ MIN ≤ MAX"));
+        assert!(parse("auto:1-3").is_err() && parse("seven").is_err() && parse("auto:4").is_err());
+        for (text, want) in [
+            ("actions = 12", Actions::Fixed(12)),
+            ("actions = \"auto\"", Actions::Auto(None)),
+            ("actions = \"auto:4-20\"", Actions::Auto(Some(r))),
+        ] {
+            let o: Overrides = toml::from_str(text).unwrap();
+            assert_eq!(o.actions, Some(want), "{text}");
+            assert_eq!(toml::to_string(&o).unwrap().trim(), text, "round trip");
+        }
+        let e = toml::from_str::<Overrides>("actions = \"lots\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("auto:MIN-MAX"), "{e}");
+        // a fixed K is applied, `auto` is left for the resolver
+        let p = clot_datasets::preset("breakfast").unwrap();
+        let mut c = TrainConfig::from_preset(p, 7);
+        Overrides {
+            actions: Some(Actions::Auto(None)),
+            ..Overrides::default()
+        }
+        .apply(&mut c);
+        assert_eq!(c.actions, 7);
+        Overrides {
+            actions: Some(Actions::Fixed(9)),
+            ..Overrides::default()
+        }
+        .apply(&mut c);
+        assert_eq!(c.actions, 9);
     }
 }

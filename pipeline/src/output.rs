@@ -19,13 +19,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use arrow_array::{
-    ArrayRef, Float32Array, Float64Array, Int32Array, RecordBatch, StringArray, UInt32Array,
-    UInt64Array,
+    ArrayRef, BooleanArray, Float32Array, Float64Array, Int32Array, RecordBatch, StringArray,
+    UInt32Array, UInt64Array,
 };
 use arrow_schema::Schema;
 use clot_datasets::fsio::write_bytes_atomic;
 use clot_datasets::write_table;
 use clot_schemas::{KEY_ADAPTER, KEY_DEVICE, Table};
+use clot_stages::choose_k::KEstimate;
 use clot_stages::gpu::Compute;
 use clot_stages::params::ParamSet;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -164,7 +165,7 @@ pub fn write_summary(
             Arc::new(StringArray::from(vec![prov.dataset.as_str()])),
             Arc::new(StringArray::from(vec![prov.activity.as_str()])),
             Arc::new(UInt64Array::from(vec![c.seed])),
-            Arc::new(StringArray::from(vec!["cpu"])),
+            Arc::new(StringArray::from(vec![prov.device.0.as_str()])),
             Arc::new(StringArray::from(vec![c.hash()])),
             Arc::new(UInt32Array::from(vec![videos as u32])),
             Arc::new(UInt32Array::from(vec![skipped_videos as u32])),
@@ -175,6 +176,30 @@ pub fn write_summary(
             Arc::new(Float64Array::from(vec![v.f1])),
             Arc::new(Float64Array::from(vec![v.miou])),
             Arc::new(Float64Array::from(vec![wall_s])),
+        ],
+    )?;
+    write_table(path, schema, &[b]).map_err(Into::into)
+}
+
+/// Writes the score curve of `--actions auto` (one row per K tried).
+pub fn write_k_choice(path: &Path, prov: &Provenance, est: &KEstimate) -> Result<()> {
+    let schema = prov.schema(Table::KChoice);
+    let c = &est.curve;
+    let b = batch(
+        &schema,
+        vec![
+            Arc::new(UInt32Array::from_iter_values(c.iter().map(|s| s.k as u32))),
+            Arc::new(Float64Array::from_iter_values(c.iter().map(|s| s.log_w))),
+            Arc::new(Float64Array::from_iter_values(
+                c.iter().map(|s| s.log_w_ref),
+            )),
+            Arc::new(Float64Array::from_iter_values(c.iter().map(|s| s.gap))),
+            Arc::new(BooleanArray::from_iter(
+                c.iter().map(|s| Some(s.k == est.k)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                c.iter().map(|_| est.method.as_str()),
+            )),
         ],
     )?;
     write_table(path, schema, &[b]).map_err(Into::into)

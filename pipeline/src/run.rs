@@ -6,18 +6,19 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clot_datasets::{DEMO, Dataset, Video};
+use clot_stages::choose_k::{self, ChooseK, KEstimate, KRange};
 use clot_stages::eval::{PredictionStats, hungarian, prediction_stats};
 use serde::Serialize;
 
 use crate::cli::{EvalArgs, ExplainArgs, RunArgs};
 use crate::commands::{Resolved, baselines, load_with_dim};
-use crate::config::{Overrides, TrainConfig};
+use crate::config::{Actions, Overrides, TrainConfig};
 use crate::graphs;
 use crate::output::{
-    Provenance, read_checkpoint, write_checkpoint, write_curve, write_predictions, write_summary,
-    write_text, write_video_metrics,
+    Provenance, read_checkpoint, write_checkpoint, write_curve, write_k_choice, write_predictions,
+    write_summary, write_text, write_video_metrics,
 };
-use crate::plot::{SegmentsPlot, curve, segments};
+use crate::plot::{Line, LinesPlot, SegmentsPlot, curve, lines, segments};
 use crate::train::{Scores, StageTime, VideoResult, fit, score_with};
 
 /// The one activity a run trains on: the flag's, or the dataset's only one.
@@ -55,6 +56,8 @@ pub fn explicit_dim(file: &Overrides, flags: &Overrides) -> Option<(usize, Strin
 #[derive(Debug)]
 pub struct ResolvedConfig {
     pub cfg: TrainConfig,
+    /// How K was estimated, with `--actions auto`.
+    pub k_estimate: Option<KEstimate>,
     /// Lines such as where K came from.
     pub notes: Vec<String>,
 }
@@ -91,7 +94,77 @@ pub fn resolve_config(
     flags: &Overrides,
 ) -> Result<ResolvedConfig> {
     let labels = LabelFacts::of(ds.videos.iter().filter(|v| v.activity == activity));
-    resolve_config_from(r, ds.dim, &labels, activity, file, flags)
+    let estimate = match flags.actions.or(file.actions) {
+        Some(Actions::Auto(range)) => {
+            Some(estimate_actions(ds, activity, range).with_context(|| {
+                format!("choosing K for `{activity}` of {} (--actions auto)", r.spec)
+            })?)
+        }
+        _ => None,
+    };
+    match estimate {
+        None => resolve_config_from(r, ds.dim, &labels, activity, file, flags),
+        Some(est) => {
+            let mut resolved = resolve_with_k(r, ds.dim, &labels, activity, file, flags, &est)?;
+            resolved.k_estimate = Some(est);
+            Ok(resolved)
+        }
+    }
+}
+
+/// K̂ of `activity` from its videos' features alone ([`clot_stages::choose_k`]); labels are never
+/// passed in.
+pub fn estimate_actions(ds: &Dataset, activity: &str, range: Option<KRange>) -> Result<KEstimate> {
+    let videos: Vec<&[f32]> = ds
+        .videos
+        .iter()
+        .filter(|v| v.activity == activity)
+        .map(|v| v.features.as_slice())
+        .collect();
+    let mut lens: Vec<usize> = ds
+        .videos
+        .iter()
+        .filter(|v| v.activity == activity)
+        .map(Video::frames)
+        .collect();
+    lens.sort_unstable();
+    let range = range
+        .unwrap_or_else(|| KRange::default_for(lens.get(lens.len() / 2).copied().unwrap_or(0)));
+    Ok(choose_k::estimate(
+        &videos,
+        ds.dim,
+        range,
+        &ChooseK::default(),
+    )?)
+}
+
+/// [`resolve_config_from`] with `auto` replaced by the estimate's K.
+fn resolve_with_k(
+    r: &Resolved,
+    dim: usize,
+    labels: &LabelFacts,
+    activity: &str,
+    file: &Overrides,
+    flags: &Overrides,
+    est: &KEstimate,
+) -> Result<ResolvedConfig> {
+    let fixed = |o: &Overrides| Overrides {
+        actions: match o.actions {
+            Some(Actions::Auto(_)) => Some(Actions::Fixed(est.k)),
+            other => other,
+        },
+        ..o.clone()
+    };
+    let mut resolved = resolve_config_from(r, dim, labels, activity, &fixed(file), &fixed(flags))?;
+    resolved.notes.insert(
+        0,
+        format!(
+            "K = {} estimated from the features alone ({}; {} of {} frames, {:.1} s). The labels \
+             were not read.",
+            est.k, est.method, est.points, est.frames, est.seconds
+        ),
+    );
+    Ok(resolved)
 }
 
 /// [`resolve_config`] from the feature dimension and the activity's label facts alone (what a
@@ -113,7 +186,12 @@ pub fn resolve_config_from(
     let exclude = flags.exclude.or(file.exclude).or(base.exclude);
     let mut notes = Vec::new();
     let k = match flags.actions.or(file.actions) {
-        Some(k) => k,
+        Some(Actions::Fixed(k)) => k,
+        Some(auto @ Actions::Auto(_)) => bail!(
+            "--actions {auto} needs the videos' features, which this step has not read: in a \
+             sweep, estimate K once with `clot train --actions {auto}` and put the K it prints in \
+             the grid"
+        ),
         None => match preset.and_then(|p| p.actions_for(activity).ok()) {
             Some(k) => k,
             None => {
@@ -142,7 +220,11 @@ pub fn resolve_config_from(
     file.apply(&mut cfg);
     flags.apply(&mut cfg);
     cfg.validate(dim)?;
-    Ok(ResolvedConfig { cfg, notes })
+    Ok(ResolvedConfig {
+        cfg,
+        notes,
+        k_estimate: None,
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -176,6 +258,8 @@ struct RunReport<'a> {
     skipped_videos: &'a [(String, String)],
     /// How settings were resolved (e.g. where K came from).
     notes: &'a [String],
+    /// With `--actions auto`: K̂, the range, the method and the score of every K tried.
+    k_choice: Option<&'a KEstimate>,
     out: String,
 }
 
@@ -201,7 +285,11 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
     if ds.videos.is_empty() {
         bail!("no videos of activity `{activity}` in {}", r.spec);
     }
-    let ResolvedConfig { cfg, notes } = resolve_config(&r, &ds, &activity, &file, &a.overrides)?;
+    let ResolvedConfig {
+        cfg,
+        notes,
+        k_estimate,
+    } = resolve_config(&r, &ds, &activity, &file, &a.overrides)?;
     let videos: Vec<&Video> = ds.videos.iter().collect();
     if !quiet {
         for n in &notes {
@@ -266,6 +354,7 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
             wall,
             plot_videos: a.plot_videos,
             skipped_videos: report.skipped.len(),
+            k_estimate: k_estimate.as_ref(),
         },
     )?;
     let frames: usize = videos.iter().map(|v| v.frames()).sum();
@@ -298,18 +387,26 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
             unscored_videos: unscored,
             skipped_videos: &report.skipped,
             notes: &notes,
+            k_choice: k_estimate.as_ref(),
             out: out.display().to_string(),
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     println!(
-        "{} / {}: {} videos, {} frames, K = {}, mode {}, seed {}{}",
+        "{} / {}: {} videos, {} frames, K = {}{}, mode {}, seed {}{}",
         ds.name,
         activity,
         videos.len(),
         frames,
         cfg.actions,
+        match &k_estimate {
+            Some(e) => format!(
+                " (estimated without labels over {}, {:.1} s)",
+                e.range, e.seconds
+            ),
+            None => String::new(),
+        },
         cfg.mode,
         cfg.seed,
         match prov.device.0.as_str() {
@@ -455,6 +552,7 @@ struct RunOutput<'a> {
     wall: f64,
     plot_videos: usize,
     skipped_videos: usize,
+    k_estimate: Option<&'a KEstimate>,
 }
 
 /// Writes the run folder: predictions, configuration, curve and checkpoint (after training),
@@ -481,6 +579,10 @@ fn write_run(out: &Path, o: &RunOutput<'_>) -> Result<()> {
         write_curve(&out.join("training_curve.parquet"), prov, &t.curve)?;
         write_checkpoint(&out.join("checkpoint.safetensors"), &t.params, c)?;
         curve(&out.join("curve.png"), &title, &t.curve)?;
+    }
+    if let Some(est) = o.k_estimate {
+        write_k_choice(&out.join("k_choice.parquet"), prov, est)?;
+        k_choice_plot(&out.join("k_choice.png"), &title, est)?;
     }
     let run = out
         .file_name()
@@ -527,6 +629,36 @@ fn write_run(out: &Path, o: &RunOutput<'_>) -> Result<()> {
         },
     )?;
     Ok(())
+}
+
+/// The gap statistic against K, with K̂ marked, to `png_path` (and SVG beside it).
+fn k_choice_plot(png_path: &Path, title: &str, est: &KEstimate) -> Result<()> {
+    let (lo, hi) = est
+        .curve
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| {
+            (lo.min(s.gap), hi.max(s.gap))
+        });
+    lines(
+        png_path,
+        &LinesPlot {
+            title: format!("{title} · choosing K without labels"),
+            subtitle: Some(format!("chosen K = {} · {}", est.k, est.method)),
+            x_label: "K (actions)".into(),
+            y_label: "gap statistic (mean ln W_ref − ln W)".into(),
+            legend_title: "curve".into(),
+            lines: vec![
+                Line {
+                    label: "gap".into(),
+                    points: est.curve.iter().map(|s| (s.k as f64, s.gap)).collect(),
+                },
+                Line {
+                    label: format!("chosen K = {}", est.k),
+                    points: vec![(est.k as f64, lo), (est.k as f64, hi)],
+                },
+            ],
+        },
+    )
 }
 
 /// `clot eval`.
@@ -577,6 +709,7 @@ pub fn eval(a: &EvalArgs, quiet: bool) -> Result<()> {
                 wall,
                 plot_videos: a.plot_videos,
                 skipped_videos: report.skipped.len(),
+                k_estimate: None,
             },
         )?;
     }

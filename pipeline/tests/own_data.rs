@@ -551,3 +551,67 @@ fn a_sweep_takes_own_data_without_a_preset() {
     ok(&["sweep", s(&file), "--out", s(&out), "--quiet"]);
     assert_eq!(std::fs::read_dir(out.join("sweep=own")).unwrap().count(), 2);
 }
+
+/// `--actions auto` takes K from the features alone: the same K̂ and the same score curve with
+/// the ground truth removed, and the choice recorded in the report, a Parquet table and a plot.
+#[test]
+fn actions_auto_reads_no_labels_and_records_its_curve() {
+    let d = Sensor::new();
+    let labelled = train(&[
+        s(&d.folder),
+        "--actions",
+        "auto:2-16",
+        "--out",
+        s(&d.out("auto-labelled")),
+    ]);
+    std::fs::remove_dir_all(d.folder.join("groundTruth")).unwrap();
+    std::fs::remove_dir_all(d.folder.join("mapping")).unwrap();
+    let out = d.out("auto-unlabelled");
+    let unlabelled = train(&[s(&d.folder), "--actions", "auto:2-16", "--out", s(&out)]);
+    let k = unlabelled["config"]["actions"].as_u64().unwrap();
+    assert_eq!(labelled["config"]["actions"], k);
+    assert_eq!(
+        labelled["k_choice"]["curve"],
+        unlabelled["k_choice"]["curve"]
+    );
+    assert!(labelled["scores"].is_object() && unlabelled["scores"].is_null());
+    assert!((2..=16).contains(&k), "K̂ = {k}");
+    let choice = &unlabelled["k_choice"];
+    assert_eq!(choice["k"], k);
+    assert_eq!(choice["range"], serde_json::json!({"min": 2, "max": 16}));
+    assert_eq!(choice["curve"].as_array().unwrap().len(), 15);
+    let notes = unlabelled["notes"].to_string();
+    assert!(
+        notes.contains(&format!("K = {k} estimated")) && notes.contains("labels were not read"),
+        "{notes}"
+    );
+    let table = read(&out.join("k_choice.parquet"));
+    assert_eq!(table.num_rows(), 15);
+    let chosen = table
+        .column_by_name("chosen")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<arrow_array::BooleanArray>()
+        .unwrap();
+    assert_eq!(chosen.true_count(), 1);
+    for f in ["k_choice.png", "k_choice.svg"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(cfg.contains(&format!("actions = {k}")), "{cfg}");
+}
+
+#[test]
+fn actions_auto_errors_say_what_to_change() {
+    let d = Sensor::new();
+    let e = fails(&["train", s(&d.folder), "--actions", "auto:5-3"]);
+    assert!(e.contains("2 ≤ MIN ≤ MAX"), "{e}");
+    let e = fails(&["train", s(&d.folder), "--actions", "many"]);
+    assert!(e.contains("auto:MIN-MAX"), "{e}");
+    // 6 videos of about 300 frames: fewer smoothed frames than K = 5000
+    let e = fails(&["train", s(&d.folder), "--actions", "auto:2-5000"]);
+    assert!(
+        e.contains("choosing K for `") && e.contains("fewer than the largest K tried (5000)"),
+        "{e}"
+    );
+}

@@ -172,6 +172,16 @@ fn bad_sweep_files_fail_before_anything_runs() {
     );
     let e = fails(&["sweep", s(&f), "--out", s(&out)]);
     assert!(e.contains("empty list"), "{e}");
+    let f = write(
+        tmp.path(),
+        "e.toml",
+        "dataset = \"demo\"\n[grid]\nactions = [5, \"auto\"]\n",
+    );
+    let e = fails(&["sweep", s(&f), "--out", s(&out)]);
+    assert!(
+        e.contains("trial 2") && e.contains("clot train --actions auto"),
+        "{e}"
+    );
     assert!(!out.exists(), "nothing ran, nothing written");
 }
 

@@ -52,6 +52,8 @@ pub enum Table {
     /// `FixedSizeList<Float32, K>`): costs, affinities or transport plans, as [`KEY_MATRIX_KIND`]
     /// says. `clot solve` reads costs/affinities and writes plans in this form.
     FrameMatrix,
+    /// One row per K tried by `--actions auto`: the score curve K̂ was read from.
+    KChoice,
 }
 
 /// Metadata key of a [`Table::FrameMatrix`]: `cost`, `affinity` or `plan`.
@@ -72,6 +74,7 @@ impl Table {
         Table::TrainingCurve,
         Table::SweepTrial,
         Table::FrameMatrix,
+        Table::KChoice,
     ];
 
     /// The value of [`KEY_TABLE`] for this table.
@@ -84,6 +87,7 @@ impl Table {
             Table::TrainingCurve => "training_curve",
             Table::SweepTrial => "sweep_trial",
             Table::FrameMatrix => "frame_matrix",
+            Table::KChoice => "k_choice",
         }
     }
 
@@ -139,6 +143,19 @@ impl Table {
                 f("video_f1", Float64, false),
                 f("video_miou", Float64, false),
                 f("wall_s", Float64, false),
+            ],
+            Table::KChoice => vec![
+                f("k", UInt32, false),
+                // ln W(K): within-cluster sum of squares of the smoothed features
+                f("log_w", Float64, false),
+                // mean ln W(K) of the uniform reference sets
+                f("log_w_ref", Float64, false),
+                // log_w_ref − log_w, the score
+                f("gap", Float64, false),
+                // true on the K the run trained with
+                f("chosen", Boolean, false),
+                // how K̂ was read from the curve, in words (same on every row)
+                f("method", Utf8, false),
             ],
             Table::TrainingCurve => vec![
                 f("epoch", UInt32, false),
