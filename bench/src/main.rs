@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 
+mod choose_k;
 mod devices;
 mod fidelity;
 mod gpu_solver;
@@ -116,8 +117,9 @@ fn main() -> Result<()> {
         Some("ot1") => ot1::run(&args[1..]),
         Some("gpu-solver") => gpu_solver::run(&args[1..]),
         Some("devices") => devices::run(&args[1..]),
+        Some("choose-k") => choose_k::run(&args[1..]),
         _ => bail!(
-            "usage:\n  clot-bench io [--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]\n  clot-bench solver [--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]\n  clot-bench train [--mode asot|clot] [--data DIR | --layout DIR --activity A --actions K] [--epochs E] [--threads T] [--mlp D,128,40] [--seeds N] [--repeats R] [--val-every E] [--python EXE] [--json]\n  clot-bench modes [--data DIR] [--seeds N] [--json] [-- <clot train flags>]\n  clot-bench fidelity [--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--mode clot,asot] [--python EXE] [--json]\n  clot-bench ot1 [--videos B] [--rows N] [--actions K] [--dim D] [--projections P] [--repeats R] [--json]\n  clot-bench gpu-solver [--max-cells C] [--repeats R] [--json]\n  clot-bench devices [--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--steps S] [--threads T] [--mode clot,asot] [--json]\n  clot-bench trajectory [--data DIR] [--mode clot,asot] [--seed S] [--python EXE] [--json] [--root DIR -- <clot train flags>]"
+            "usage:\n  clot-bench io [--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]\n  clot-bench solver [--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]\n  clot-bench train [--mode asot|clot] [--data DIR | --layout DIR --activity A --actions K] [--epochs E] [--threads T] [--mlp D,128,40] [--seeds N] [--repeats R] [--val-every E] [--python EXE] [--json]\n  clot-bench modes [--data DIR] [--seeds N] [--json] [-- <clot train flags>]\n  clot-bench fidelity [--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--mode clot,asot] [--python EXE] [--json]\n  clot-bench ot1 [--videos B] [--rows N] [--actions K] [--dim D] [--projections P] [--repeats R] [--json]\n  clot-bench gpu-solver [--max-cells C] [--repeats R] [--json]\n  clot-bench devices [--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--steps S] [--threads T] [--mode clot,asot] [--json]\n  clot-bench trajectory [--data DIR] [--mode clot,asot] [--seed S] [--python EXE] [--json] [--root DIR -- <clot train flags>]\n  clot-bench choose-k [--ks 4,7,10,14,20] [--sets N] [--data DIR] [--json] [-- <clot run flags>]"
         ),
     }
 }
