@@ -20,7 +20,7 @@
 //! Contract: the input is the activity's videos as row-major Ni × d features, nothing else, so the
 //! choice cannot read ground truth. Deterministic for a given seed and independent of the thread
 //! count (each K's k-means runs are seeded by K and restart, and are themselves thread-count
-//! independent). Cost: (1 + references) · restarts · |range| k-means runs on at most
+//! independent). Cost: (restarts + references) · |range| k-means runs on at most
 //! `max_points` × d points, O(iters · points · K · d) each, run in parallel over K.
 
 use rand::{RngExt, SeedableRng};
@@ -90,7 +90,7 @@ pub struct ChooseK {
     pub max_points: usize,
     /// Reference sets per K.
     pub references: usize,
-    /// k-means runs per set and K; the lowest W is kept.
+    /// k-means runs on the features per K; the lowest W is kept (one run per reference set).
     pub restarts: usize,
     /// Lloyd iterations of each k-means run.
     pub iters: usize,
@@ -103,8 +103,8 @@ impl Default for ChooseK {
             window: 9,
             max_points: 4000,
             references: 2,
-            restarts: 2,
-            iters: 50,
+            restarts: 3,
+            iters: 25,
             seed: 0,
         }
     }
@@ -186,8 +186,8 @@ pub fn prepare(videos: &[&[f32]], d: usize, opts: &ChooseK) -> Result<Vec<f32>, 
 }
 
 /// ln of the lowest within-cluster sum of squares over `restarts` seeded k-means runs.
-fn log_w(points: &[f32], d: usize, k: usize, opts: &ChooseK, seed: u64) -> f64 {
-    (0..opts.restarts.max(1) as u64)
+fn log_w(points: &[f32], d: usize, k: usize, restarts: usize, opts: &ChooseK, seed: u64) -> f64 {
+    (0..restarts.max(1) as u64)
         .filter_map(|r| {
             let km = kmeans(points, d, k, opts.iters, seed.wrapping_add(r))?;
             Some(
@@ -313,8 +313,12 @@ pub fn estimate(
                 .seed
                 .wrapping_mul(1_000_003)
                 .wrapping_add(k as u64 * 101);
-            let lw = log_w(&points, d, k, opts, seed);
-            let lr = refs.iter().map(|r| log_w(r, d, k, opts, seed)).sum::<f64>()
+            let lw = log_w(&points, d, k, opts.restarts, opts, seed);
+            // the featureless reference has no bad local minima worth a restart
+            let lr = refs
+                .iter()
+                .map(|r| log_w(r, d, k, 1, opts, seed))
+                .sum::<f64>()
                 / refs.len().max(1) as f64;
             KScore {
                 k,
@@ -398,10 +402,21 @@ mod tests {
             })
             .collect();
         let views: Vec<&[f32]> = videos.iter().map(|v| v.as_slice()).collect();
-        let e = estimate(&views, d, KRange { min: 2, max: 12 }, &ChooseK::default()).unwrap();
+        let e = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap()
+            .install(|| estimate(&views, d, KRange { min: 2, max: 12 }, &ChooseK::default()))
+            .unwrap();
         assert_eq!(e.k, k, "{e:?}");
         assert_eq!(e.curve.len(), 11);
-        let again = estimate(&views, d, KRange { min: 2, max: 12 }, &ChooseK::default()).unwrap();
+        // the same curve on one thread as on three
+        let again = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| estimate(&views, d, KRange { min: 2, max: 12 }, &ChooseK::default()))
+            .unwrap();
         assert_eq!((e.k, &e.curve), (again.k, &again.curve));
     }
 
