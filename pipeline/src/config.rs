@@ -366,7 +366,8 @@ pub struct Overrides {
     #[arg(long, value_delimiter = ',', help_heading = "Model")]
     pub mlp: Option<Vec<usize>>,
     /// Number of actions K, or `auto` / `auto:MIN-MAX` to estimate K from the features alone
-    /// (never the labels; default range 2 to 3·√(median frames per video), at most 40). Default:
+    /// (never the labels; default range 2 to 3·√(median frames per video), at most 40 and at
+    /// most the shortest video's frames). Default:
     /// the preset's K for the activity, else the number of ground-truth classes present (this
     /// reads labels; it is said when used).
     #[arg(long, value_name = "K|auto[:MIN-MAX]", help_heading = "Model")]

@@ -128,8 +128,14 @@ pub fn estimate_actions(ds: &Dataset, activity: &str, range: Option<KRange>) -> 
         .map(Video::frames)
         .collect();
     lens.sort_unstable();
-    let range = range
-        .unwrap_or_else(|| KRange::default_for(lens.get(lens.len() / 2).copied().unwrap_or(0)));
+    // the default range also stops at the shortest video, which a larger K could not train on
+    let range = range.unwrap_or_else(|| {
+        let r = KRange::default_for(lens.get(lens.len() / 2).copied().unwrap_or(0));
+        KRange {
+            max: r.max.min(lens.first().copied().unwrap_or(0)).max(r.min),
+            ..r
+        }
+    });
     Ok(choose_k::estimate(
         &videos,
         ds.dim,

@@ -615,3 +615,39 @@ fn actions_auto_errors_say_what_to_change() {
         "{e}"
     );
 }
+
+/// The default range of `auto` stops at the shortest video, so that K̂ can always train.
+#[test]
+fn actions_auto_default_range_fits_the_shortest_video() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("short");
+    let ds = clot_datasets::generate(&clot_datasets::SynthConfig {
+        dim: 6,
+        videos: 4,
+        ..clot_datasets::SynthConfig::demo()
+    })
+    .unwrap();
+    for (i, v) in ds.videos.iter().enumerate() {
+        // the last video keeps only 12 frames (after its leading zero rows)
+        let n = if i == 3 {
+            v.zero_rows().1 + 12
+        } else {
+            v.frames()
+        };
+        let p = dir.join("features").join(format!("{}.npy", v.name));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        clot_datasets::npy::write_npy_f32(&p, n, 6, &v.features.as_slice()[..n * 6]).unwrap();
+    }
+    let r = train(&[
+        s(&dir),
+        "--actions",
+        "auto",
+        "--out",
+        s(&tmp.path().join("run")),
+    ]);
+    let range = &r["k_choice"]["range"];
+    let shortest = ds.videos[3].zero_rows().1 as u64 + 12;
+    assert_eq!(range["min"], 2);
+    assert_eq!(range["max"].as_u64().unwrap(), shortest, "{range}");
+    assert!(r["config"]["actions"].as_u64().unwrap() <= shortest);
+}
