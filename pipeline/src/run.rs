@@ -115,18 +115,12 @@ pub fn resolve_config(
 /// K̂ of `activity` from its videos' features alone ([`clot_stages::choose_k`]); labels are never
 /// passed in.
 pub fn estimate_actions(ds: &Dataset, activity: &str, range: Option<KRange>) -> Result<KEstimate> {
-    let videos: Vec<&[f32]> = ds
+    let videos: Vec<&Video> = ds
         .videos
         .iter()
         .filter(|v| v.activity == activity)
-        .map(|v| v.features.as_slice())
         .collect();
-    let mut lens: Vec<usize> = ds
-        .videos
-        .iter()
-        .filter(|v| v.activity == activity)
-        .map(Video::frames)
-        .collect();
+    let mut lens: Vec<usize> = videos.iter().map(|v| v.frames()).collect();
     lens.sort_unstable();
     // the default range also stops at the shortest video, which a larger K could not train on
     let range = range.unwrap_or_else(|| {
@@ -136,8 +130,9 @@ pub fn estimate_actions(ds: &Dataset, activity: &str, range: Option<KRange>) -> 
             ..r
         }
     });
+    let features: Vec<&[f32]> = videos.iter().map(|v| v.features.as_slice()).collect();
     Ok(choose_k::estimate(
-        &videos,
+        &features,
         ds.dim,
         range,
         &ChooseK::default(),

@@ -280,52 +280,39 @@ fn solve_frames(
     };
     let (k, d) = (cfg.actions, cfg.dim());
     let params = cfg.ot(batch.train);
-    if thetas.is_empty() {
-        match plain_costs_and_plans(batch, cfg, a, q, true, compute) {
-            Ok((costs, plans, valid, rows)) => {
-                record_costs(log, "ot1", &costs, rows, k);
-                insert_plans(
-                    batch,
-                    (&costs, &plans, &valid),
-                    rows,
-                    k,
-                    Some(params),
-                    "ot1",
-                    |v, k| TransportPlan::from_vec(v, k, "OT1 plan"),
-                    failures,
-                    commands,
-                );
+    let solved = if thetas.is_empty() {
+        plain_costs_and_plans(batch, cfg, a, q, true, compute)
+    } else {
+        let swd = cfg.clot.swd;
+        let weight = cfg.clot.swd_weight;
+        let extra = |v: usize, f: &[f32], c: &mut [f32]| {
+            if let Some(theta) = thetas.get(v) {
+                let s = swd_cost(f, a, d, theta, &swd);
+                c.iter_mut().zip(&s).for_each(|(x, y)| *x += weight * y);
             }
-            Err(e) => failures.report("ot1", e),
-        }
-        return;
-    }
-    let swd = cfg.clot.swd;
-    let weight = cfg.clot.swd_weight;
-    let extra = |v: usize, f: &[f32], c: &mut [f32]| {
-        if let Some(theta) = thetas.get(v) {
-            let s = swd_cost(f, a, d, theta, &swd);
-            c.iter_mut().zip(&s).for_each(|(x, y)| *x += weight * y);
-        }
+        };
+        batch_costs(batch, cfg, a, q, true, extra).and_then(|(costs, valid, rows)| {
+            solve_batch_on(compute, &costs, valid.len(), rows, k, &valid, params)
+                .map(|plans| (costs, plans, valid, rows))
+                .map_err(|e| e.to_string())
+        })
     };
-    let (costs, valid, rows) = match batch_costs(batch, cfg, a, q, true, extra) {
-        Ok(x) => x,
-        Err(e) => return failures.report("ot1", e),
-    };
-    record_costs(log, "ot1", &costs, rows, k);
-    match solve_batch_on(compute, &costs, valid.len(), rows, k, &valid, params) {
-        Ok(plans) => insert_plans(
-            batch,
-            (&costs, &plans, &valid),
-            rows,
-            k,
-            Some(params),
-            "ot1",
-            |v, k| TransportPlan::from_vec(v, k, "OT1 plan"),
-            failures,
-            commands,
-        ),
-        Err(err) => failures.report("ot1", err),
+    match solved {
+        Ok((costs, plans, valid, rows)) => {
+            record_costs(log, "ot1", &costs, rows, k);
+            insert_plans(
+                batch,
+                (&costs, &plans, &valid),
+                rows,
+                k,
+                Some(params),
+                "ot1",
+                |v, k| TransportPlan::from_vec(v, k, "OT1 plan"),
+                failures,
+                commands,
+            );
+        }
+        Err(e) => failures.report("ot1", e),
     }
 }
 
