@@ -8,6 +8,8 @@
 //! shuffles, of k-means and of evaluation (SWD directions of evaluation batches, seeded per video,
 //! so that validation passes never move the training stream). Stages parallelise
 //! with rayon but combine results in batch order, so a seed and a thread count fix every number.
+//! Validation and evaluation run each video as a batch of its own, on copies of the graph side
+//! by side (one per thread), which gives the same bits as running them in turn.
 
 use std::time::Instant;
 
@@ -35,6 +37,7 @@ use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::config::TrainConfig;
 use crate::graphs;
@@ -101,6 +104,8 @@ pub struct Session {
     pub graph: StageGraph,
     pub entities: Vec<Entity>,
     cfg: TrainConfig,
+    /// Copies of the graph for validation and evaluation (see [`Session::add_workers`]).
+    workers: Vec<Session>,
 }
 
 impl Session {
@@ -165,6 +170,7 @@ impl Session {
             graph,
             entities,
             cfg: cfg.clone(),
+            workers: Vec::new(),
         })
     }
 
@@ -311,22 +317,20 @@ impl Session {
 
     /// Activity-level MoF of the validation crops (evenly spaced frames, eval settings).
     fn validate(&mut self, videos: &[&Video], epoch: usize) -> Result<Option<f64>> {
-        let mut pairs = Vec::new();
         // over the videos with ground truth
-        for (i, video) in videos
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.labels.is_some())
-        {
-            self.set_batch(&[i], Sampling::Validation(self.cfg.sampled_frames), false);
-            self.log_scope(format!("val{epoch}/{i}"));
-            self.graph.forward().map_err(|e| anyhow!("{e}"))?;
-            let e = self.entities[i];
+        let labelled: Vec<usize> = (0..videos.len())
+            .filter(|&i| videos[i].labels.is_some())
+            .collect();
+        let pairs = self.per_video(&labelled, videos, |s, i| {
+            s.set_batch(&[i], Sampling::Validation(s.cfg.sampled_frames), false);
+            s.log_scope(format!("val{epoch}/{i}"));
+            s.graph.forward().map_err(|e| anyhow!("{e}"))?;
+            let e = s.entities[i];
             let (pred, input) = (
-                self.graph.world.get::<Prediction>(e),
-                self.graph.world.get::<Input>(e),
+                s.graph.world.get::<Prediction>(e),
+                s.graph.world.get::<Input>(e),
             );
-            let (Some(pred), Some(input), Some(gt)) = (pred, input, &video.labels) else {
+            let (Some(pred), Some(input), Some(gt)) = (pred, input, &videos[i].labels) else {
                 bail!("validation produced no prediction");
             };
             let frames = input.frames.as_slice();
@@ -334,8 +338,8 @@ impl Session {
                 .iter()
                 .map(|&f| gt.as_slice()[f as usize])
                 .collect();
-            pairs.push((pred.labels.as_slice().to_vec(), g));
-        }
+            Ok((pred.labels.as_slice().to_vec(), g))
+        })?;
         if pairs.is_empty() {
             return Ok(None);
         }
@@ -343,6 +347,78 @@ impl Session {
         Ok(Some(
             activity_level(&refs, self.cfg.exclude, self.cfg.f1_seed)?.mof,
         ))
+    }
+
+    /// Builds copies of this session's graph (each with `customize`, as the session was) so
+    /// that validation and evaluation run videos side by side: one graph per thread of the
+    /// current rayon pool, at most one per video. There, every video is a batch of its own and
+    /// depends only on the parameters, so the results are the same bits as one graph running
+    /// the videos in turn; training keeps to this session's graph. CPU sessions only (a GPU
+    /// session keeps one graph on its one queue).
+    pub fn add_workers(
+        &mut self,
+        videos: &[&Video],
+        customize: &mut dyn FnMut(&mut StageGraph),
+    ) -> Result<()> {
+        if !matches!(self.graph.world.resource::<ComputeDevice>().0, Compute::Cpu) {
+            return Ok(());
+        }
+        let extra = rayon::current_num_threads()
+            .min(videos.len())
+            .saturating_sub(1);
+        let params = self.params().clone();
+        for _ in 0..extra {
+            let worker = Session::new(&self.cfg, videos, params.clone(), 0, customize)?;
+            self.workers.push(worker);
+        }
+        Ok(())
+    }
+
+    /// `run(session, i)` for every video index of `idx`, each on one of this session's graphs
+    /// (see [`Session::add_workers`]; in turn on this graph when there are none, or when
+    /// recording draws); the results in `idx` order, or the error of the first failing video.
+    fn per_video<T: Send>(
+        &mut self,
+        idx: &[usize],
+        videos: &[&Video],
+        run: impl Fn(&mut Session, usize) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        if self.workers.is_empty() || self.recording() || idx.len() < 2 {
+            return idx.iter().map(|&i| run(self, i)).collect();
+        }
+        let mut workers = std::mem::take(&mut self.workers);
+        let params = self.params().clone();
+        for w in &mut workers {
+            w.graph.world.insert_resource(Params(params.clone()));
+        }
+        // longest video first, each to the least loaded graph (the first of equals): the split
+        // depends on the lengths only, and no result depends on the split
+        let mut order: Vec<usize> = (0..idx.len()).collect();
+        order.sort_by_key(|&p| (std::cmp::Reverse(videos[idx[p]].frames()), p));
+        let mut load = vec![0usize; workers.len() + 1];
+        let mut lists = vec![Vec::new(); workers.len() + 1];
+        for p in order {
+            let g = (0..load.len()).min_by_key(|&g| (load[g], g)).unwrap_or(0);
+            load[g] += videos[idx[p]].frames();
+            lists[g].push(p);
+        }
+        let mut graphs: Vec<&mut Session> = std::iter::once(&mut *self)
+            .chain(workers.iter_mut())
+            .collect();
+        let done: Vec<Vec<(usize, Result<T>)>> = graphs
+            .par_iter_mut()
+            .zip(lists)
+            .map(|(s, list)| list.into_iter().map(|p| (p, run(s, idx[p]))).collect())
+            .collect();
+        drop(graphs);
+        let profile = self.graph.world.resource::<Profile>();
+        for w in &workers {
+            profile.absorb(w.graph.world.resource::<Profile>());
+        }
+        self.workers = workers;
+        let mut out: Vec<(usize, Result<T>)> = done.into_iter().flatten().collect();
+        out.sort_by_key(|(p, _)| *p);
+        out.into_iter().map(|(_, r)| r).collect()
     }
 
     /// Trains for `cfg.epochs`; `bar` (length epochs × batches) shows the loss.
@@ -441,35 +517,35 @@ impl Session {
 
     /// Runs every video alone at full length with the eval settings.
     pub fn evaluate(&mut self, videos: &[&Video]) -> Result<Vec<VideoResult>> {
-        let mut out = Vec::with_capacity(videos.len());
-        for (i, v) in videos.iter().enumerate() {
-            self.set_batch(&[i], Sampling::Full, false);
-            self.log_scope(format!("eval/{i}"));
-            self.graph
+        let all: Vec<usize> = (0..videos.len()).collect();
+        self.per_video(&all, videos, |s, i| {
+            let v = videos[i];
+            s.set_batch(&[i], Sampling::Full, false);
+            s.log_scope(format!("eval/{i}"));
+            s.graph
                 .forward()
                 .map_err(|e| anyhow!("{e}"))
                 .with_context(|| format!("evaluating video {}", v.name))?;
-            let e = self.entities[i];
-            let Some(pred) = self.graph.world.get::<Prediction>(e) else {
+            let e = s.entities[i];
+            let Some(pred) = s.graph.world.get::<Prediction>(e) else {
                 bail!("video {}: the graph wrote no prediction", v.name);
             };
             let (prediction, confidence) =
                 (pred.labels.as_slice().to_vec(), pred.confidence.clone());
-            if self.recording() {
+            if s.recording() {
                 let p: Vec<i64> = prediction.iter().map(|&x| x as i64).collect();
-                self.log_push(format!("eval/{i}/pred"), vec![p.len()], Values::I64(p));
+                s.log_push(format!("eval/{i}/pred"), vec![p.len()], Values::I64(p));
             }
-            let ot_objective = self.graph.world.get::<OtObjective>(e).map(|o| o.value);
-            out.push(VideoResult {
+            let ot_objective = s.graph.world.get::<OtObjective>(e).map(|o| o.value);
+            Ok(VideoResult {
                 name: v.name.clone(),
                 activity: v.activity.clone(),
                 prediction,
                 ground_truth: v.labels.as_ref().map(|l| l.as_slice().to_vec()),
                 confidence,
                 ot_objective,
-            });
-        }
-        Ok(out)
+            })
+        })
     }
 
     /// Time per stage so far.
@@ -560,7 +636,9 @@ pub fn fit(
 }
 
 /// [`fit`] with user stages: `customize` receives the mode's graph before it is initialised, e.g.
-/// `|g| { g.add_stage(MyStage); }`.
+/// `|g| { g.add_stage(MyStage); }`. It is called once per graph: the training graph, and the
+/// copies on which validation and evaluation run videos side by side (one per thread, see
+/// [`Session::add_workers`]), so a stage that keeps state across videos sees a share of them.
 pub fn fit_with(
     cfg: &TrainConfig,
     videos: &[&Video],
@@ -610,6 +688,7 @@ fn fit_inner(
     let params = init_model(cfg, init_seed);
     let start = Instant::now();
     let mut s = Session::new(cfg, videos, params, sample_seed, &mut customize)?;
+    s.add_workers(videos, &mut customize)?;
     s.init_actions(kmeans_seed)
         .context("initialising the action embeddings")?;
     if record {
@@ -641,6 +720,7 @@ pub fn evaluate(
     check_videos(cfg, videos)?;
     let [_, sample_seed, ..] = derive_seeds(cfg.seed);
     let mut s = Session::new(cfg, videos, params, sample_seed, &mut |_| {})?;
+    s.add_workers(videos, &mut |_| {})?;
     s.evaluate(videos)
 }
 

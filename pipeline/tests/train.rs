@@ -134,7 +134,9 @@ fn same_seed_gives_bit_identical_predictions_and_parameters() {
 }
 
 /// Sweeps vary the threads per trial, so a run must not depend on them: the same run on a pool
-/// of 1, 2 and 3 threads gives the same bits in both graphs.
+/// of 1, 2 and 3 threads gives the same bits in both graphs. With more than one thread,
+/// validation (every epoch here) and evaluation run the videos on copies of the graph side by
+/// side, so this also checks that those copies give the bits of one graph.
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let ds = demo_videos();
@@ -142,6 +144,7 @@ fn results_do_not_depend_on_the_thread_count() {
     for mode in ["clot", "asot"] {
         let mut cfg = demo_config(2, 3);
         cfg.mode = mode.into();
+        cfg.val_every = 1;
         let on = |threads: usize| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -150,6 +153,7 @@ fn results_do_not_depend_on_the_thread_count() {
                 .install(|| fit(&cfg, &videos, &ProgressBar::hidden()).unwrap())
         };
         let (t1, r1, _) = on(1);
+        assert!(t1.curve.iter().any(|c| c.val_mof.is_some()), "{mode}: no validation");
         for threads in [2, 3] {
             let (t, r, _) = on(threads);
             assert_eq!(r1, r, "{mode}: predictions differ at {threads} threads");

@@ -220,6 +220,26 @@ impl Profile {
         }
     }
 
+    /// Moves `other`'s times and calls into this profile (e.g. those of a copy of the graph).
+    pub fn absorb(&self, other: &Profile) {
+        let taken = other
+            .0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        if let Ok(mut v) = self.0.lock() {
+            for (name, dt, calls) in taken {
+                match v.iter_mut().find(|(n, ..)| *n == name) {
+                    Some(e) => {
+                        e.1 += dt;
+                        e.2 += calls;
+                    }
+                    None => v.push((name, dt, calls)),
+                }
+            }
+        }
+    }
+
     /// (name, total time, calls) per timed name, in first-seen order.
     pub fn totals(&self) -> Vec<(&'static str, std::time::Duration, u64)> {
         self.0.lock().map(|v| v.clone()).unwrap_or_default()
