@@ -1,4 +1,6 @@
-//! Times the ASOT solver on a synthetic N×K cost: `cargo run --release --example solve_timing -- N K`.
+//! Times the ASOT solver on a synthetic N×K cost: `cargo run --release --example solve_timing -- N K`
+//! (`REPS` repeats, best taken; `ITERS` overrides the 25 iterations, to separate set-up from
+//! iteration cost).
 use clot_stages::ot::{AsotParams, solve};
 
 fn main() {
@@ -16,7 +18,10 @@ fn main() {
                 - 0.3 * ((x as f32 * 0.618).fract() - 0.5)
         })
         .collect();
-    let p = AsotParams::default();
+    let mut p = AsotParams::default();
+    if let Some(i) = std::env::var("ITERS").ok().and_then(|r| r.parse().ok()) {
+        p.iters = i;
+    }
     let mut best = f64::INFINITY;
     let reps: usize = std::env::var("REPS")
         .ok()

@@ -2,7 +2,16 @@
 //!
 //! Deterministic for a given seed (ChaCha8) and independent of the thread count: assignments are
 //! computed in parallel but each row's result depends only on the row, and centroid sums are
-//! accumulated serially in row order in f64. Cost: O(iters · N · k · d).
+//! accumulated serially in row order in f64.
+//!
+//! The iterations are Lloyd's, with Hamerly's bounds (Hamerly 2010, "Making k-means even
+//! faster") to skip the rows whose centroid cannot have changed: per row an upper bound on the
+//! distance to its centroid and a lower bound on the distance to every other, moved by how far
+//! the centroids moved. A row is skipped only when its bounds separate by more than the rounding
+//! of the distances (a relative [`SLACK`]); every other row is assigned by the same f64 distance
+//! sums as plain Lloyd's, so the clustering is the same bits (a test compares the two). Cost:
+//! O(iters · N · d) for the centroid sums and the bounds, plus O(N · k · d) for each row that
+//! cannot be skipped (all of them in the first iteration, few once the centroids settle).
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -23,11 +32,11 @@ fn dist2(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum()
 }
 
-/// Centroids per block of [`nearest`]: four AVX2 vectors of f64 sums, whose additions overlap
+/// Centroids per block of [`nearest2`]: four AVX2 vectors of f64 sums, whose additions overlap
 /// (one dependent chain of d additions per lane, sixteen chains in flight); K ≤ 8 takes one
 /// block of [`SMALL_BLOCK`] instead, not half a block of padding.
 const BLOCK: usize = 16;
-/// The block of [`nearest`] for K ≤ 8.
+/// The block of [`nearest2`] for K ≤ 8.
 const SMALL_BLOCK: usize = 8;
 
 /// Centroid columns of [`transpose`]'s layout: K rounded up to whole blocks.
@@ -39,16 +48,16 @@ fn padded(k: usize) -> usize {
     }
 }
 
-/// The nearest centroid of `row` (the first of equals) and its squared distance. `by_dim` holds
-/// the k centroids transposed and padded to whole blocks of B (d × k′, k′ = [`padded`]`(k)`):
-/// every centroid's distance is the same sequential f64 sum as [`dist2`]'s, dimension after
-/// dimension, but a block of sums advances side by side in registers instead of k dependent
-/// chains. Same bits as `dist2` per centroid; the padding is never chosen.
+/// The nearest centroid of `row` (the first of equals), its squared distance, and the
+/// second-smallest squared distance (over the other centroids; infinite when k = 1), for the lower
+/// bound. `by_dim` holds the k centroids transposed and padded to whole blocks of B (d × k′, k′ =
+/// [`padded`]`(k)`): every centroid's distance is the same sequential f64 sum as [`dist2`]'s,
+/// dimension after dimension, but a block of sums advances side by side in registers instead of k
+/// dependent chains. Same bits as `dist2` per centroid; the padding is never chosen.
 #[inline(always)]
-fn nearest<const B: usize>(row: &[f32], by_dim: &[f32], k: usize) -> (usize, f64) {
+fn nearest2<const B: usize>(row: &[f32], by_dim: &[f32], k: usize) -> (usize, f64, f64) {
     let kp = padded(k);
-    let mut best = (0, f64::INFINITY);
-    // fixed-size views, so that the lane loops compile to whole vectors
+    let (mut best, mut second) = ((0, f64::INFINITY), f64::INFINITY);
     for blk in 0..kp / B {
         let mut acc = [0f64; B];
         for (j, &x) in row.iter().enumerate() {
@@ -62,36 +71,84 @@ fn nearest<const B: usize>(row: &[f32], by_dim: &[f32], k: usize) -> (usize, f64
         }
         for (l, &dd) in acc.iter().enumerate() {
             let c = blk * B + l;
-            if c < k && dd < best.1 {
+            if c >= k {
+                continue;
+            }
+            if dd < best.1 {
+                second = best.1;
                 best = (c, dd);
+            } else if dd < second {
+                second = dd;
             }
         }
     }
-    best
+    (best.0, best.1, second)
+}
+
+/// Relative slack of Hamerly's bounds: each distance is a rounded f64 sum of rounded f32
+/// differences (relative error below 1e-7), so a bound is widened by this much wherever it is
+/// computed or moved, and a row is skipped only when its bounds are this far apart.
+const SLACK: f64 = 1e-6;
+
+/// Per-row state of Hamerly's bounds: the assigned centroid, an upper bound on the distance to
+/// it and a lower bound on the distance to every other centroid.
+struct Bounds {
+    upper: Vec<f64>,
+    lower: Vec<f64>,
+}
+
+multiversion! {
+    /// One assignment step over a chunk of rows with Hamerly's bounds: a row keeps its centroid
+    /// when its upper bound is below max(its lower bound, half the distance from its centroid to
+    /// the nearest other one, `half`); otherwise its distance to its centroid is computed, and if
+    /// that does not settle it, its distances to all. With `full`, every row is assigned afresh.
+    #[allow(clippy::too_many_arguments)]
+    fn hamerly_on(
+        data: &[f32],
+        by_dim: &[f32],
+        centroids: &[f32],
+        half: &[f64],
+        k: usize,
+        d: usize,
+        full: bool,
+        out: &mut [usize],
+        upper: &mut [f64],
+        lower: &mut [f64],
+    ) {
+        let small = padded(k) == SMALL_BLOCK;
+        for (((o, u), l), row) in out
+            .iter_mut()
+            .zip(upper.iter_mut())
+            .zip(lower.iter_mut())
+            .zip(data.chunks_exact(d))
+        {
+            if !full {
+                let m = half[*o].max(*l) * (1.0 - SLACK);
+                if *u < m {
+                    continue;
+                }
+                *u = dist2(row, &centroids[*o * d..(*o + 1) * d]).sqrt() * (1.0 + SLACK);
+                if *u < m {
+                    continue;
+                }
+            }
+            // (plain branches: a closure would not inherit the AVX2 target)
+            let (c, best, second) = if small {
+                nearest2::<SMALL_BLOCK>(row, by_dim, k)
+            } else {
+                nearest2::<BLOCK>(row, by_dim, k)
+            };
+            *o = c;
+            *u = best.sqrt() * (1.0 + SLACK);
+            *l = second.sqrt() * (1.0 - SLACK);
+        }
+    }
 }
 
 /// Rows per rayon task of the assignment step.
 const ASSIGN_ROWS: usize = 1024;
 
-multiversion! {
-    /// The nearest centroid of each row of `data` (`out.len()` rows of d) into `out`.
-    fn assign_on(data: &[f32], by_dim: &[f32], k: usize, d: usize, out: &mut [usize]) {
-        // the block width is chosen once; each loop inlines its `nearest` (compiled for AVX2)
-        // (plain loops: a closure would not inherit the AVX2 target)
-        let rows = out.iter_mut().zip(data.chunks_exact(d));
-        if padded(k) == SMALL_BLOCK {
-            for (o, row) in rows {
-                *o = nearest::<SMALL_BLOCK>(row, by_dim, k).0;
-            }
-        } else {
-            for (o, row) in rows {
-                *o = nearest::<BLOCK>(row, by_dim, k).0;
-            }
-        }
-    }
-}
-
-/// The k×d row-major centroids as d × k′ ([`nearest`]'s layout; padding columns are 0).
+/// The k×d row-major centroids as d × k′ ([`nearest2`]'s layout; padding columns are 0).
 fn transpose(centroids: &[f32], k: usize, d: usize) -> Vec<f32> {
     let kp = padded(k);
     let mut t = vec![0f32; kp * d];
@@ -101,6 +158,46 @@ fn transpose(centroids: &[f32], k: usize, d: usize) -> Vec<f32> {
         }
     }
     t
+}
+
+/// Moves the bounds by how far each centroid moved from `old` to `new`: a row's upper bound grows
+/// by its centroid's move, its lower bound shrinks by the largest move of another centroid.
+fn move_bounds(b: &mut Bounds, assignment: &[usize], old: &[f32], new: &[f32], k: usize, d: usize) {
+    let moved: Vec<f64> = (0..k)
+        .map(|c| dist2(&old[c * d..(c + 1) * d], &new[c * d..(c + 1) * d]).sqrt() * (1.0 + SLACK))
+        .collect();
+    // the largest move and the largest of the others, for the row whose centroid moved most
+    let (mut top, mut second) = ((0, 0f64), 0f64);
+    for (c, &m) in moved.iter().enumerate() {
+        if m > top.1 {
+            second = top.1;
+            top = (c, m);
+        } else if m > second {
+            second = m;
+        }
+    }
+    b.upper
+        .par_iter_mut()
+        .zip(b.lower.par_iter_mut())
+        .zip(assignment.par_iter())
+        .for_each(|((u, l), &a)| {
+            *u = (*u + moved[a]) * (1.0 + SLACK);
+            let other = if a == top.0 { second } else { top.1 };
+            *l = *l * (1.0 - SLACK) - other;
+        });
+}
+
+/// Half the distance from each centroid to its nearest other centroid (a lower bound): a row
+/// within it of its centroid is nearer to that centroid than to any other.
+fn half_gaps(centroids: &[f32], k: usize, d: usize, half: &mut [f64]) {
+    for (c, h) in half.iter_mut().enumerate() {
+        let row = &centroids[c * d..(c + 1) * d];
+        let nearest = (0..k)
+            .filter(|&o| o != c)
+            .map(|o| dist2(row, &centroids[o * d..(o + 1) * d]))
+            .fold(f64::INFINITY, f64::min);
+        *h = 0.5 * nearest.sqrt() * (1.0 - SLACK);
+    }
 }
 
 /// Clusters the `data.len() / d` rows of `data` into `k` clusters (`k` ≤ rows, `d` > 0).
@@ -139,18 +236,39 @@ pub fn kmeans(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> Opti
             .for_each(|(i, b)| *b = b.min(dist2(rows(i), cen)));
     }
     let mut assignment = vec![0usize; n];
-    for _ in 0..iters.max(1) {
+    let mut next = vec![0usize; n];
+    let mut bounds = Bounds {
+        upper: vec![0.0; n],
+        lower: vec![0.0; n],
+    };
+    let mut half = vec![0f64; k];
+    for it in 0..iters.max(1) {
         let by_dim = transpose(&centroids, k, d);
-        let mut next = vec![0usize; n];
+        let (cen, gaps) = (&centroids[..], &half[..]);
         next.par_chunks_mut(ASSIGN_ROWS)
+            .zip(bounds.upper.par_chunks_mut(ASSIGN_ROWS))
+            .zip(bounds.lower.par_chunks_mut(ASSIGN_ROWS))
             .enumerate()
-            .for_each(|(c, out)| {
+            .for_each(|(c, ((out, upper), lower))| {
                 let first = c * ASSIGN_ROWS;
                 let data = &data[first * d..(first + out.len()) * d];
-                assign_on(Isa::detect(), data, &by_dim, k, d, out);
+                let isa = Isa::detect();
+                hamerly_on(
+                    isa,
+                    data,
+                    &by_dim,
+                    cen,
+                    gaps,
+                    k,
+                    d,
+                    it == 0,
+                    out,
+                    upper,
+                    lower,
+                );
             });
         let changed = next != assignment;
-        assignment = next;
+        assignment.copy_from_slice(&next);
         let mut sums = vec![0f64; k * d];
         let mut counts = vec![0usize; k];
         for (i, &a) in assignment.iter().enumerate() {
@@ -159,6 +277,7 @@ pub fn kmeans(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> Opti
                 *s += x as f64;
             }
         }
+        let old = centroids.clone();
         for c in 0..k {
             if counts[c] > 0 {
                 for j in 0..d {
@@ -169,6 +288,8 @@ pub fn kmeans(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> Opti
         if !changed {
             break;
         }
+        move_bounds(&mut bounds, &assignment, &old, &centroids, k, d);
+        half_gaps(&centroids, k, d, &mut half);
     }
     Some(KMeans {
         centroids,
@@ -200,8 +321,9 @@ mod tests {
         assert!(kmeans(&data[..4], 2, 3, 5, 0).is_none());
     }
 
-    /// The side-by-side sums are `dist2`'s, bit for bit, and so is the choice among equals, for
-    /// both block widths (K = 7 and K = 20, two blocks, the tie across them).
+    /// The side-by-side sums are `dist2`'s, bit for bit, and so is the choice among equals and
+    /// the second distance, for both block widths (K = 7 and K = 20, two blocks, the tie across
+    /// them).
     #[test]
     fn nearest_equals_the_plain_distances() {
         for k in [7, 20] {
@@ -213,33 +335,119 @@ mod tests {
             let (a, b) = cen.split_at_mut((k - 3) * d);
             b[..d].copy_from_slice(&a[2 * d..3 * d]);
             let by_dim = transpose(&cen, k, d);
-            let mut assigned = vec![0usize; n];
-            assign_on(Isa::detect(), &data, &by_dim, k, d, &mut assigned);
-            for i in 0..n {
-                let row = &data[i * d..(i + 1) * d];
-                let mut want = (0, f64::INFINITY);
-                for (c, ce) in cen.chunks_exact(d).enumerate() {
-                    let dd = dist2(row, ce);
-                    if dd < want.1 {
-                        want = (c, dd);
-                    }
-                }
+            let rows = data
+                .chunks_exact(d)
+                .chain(std::iter::once(&cen[2 * d..3 * d]));
+            for (i, row) in rows.enumerate() {
+                let mut all: Vec<(f64, usize)> = cen
+                    .chunks_exact(d)
+                    .enumerate()
+                    .map(|(c, ce)| (dist2(row, ce), c))
+                    .collect();
+                let want = all.iter().fold(
+                    (0, f64::INFINITY),
+                    |b, &(dd, c)| {
+                        if dd < b.1 { (c, dd) } else { b }
+                    },
+                );
+                all.remove(want.0);
+                let second = all.iter().map(|x| x.0).fold(f64::INFINITY, f64::min);
                 let got = if k <= SMALL_BLOCK {
-                    nearest::<SMALL_BLOCK>(row, &by_dim, k)
+                    nearest2::<SMALL_BLOCK>(row, &by_dim, k)
                 } else {
-                    nearest::<BLOCK>(row, &by_dim, k)
+                    nearest2::<BLOCK>(row, &by_dim, k)
                 };
                 assert_eq!(
-                    (got.0, got.1.to_bits()),
-                    (want.0, want.1.to_bits()),
+                    (got.0, got.1.to_bits(), got.2.to_bits()),
+                    (want.0, want.1.to_bits(), second.to_bits()),
                     "K = {k}, row {i}"
                 );
-                assert_eq!(assigned[i], want.0, "K = {k}, row {i}");
             }
-            let r2 = cen[2 * d..3 * d].to_vec();
-            let mut one = [0usize];
-            assign_on(Isa::detect(), &r2, &by_dim, k, d, &mut one);
-            assert_eq!(one[0], 2, "K = {k}");
+        }
+    }
+
+    /// Plain Lloyd iterations from the same k-means++ start: every row against every centroid.
+    fn lloyd(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> KMeans {
+        // the first iteration of `kmeans` is a full assignment: one iteration gives the start
+        let mut km = kmeans(data, d, k, 1, seed).expect("k ≤ n");
+        let n = data.len() / d;
+        let mut assignment = km.assignment.clone();
+        if iters <= 1 {
+            return km;
+        }
+        for _ in 1..iters {
+            let next: Vec<usize> = data
+                .chunks_exact(d)
+                .map(|row| {
+                    let mut best = (0, f64::INFINITY);
+                    for (c, ce) in km.centroids.chunks_exact(d).enumerate() {
+                        let dd = dist2(row, ce);
+                        if dd < best.1 {
+                            best = (c, dd);
+                        }
+                    }
+                    best.0
+                })
+                .collect();
+            let changed = next != assignment;
+            assignment = next;
+            let mut sums = vec![0f64; k * d];
+            let mut counts = vec![0usize; k];
+            for (i, &a) in assignment.iter().enumerate() {
+                counts[a] += 1;
+                for (s, &x) in sums[a * d..(a + 1) * d].iter_mut().zip(&data[i * d..]) {
+                    *s += x as f64;
+                }
+            }
+            for c in 0..k {
+                if counts[c] > 0 {
+                    for j in 0..d {
+                        km.centroids[c * d + j] = (sums[c * d + j] / counts[c] as f64) as f32;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        assert_eq!(assignment.len(), n);
+        km.assignment = assignment;
+        km
+    }
+
+    /// Hamerly's bounds skip rows but never change the clustering: the same assignment and the
+    /// same centroid bits as plain Lloyd's, on overlapping blobs (rows switch for many
+    /// iterations), duplicated rows (exact ties) and both block widths.
+    #[test]
+    fn bounds_give_the_plain_lloyd_clustering() {
+        for (case, &(n, d, k)) in [(3000, 2, 3), (2000, 15, 12), (1500, 40, 7), (800, 5, 20)]
+            .iter()
+            .enumerate()
+        {
+            let mut rng = ChaCha8Rng::seed_from_u64(case as u64);
+            let centres: Vec<f32> = (0..k * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut data = Vec::with_capacity(n * d);
+            for i in 0..n {
+                if i % 10 == 9 {
+                    // an exact duplicate of an earlier row
+                    let j = rng.random_range(0..i);
+                    data.extend_from_within(j * d..(j + 1) * d);
+                    continue;
+                }
+                let c = rng.random_range(0..k);
+                for j in 0..d {
+                    data.push(centres[c * d + j] + rng.random_range(-0.8..0.8f32));
+                }
+            }
+            for seed in 0..3 {
+                for iters in [2, 5, 50] {
+                    let want = lloyd(&data, d, k, iters, seed);
+                    let got = kmeans(&data, d, k, iters, seed).expect("k ≤ n");
+                    assert_eq!(got.assignment, want.assignment, "case {case} seed {seed}");
+                    let bits = |c: &[f32]| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got.centroids), bits(&want.centroids), "case {case}");
+                }
+            }
         }
     }
 
