@@ -153,7 +153,10 @@ fn results_do_not_depend_on_the_thread_count() {
                 .install(|| fit(&cfg, &videos, &ProgressBar::hidden()).unwrap())
         };
         let (t1, r1, _) = on(1);
-        assert!(t1.curve.iter().any(|c| c.val_mof.is_some()), "{mode}: no validation");
+        assert!(
+            t1.curve.iter().any(|c| c.val_mof.is_some()),
+            "{mode}: no validation"
+        );
         for threads in [2, 3] {
             let (t, r, _) = on(threads);
             assert_eq!(r1, r, "{mode}: predictions differ at {threads} threads");

@@ -25,9 +25,9 @@ fn main() {
     let mut best = f64::INFINITY;
     let plan = solve(&cost, n, k, n, &p).expect("solve");
     // FNV-1a of the plan's bits: a change that should keep the bits must keep this
-    let hash = plan
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, x| (h ^ x.to_bits() as u64).wrapping_mul(0x100_0000_01b3));
+    let hash = plan.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
+        (h ^ x.to_bits() as u64).wrapping_mul(0x100_0000_01b3)
+    });
     let reps: usize = std::env::var("REPS")
         .ok()
         .and_then(|r| r.parse().ok())

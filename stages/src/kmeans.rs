@@ -8,7 +8,7 @@
 //! faster") to skip the rows whose centroid cannot have changed: per row an upper bound on the
 //! distance to its centroid and a lower bound on the distance to every other, moved by how far
 //! the centroids moved. A row is skipped only when its bounds separate by more than the rounding
-//! of the distances (a relative [`SLACK`]); every other row is assigned by the same f64 distance
+//! of the distances (a relative 1e-6); every other row is assigned by the same f64 distance
 //! sums as plain Lloyd's, so the clustering is the same bits (a test compares the two). Cost:
 //! O(iters · N · d) for the centroid sums and the bounds, plus O(N · k · d) for each row that
 //! cannot be skipped (all of them in the first iteration, few once the centroids settle).
