@@ -368,6 +368,7 @@ impl Session {
             .saturating_sub(1);
         let params = self.params().clone();
         for _ in 0..extra {
+            // sampling seed 0: validation and evaluation draw no frames at random
             let worker = Session::new(&self.cfg, videos, params.clone(), 0, customize)?;
             self.workers.push(worker);
         }

@@ -402,21 +402,19 @@ mod tests {
             })
             .collect();
         let views: Vec<&[f32]> = videos.iter().map(|v| v.as_slice()).collect();
-        let e = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap()
-            .install(|| estimate(&views, d, KRange { min: 2, max: 12 }, &ChooseK::default()))
-            .unwrap();
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| estimate(&views, d, KRange { min: 2, max: 12 }, &ChooseK::default()))
+                .unwrap()
+        };
+        let e = on(3);
         assert_eq!(e.k, k, "{e:?}");
         assert_eq!(e.curve.len(), 11);
         // the same curve on one thread as on three
-        let again = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(|| estimate(&views, d, KRange { min: 2, max: 12 }, &ChooseK::default()))
-            .unwrap();
+        let again = on(1);
         assert_eq!((e.k, &e.curve), (again.k, &again.curve));
     }
 

@@ -210,13 +210,23 @@ impl Profile {
     /// Adds one call of duration `dt` to `name`.
     pub fn add(&self, name: &'static str, dt: std::time::Duration) {
         if let Ok(mut v) = self.0.lock() {
-            match v.iter_mut().find(|(n, ..)| *n == name) {
-                Some(e) => {
-                    e.1 += dt;
-                    e.2 += 1;
-                }
-                None => v.push((name, dt, 1)),
+            Self::add_to(&mut v, name, dt, 1);
+        }
+    }
+
+    /// Adds `calls` calls of total duration `dt` to `name`'s entry of `v` (a new one at the end).
+    fn add_to(
+        v: &mut Vec<(&'static str, std::time::Duration, u64)>,
+        name: &'static str,
+        dt: std::time::Duration,
+        calls: u64,
+    ) {
+        match v.iter_mut().find(|(n, ..)| *n == name) {
+            Some(e) => {
+                e.1 += dt;
+                e.2 += calls;
             }
+            None => v.push((name, dt, calls)),
         }
     }
 
@@ -229,13 +239,7 @@ impl Profile {
             .unwrap_or_default();
         if let Ok(mut v) = self.0.lock() {
             for (name, dt, calls) in taken {
-                match v.iter_mut().find(|(n, ..)| *n == name) {
-                    Some(e) => {
-                        e.1 += dt;
-                        e.2 += calls;
-                    }
-                    None => v.push((name, dt, calls)),
-                }
+                Self::add_to(&mut v, name, dt, calls);
             }
         }
     }

@@ -102,6 +102,8 @@ multiversion! {
     /// when its upper bound is below max(its lower bound, half the distance from its centroid to
     /// the nearest other one, `half`); otherwise its distance to its centroid is computed, and if
     /// that does not settle it, its distances to all. With `full`, every row is assigned afresh.
+    /// `out` holds the rows' current centroids and receives the new ones; returns whether any
+    /// row changed centroid.
     #[allow(clippy::too_many_arguments)]
     fn hamerly_on(
         data: &[f32],
@@ -114,8 +116,9 @@ multiversion! {
         out: &mut [usize],
         upper: &mut [f64],
         lower: &mut [f64],
-    ) {
+    ) -> bool {
         let small = padded(k) == SMALL_BLOCK;
+        let mut changed = false;
         for (((o, u), l), row) in out
             .iter_mut()
             .zip(upper.iter_mut())
@@ -138,10 +141,12 @@ multiversion! {
             } else {
                 nearest2::<BLOCK>(row, by_dim, k)
             };
+            changed |= c != *o;
             *o = c;
             *u = best.sqrt() * (1.0 + SLACK);
             *l = second.sqrt() * (1.0 - SLACK);
         }
+        changed
     }
 }
 
@@ -235,8 +240,8 @@ pub fn kmeans(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> Opti
             .enumerate()
             .for_each(|(i, b)| *b = b.min(dist2(rows(i), cen)));
     }
+    // Lloyd's first assignment counts as a change unless every row lands in centroid 0
     let mut assignment = vec![0usize; n];
-    let mut next = vec![0usize; n];
     let mut bounds = Bounds {
         upper: vec![0.0; n],
         lower: vec![0.0; n],
@@ -245,11 +250,12 @@ pub fn kmeans(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> Opti
     for it in 0..iters.max(1) {
         let by_dim = transpose(&centroids, k, d);
         let (cen, gaps) = (&centroids[..], &half[..]);
-        next.par_chunks_mut(ASSIGN_ROWS)
+        let changed = assignment
+            .par_chunks_mut(ASSIGN_ROWS)
             .zip(bounds.upper.par_chunks_mut(ASSIGN_ROWS))
             .zip(bounds.lower.par_chunks_mut(ASSIGN_ROWS))
             .enumerate()
-            .for_each(|(c, ((out, upper), lower))| {
+            .map(|(c, ((out, upper), lower))| {
                 let first = c * ASSIGN_ROWS;
                 let data = &data[first * d..(first + out.len()) * d];
                 let isa = Isa::detect();
@@ -265,10 +271,9 @@ pub fn kmeans(data: &[f32], d: usize, k: usize, iters: usize, seed: u64) -> Opti
                     out,
                     upper,
                     lower,
-                );
-            });
-        let changed = next != assignment;
-        assignment.copy_from_slice(&next);
+                )
+            })
+            .reduce(|| false, |a, b| a | b);
         let mut sums = vec![0f64; k * d];
         let mut counts = vec![0usize; k];
         for (i, &a) in assignment.iter().enumerate() {
