@@ -111,6 +111,44 @@ mod tests {
         }
     }
 
+    /// The asot graph runs a resident step on wgpu; a graph with a stage that has no GPU
+    /// systems (CLOT's, or a user's) does not.
+    #[test]
+    fn only_graphs_whose_every_stage_has_gpu_systems_run_resident() {
+        struct HostOnly;
+        impl clot_stages::graph::Stage for HostOnly {
+            fn info(&self) -> clot_stages::graph::StageInfo {
+                clot_stages::graph::StageInfo {
+                    name: "host-only",
+                    phase: clot_stages::graph::Phase::Write,
+                    reads: &[],
+                    writes: &[],
+                    grad: clot_stages::graph::Grad::Detached,
+                    about: "a user stage",
+                }
+            }
+            fn build(&self, _: &mut StageGraph) {}
+        }
+        let built = clot_stages::gpu::WGPU_BUILT;
+        assert_eq!(build("asot", &[]).unwrap().resident_on_gpu(), built);
+        for (mode, without) in graphs().into_iter().filter(|(m, _)| m == "clot") {
+            // without all four, the clot graph is the asot graph's stages
+            let asot_like = without.len() == ABLATIONS.len();
+            let resident = build(&mode, &without).unwrap().resident_on_gpu();
+            assert_eq!(resident, asot_like && built, "{without:?}");
+        }
+        let mut g = build("asot", &[]).unwrap();
+        g.add_stage(HostOnly);
+        assert!(!g.resident_on_gpu());
+        let text = g.explain();
+        if built {
+            assert!(
+                text.contains("no resident training step: host-only has"),
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn unknown_modes_and_ablations_are_errors() {
         assert!(build("nope", &[]).is_err());

@@ -412,6 +412,11 @@ pub fn run(a: &RunArgs, quiet: bool) -> Result<()> {
         cfg.seed,
         match prov.device.0.as_str() {
             "cpu" => String::new(),
+            _ if crate::graphs::build(&cfg.mode, &cfg.without)
+                .is_ok_and(|g| g.resident_on_gpu()) =>
+            {
+                format!(", every stage of the training step on {}", prov.device.1)
+            }
             _ => format!(", OT solves on {}", prov.device.1),
         }
     );

@@ -422,8 +422,41 @@ impl Session {
         out.into_iter().map(|(_, r)| r).collect()
     }
 
+    /// On wgpu, moves the model to the GPU when every stage of the graph can run a resident
+    /// step there (see `clot_stages::gpu::resident`; the asot graph today). Not while
+    /// recording draws: the record reads each stage's outputs on the host. Returns whether the
+    /// graph is resident.
+    fn go_resident(&mut self) -> Result<bool> {
+        if self.recording() {
+            return Ok(false);
+        }
+        #[cfg(feature = "wgpu")]
+        return Ok(clot_stages::gpu::resident::make_resident(&mut self.graph)?);
+        #[cfg(not(feature = "wgpu"))]
+        Ok(false)
+    }
+
+    /// Reads a resident model back into the host's parameters (nothing to do otherwise).
+    fn sync_to_host(&mut self) -> Result<()> {
+        #[cfg(feature = "wgpu")]
+        clot_stages::gpu::resident::sync_to_host(&mut self.graph)?;
+        Ok(())
+    }
+
     /// Trains for `cfg.epochs`; `bar` (length epochs × batches) shows the loss.
     pub fn train(
+        &mut self,
+        videos: &[&Video],
+        shuffle_seed: u64,
+        bar: &ProgressBar,
+    ) -> Result<Vec<CurvePoint>> {
+        self.go_resident()?;
+        let curve = self.train_steps(videos, shuffle_seed, bar);
+        self.sync_to_host()?;
+        curve
+    }
+
+    fn train_steps(
         &mut self,
         videos: &[&Video],
         shuffle_seed: u64,
@@ -518,6 +551,7 @@ impl Session {
 
     /// Runs every video alone at full length with the eval settings.
     pub fn evaluate(&mut self, videos: &[&Video]) -> Result<Vec<VideoResult>> {
+        self.go_resident()?;
         let all: Vec<usize> = (0..videos.len()).collect();
         self.per_video(&all, videos, |s, i| {
             let v = videos[i];

@@ -28,6 +28,30 @@ fn renormalise(batch: Res<'_, Batch>, mut params: ResMut<'_, Params>, failures: 
     }
 }
 
+/// [`renormalise`] on the resident GPU parameters.
+#[cfg(feature = "wgpu")]
+fn renormalise_gpu(
+    batch: Res<'_, Batch>,
+    model: Res<'_, crate::gpu::resident::GpuModel>,
+    failures: Res<'_, Failures>,
+) {
+    if !batch.train {
+        return;
+    }
+    let Some(a) = model.params.get(ACTIONS) else {
+        return failures.report("actions", "missing parameter clusters (K×d)");
+    };
+    let run = || {
+        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "actions")?;
+        let (unit, _) = ops.normalize(&a)?;
+        ops.copy_into(&unit, &a);
+        ops.finish(&[])
+    };
+    if let Err(e) = run() {
+        failures.report("actions", e);
+    }
+}
+
 /// Re-normalises A before each training step.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ActionsStage;
@@ -45,6 +69,25 @@ impl Stage for ActionsStage {
     }
 
     fn build(&self, graph: &mut StageGraph) {
+        #[cfg(feature = "wgpu")]
+        {
+            use crate::gpu::on_gpu;
+            use bevy_ecs::schedule::IntoScheduleConfigs;
+            graph.add_systems(
+                Forward,
+                Phase::Load,
+                (
+                    renormalise_gpu.run_if(on_gpu),
+                    renormalise.run_if(not(on_gpu)),
+                )
+                    .chain(),
+            );
+        }
+        #[cfg(not(feature = "wgpu"))]
         graph.add_systems(Forward, Phase::Load, renormalise);
+    }
+
+    fn resident(&self) -> bool {
+        true
     }
 }

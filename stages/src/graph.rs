@@ -122,10 +122,16 @@ pub struct StageInfo {
 }
 
 impl StageInfo {
-    /// The devices this stage has kernels for: the CPU reference everywhere; the OT solves also
-    /// on wgpu (`ot::asot_gpu`) in a build with the `wgpu` feature.
+    /// The devices this stage has kernels for: the CPU reference everywhere; in a build with the
+    /// `wgpu` feature also wgpu for the OT solves (`ot::asot_gpu`) and for the stages of the
+    /// resident training step (`actions`, `encode`, the frame-level `loss`, `adam`).
     pub fn devices(&self) -> &'static [Device] {
-        if crate::gpu::WGPU_BUILT && matches!(self.name, "ot1" | "ot2" | "ot3") {
+        if crate::gpu::WGPU_BUILT
+            && matches!(
+                self.name,
+                "ot1" | "ot2" | "ot3" | "actions" | "encode" | "loss" | "adam"
+            )
+        {
             &[Device::Cpu, Device::Wgpu]
         } else {
             &[Device::Cpu]
@@ -139,6 +145,15 @@ pub trait Stage {
     fn info(&self) -> StageInfo;
     /// Adds the stage's systems (and any resources it owns) to the graph.
     fn build(&self, graph: &mut StageGraph);
+
+    /// Whether the stage takes part in a resident training step on wgpu
+    /// ([`crate::gpu::resident`]): it has GPU systems that keep their data on the GPU, or it
+    /// reads and writes only what stays on the host there (the sampled `Input`, the final plan
+    /// at evaluation, `Prediction`). A graph runs resident only when all its stages do, so the
+    /// default, false, keeps a stage that reads embeddings on the CPU working.
+    fn resident(&self) -> bool {
+        false
+    }
 }
 
 /// A failure inside a stage, reported by a system.
@@ -255,6 +270,8 @@ impl Profile {
 pub struct StageGraph {
     pub world: World,
     stages: Vec<StageInfo>,
+    /// [`Stage::resident`] of each stage, in `stages` order.
+    resident: Vec<bool>,
 }
 
 impl Default for StageGraph {
@@ -302,6 +319,7 @@ impl StageGraph {
         StageGraph {
             world,
             stages: Vec::new(),
+            resident: Vec::new(),
         }
     }
 
@@ -313,7 +331,13 @@ impl StageGraph {
         }
         stage.build(self);
         self.stages.push(info);
+        self.resident.push(stage.resident());
         self
+    }
+
+    /// Whether every stage takes part in a resident training step on wgpu ([`Stage::resident`]).
+    pub fn resident_on_gpu(&self) -> bool {
+        crate::gpu::WGPU_BUILT && !self.resident.is_empty() && self.resident.iter().all(|&r| r)
     }
 
     /// Adds `systems` to `phase` of `schedule`.
@@ -422,6 +446,29 @@ impl StageGraph {
                     s.writes.join(", "),
                     "",
                     s.about
+                );
+            }
+        }
+        if crate::gpu::WGPU_BUILT {
+            let host: Vec<&str> = self
+                .stages
+                .iter()
+                .zip(&self.resident)
+                .filter(|(_, r)| !**r)
+                .map(|(s, _)| s.name)
+                .collect();
+            if host.is_empty() {
+                out.push_str(
+                    "\non wgpu: every stage runs on the GPU, the model and the batch stay there \
+                     (a resident training step)\n",
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "\non wgpu: the OT solves run on the GPU, the other stages on the CPU (no \
+                     resident training step: {} {} no GPU kernels yet)",
+                    host.join(", "),
+                    if host.len() == 1 { "has" } else { "have" }
                 );
             }
         }

@@ -14,7 +14,9 @@
 //!
 //! Also: [`ot`] (the ASOT solver and cost terms), [`eval`] (Hungarian matching, MoF, F1, mIoU),
 //! [`kmeans`] (k-means++, initialises A), [`choose_k`] (K from the videos alone, `--actions auto`),
-//! [`baselines`], [`sample`] and [`linalg`] (kernels),
+//! [`baselines`], [`sample`] and [`linalg`] (kernels; with the `wgpu` feature also `linalg_gpu`,
+//! their WGSL versions, `optim_gpu`, Adam and the parameter set on the GPU, and each
+//! differentiable stage's `kernel_gpu`),
 //! [`record`] (the draw log that lets another implementation replay a run).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -31,10 +33,14 @@ pub mod gpu;
 pub mod graph;
 pub mod kmeans;
 pub mod linalg;
+#[cfg(feature = "wgpu")]
+pub mod linalg_gpu;
 pub mod load;
 pub mod loss;
 pub mod numpy_rng;
 pub mod optim;
+#[cfg(feature = "wgpu")]
+pub mod optim_gpu;
 pub mod ot;
 pub mod params;
 pub mod predict;

@@ -76,6 +76,11 @@ impl Stage for LoadStage {
         }
     }
 
+    fn resident(&self) -> bool {
+        // sampling stays on the host; the encode stage uploads the batch
+        true
+    }
+
     fn build(&self, graph: &mut StageGraph) {
         graph.add_systems(Forward, Phase::Load, load);
     }

@@ -92,6 +92,26 @@ fn adam_step(
     grads.0.zero();
 }
 
+/// [`adam_step`] on the resident GPU model (which zeroes its gradients).
+#[cfg(feature = "wgpu")]
+fn adam_step_gpu(
+    mut model: ResMut<'_, crate::gpu::resident::GpuModel>,
+    failures: Res<'_, crate::graph::Failures>,
+) {
+    let model = &mut *model;
+    let ctx = std::sync::Arc::clone(&model.ctx);
+    let mut run = || {
+        let mut ops = crate::linalg_gpu::Ops::new(&ctx, "adam")?;
+        model
+            .adam
+            .step(ops.submission(), &model.params, &model.grads)?;
+        ops.finish(&[])
+    };
+    if let Err(e) = run() {
+        failures.report("adam", e);
+    }
+}
+
 /// The Adam stage (Step schedule).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AdamStage;
@@ -109,7 +129,22 @@ impl Stage for AdamStage {
     }
 
     fn build(&self, graph: &mut StageGraph) {
+        #[cfg(feature = "wgpu")]
+        {
+            use crate::gpu::on_gpu;
+            use bevy_ecs::schedule::IntoScheduleConfigs;
+            graph.add_systems(
+                Step,
+                Phase::Optimize,
+                (adam_step_gpu.run_if(on_gpu), adam_step.run_if(not(on_gpu))).chain(),
+            );
+        }
+        #[cfg(not(feature = "wgpu"))]
         graph.add_systems(Step, Phase::Optimize, adam_step);
+    }
+
+    fn resident(&self) -> bool {
+        true
     }
 }
 

@@ -71,6 +71,11 @@ impl Stage for PredictStage {
         }
     }
 
+    fn resident(&self) -> bool {
+        // reads the final plan, which a resident OT stage reads back at evaluation
+        true
+    }
+
     fn build(&self, graph: &mut StageGraph) {
         if self.refined {
             graph.add_systems(Forward, Phase::Predict, predict::<RefinedPlan>);

@@ -339,3 +339,469 @@ fn asot_solver_splits_a_batch_above_the_limit_into_groups_with_the_same_plans() 
     assert!(matches!(e, OtError::Gpu(GpuError::TooLarge { .. })), "{e}");
     assert!(e.to_string().contains("400 frames × 9 actions"), "{e}");
 }
+
+// ---- the dense kernels of the differentiable stages (linalg_gpu and the stages' kernel_gpu) ----
+
+mod dense {
+    use super::gpu;
+    use clot_stages::encode::kernel as enc;
+    use clot_stages::encode::kernel_gpu as enc_gpu;
+    use clot_stages::linalg::{self, Op};
+    use clot_stages::linalg_gpu::{GpuMat, Ops};
+    use clot_stages::loss::kernel as ce;
+    use clot_stages::loss::kernel_gpu as ce_gpu;
+    use clot_stages::optim::{Adam, AdamConfig};
+    use clot_stages::optim_gpu::{GpuAdam, GpuParamSet};
+    use clot_stages::params::ParamSet;
+    use clot_stages::refine::kernel as refine;
+    use clot_stages::refine::kernel_gpu as refine_gpu;
+    use rand::{RngExt, SeedableRng};
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..len).map(|_| rng.random_range(-1f32..1.0)).collect()
+    }
+
+    fn unit_rows(rows: usize, d: usize, seed: u64) -> Vec<f32> {
+        let mut x = values(rows * d, seed);
+        linalg::normalize_rows(&mut x, d);
+        x
+    }
+
+    /// max |a − b| / max(max |a|, floor): the error relative to the largest entry.
+    fn rel(what: &str, cpu: &[f32], gpu: &[f32], floor: f32) -> f32 {
+        assert_eq!(cpu.len(), gpu.len(), "{what}: lengths");
+        assert!(
+            gpu.iter().all(|v| v.is_finite()),
+            "{what}: non-finite GPU value"
+        );
+        let scale = cpu.iter().fold(floor, |m, v| m.max(v.abs()));
+        let err = cpu
+            .iter()
+            .zip(gpu)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        err / scale
+    }
+
+    fn check(what: &str, cpu: &[f32], gpu: &[f32], tol: f32) {
+        let e = rel(what, cpu, gpu, 1e-30);
+        eprintln!("{what}: max |Δ| / max |cpu| = {e:.2e}");
+        assert!(e <= tol, "{what}: relative error {e:e} above {tol:e}");
+    }
+
+    /// The products, for every transpose, against the standard rounding bound of a k-term sum:
+    /// |Δ_ij| ≤ 2·k·u·Σ_p |a_ip·b_pj| (u = 2⁻²⁴), with matrices at offsets inside a shared buffer.
+    #[test]
+    fn products_match_the_cpu_within_the_rounding_bound() {
+        let Some(ctx) = gpu("products_match_the_cpu_within_the_rounding_bound") else {
+            return;
+        };
+        let u = f32::EPSILON / 2.0;
+        for (seed, (m, k, n)) in [
+            (37, 53, 19),
+            (1, 300, 5),
+            (513, 7, 64),
+            (16, 16, 16),
+            (3, 1, 2),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for ta in [Op::N, Op::T] {
+                for tb in [Op::N, Op::T] {
+                    let a = values(m * k, 10 * seed as u64);
+                    let b = values(k * n, 10 * seed as u64 + 1);
+                    let c0 = values(m * n, 10 * seed as u64 + 2);
+                    let (ar, ac) = if ta == Op::N { (m, k) } else { (k, m) };
+                    let (br, bc) = if tb == Op::N { (k, n) } else { (n, k) };
+                    // a and b share a buffer at aligned offsets, as parameter tensors do
+                    let mut set = ParamSet::default();
+                    set.push("a", vec![ar, ac], a.clone());
+                    set.push("b", vec![br, bc], b.clone());
+                    let shared = GpuParamSet::upload(&ctx, "operands", &set).unwrap();
+                    let ga = shared.get("a").unwrap();
+                    let gb = shared.get("b").unwrap();
+                    let gc = GpuMat::upload(&ctx, "c", &c0, m, n).unwrap();
+                    let mut ops = Ops::new(&ctx, "gemm").unwrap();
+                    ops.gemm(0.75, &ga, ta, &gb, tb, 0.5, &gc).unwrap();
+                    let got = ops.finish(&[&gc]).unwrap().remove(0);
+                    let mut want = c0.clone();
+                    linalg::gemm(m, k, n, 0.75, &a, ta, &b, tb, 0.5, &mut want);
+                    let at = |i: usize, p: usize| {
+                        if ta == Op::N {
+                            a[i * k + p]
+                        } else {
+                            a[p * m + i]
+                        }
+                    };
+                    let bt = |p: usize, j: usize| {
+                        if tb == Op::N {
+                            b[p * n + j]
+                        } else {
+                            b[j * k + p]
+                        }
+                    };
+                    for i in 0..m {
+                        for j in 0..n {
+                            let mag: f32 = (0..k).map(|p| (at(i, p) * bt(p, j)).abs()).sum::<f32>()
+                                * 0.75
+                                + 0.5 * c0[i * n + j].abs();
+                            let bound = 2.0 * (k + 2) as f32 * u * mag + 1e-30;
+                            let d = (got[i * n + j] - want[i * n + j]).abs();
+                            assert!(
+                                d <= bound,
+                                "{m}×{k}×{n} {ta:?}{tb:?} ({i},{j}): |Δ| {d:e} > {bound:e}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // beta = 0 ignores what c held, NaN included, as BLAS does
+        let gc = GpuMat::upload(&ctx, "c", &[f32::NAN; 4], 2, 2).unwrap();
+        let ga = GpuMat::upload(&ctx, "a", &[1.0, 2.0, 3.0, 4.0], 2, 2).unwrap();
+        let mut ops = Ops::new(&ctx, "gemm beta 0").unwrap();
+        ops.gemm(1.0, &ga, Op::N, &ga, Op::N, 0.0, &gc).unwrap();
+        assert_eq!(ops.finish(&[&gc]).unwrap()[0], vec![7.0, 10.0, 15.0, 22.0]);
+    }
+
+    /// The row kernels against linalg.rs: normalisation and softmax with their backwards, to
+    /// 1e-6 relative; ReLU, its mask, axpy and column sums exactly (same operations in the same
+    /// order); the fixed-order sum to 1e-6 relative.
+    #[test]
+    fn row_kernels_match_the_cpu() {
+        let Some(ctx) = gpu("row_kernels_match_the_cpu") else {
+            return;
+        };
+        for (seed, (rows, cols)) in [(300, 40), (7, 64), (1, 3), (1000, 12)]
+            .into_iter()
+            .enumerate()
+        {
+            let s = 100 + 10 * seed as u64;
+            let mut x = values(rows * cols, s);
+            x[..cols].iter_mut().for_each(|v| *v = 0.0); // a zero row: below the clamp
+            let dy = values(rows * cols, s + 1);
+            let gx = GpuMat::upload(&ctx, "x", &x, rows, cols).unwrap();
+            let gdy = GpuMat::upload(&ctx, "dy", &dy, rows, cols).unwrap();
+            let mut ops = Ops::new(&ctx, "rows").unwrap();
+            let (gy, gnorms) = ops.normalize(&gx).unwrap();
+            let gdx = ops.normalize_backward(&gy, &gnorms, &gdy).unwrap();
+            let gw = ops.copy(&gx).unwrap();
+            ops.softmax(&gw).unwrap();
+            let gdz = ops.softmax_backward(&gw, &gdy).unwrap();
+            let gr = ops.copy(&gx).unwrap();
+            ops.relu(&gr).unwrap();
+            let gm = ops.copy(&gdy).unwrap();
+            ops.relu_mask(&gr, &gm).unwrap();
+            let gacc = GpuMat::upload(&ctx, "acc", &dy[..cols], 1, cols).unwrap();
+            ops.col_sum_into(&gx, &gacc).unwrap();
+            ops.axpy(-0.5, &gx, &gdy).unwrap();
+            let gsum = ops.sum(&gx, 0.25).unwrap();
+            let out = ops
+                .finish(&[&gy, &gnorms, &gdx, &gw, &gdz, &gr, &gm, &gacc, &gdy, &gsum])
+                .unwrap();
+            let what = |k: &str| format!("{k} {rows}×{cols}");
+
+            let mut y = x.clone();
+            let norms = linalg::normalize_rows(&mut y, cols);
+            check(&what("normalize"), &y, &out[0], 1e-6);
+            check(&what("norms"), &norms, &out[1], 1e-6);
+            // the zero row's gradient is dy / 1e-12: compare the rows above the clamp relatively
+            let dx = linalg::normalize_rows_backward(&y, &norms, &dy, cols);
+            check(
+                &what("normalize backward"),
+                &dx[cols..],
+                &out[2][cols..],
+                1e-5,
+            );
+            check(
+                &what("normalize backward (clamped row)"),
+                &dx[..cols],
+                &out[2][..cols],
+                1e-6,
+            );
+            let mut w = x.clone();
+            linalg::softmax_rows(&mut w, cols);
+            check(&what("softmax"), &w, &out[3], 1e-6);
+            let dz = linalg::softmax_rows_backward(&w, &dy, cols);
+            check(&what("softmax backward"), &dz, &out[4], 1e-5);
+            let r: Vec<f32> = x.iter().map(|v| v.max(0.0)).collect();
+            assert_eq!(r, out[5], "{}", what("relu"));
+            let m: Vec<f32> = dy
+                .iter()
+                .zip(&r)
+                .map(|(&g, &a)| if a <= 0.0 { 0.0 } else { g })
+                .collect();
+            assert_eq!(m, out[6], "{}", what("relu mask"));
+            let mut acc = dy[..cols].to_vec();
+            for row in x.chunks_exact(cols) {
+                for (g, &v) in acc.iter_mut().zip(row) {
+                    *g += v;
+                }
+            }
+            assert_eq!(acc, out[7], "{}", what("column sums"));
+            let axpy: Vec<f32> = dy.iter().zip(&x).map(|(&y, &x)| y + -0.5 * x).collect();
+            assert_eq!(axpy, out[8], "{}", what("axpy"));
+            let total: f64 = x.iter().map(|&v| f64::from(v)).sum::<f64>() * 0.25;
+            let abs: f64 = x.iter().map(|&v| f64::from(v.abs())).sum::<f64>() * 0.25;
+            let d = (f64::from(out[9][0]) - total).abs();
+            assert!(d <= 1e-6 * abs, "{}: {} vs {total}", what("sum"), out[9][0]);
+        }
+    }
+
+    /// The MLP's forward and backward as the encode stage runs them: widths of the reference
+    /// (15 → 128 → 40) and a deeper one, gradients accumulated into a resident gradient set that
+    /// already holds values, dX included.
+    #[test]
+    fn encoder_matches_the_cpu() {
+        let Some(ctx) = gpu("encoder_matches_the_cpu") else {
+            return;
+        };
+        for (seed, (n, widths)) in [
+            (512usize, vec![15usize, 128, 40]),
+            (3, vec![64, 32, 16, 8]),
+            (1000, vec![2048, 40]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7 + seed as u64);
+            let mut params = ParamSet::default();
+            clot_stages::encode::init_params(&mut params, &widths, &mut rng);
+            let mut grads = params.zeros_like();
+            for (i, t) in grads.tensors.iter_mut().enumerate() {
+                t.data = values(t.data.len(), 50 + i as u64);
+            }
+            let x = values(n * widths[0], 20 + seed as u64);
+            let de = values(n * widths[widths.len() - 1], 30 + seed as u64);
+
+            let gp = GpuParamSet::upload(&ctx, "params", &params).unwrap();
+            let gg = GpuParamSet::upload(&ctx, "grads", &grads).unwrap();
+            let glayers = enc_gpu::layers(&gp, &widths).unwrap();
+            let ggrads = enc_gpu::layers(&gg, &widths).unwrap();
+            let gx = GpuMat::upload(&ctx, "x", &x, n, widths[0]).unwrap();
+            let gde = GpuMat::upload(&ctx, "dE", &de, n, *widths.last().unwrap()).unwrap();
+            let mut ops = Ops::new(&ctx, "encode").unwrap();
+            let cache = enc_gpu::forward(&mut ops, &glayers, &gx).unwrap();
+            let gdx = enc_gpu::backward(&mut ops, &glayers, &cache, &gde, &ggrads, true)
+                .unwrap()
+                .unwrap();
+            let out = ops
+                .finish(&[&cache.out, &cache.norms, &gdx, &gg.flat()])
+                .unwrap();
+
+            let layers = clot_stages::encode::layers(&params, &widths).unwrap();
+            let cpu = enc::forward(&layers, &x, n);
+            let mut want = grads.clone();
+            let mut pairs: Vec<(&mut [f32], &mut [f32])> = want
+                .tensors
+                .chunks_exact_mut(2)
+                .map(|c| {
+                    let (w, b) = c.split_at_mut(1);
+                    (w[0].data.as_mut_slice(), b[0].data.as_mut_slice())
+                })
+                .collect();
+            let dx = enc::backward(&layers, &cpu, &de, n, &mut pairs, true).unwrap();
+            let what = format!("encode N={n} widths={widths:?}");
+            check(&format!("{what} E"), &cpu.out, &out[0], 1e-5);
+            check(&format!("{what} norms"), &cpu.norms, &out[1], 1e-5);
+            check(&format!("{what} dX"), &dx, &out[2], 1e-4);
+            let got = gg.to_param_set(&out[3]);
+            for (w, g) in want.tensors.iter().zip(&got.tensors) {
+                assert_eq!(w.name, g.name);
+                check(&format!("{what} d{}", w.name), &w.data, &g.data, 1e-4);
+            }
+        }
+    }
+
+    /// Refinement forward and backward for OT3-sized and full-length shapes.
+    #[test]
+    fn refinement_matches_the_cpu() {
+        let Some(ctx) = gpu("refinement_matches_the_cpu") else {
+            return;
+        };
+        for (seed, (n, kk, d, tau)) in [(256, 7, 40, 0.1f32), (2000, 64, 32, 0.07), (1, 2, 8, 1.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let s0 = 200 + 10 * seed as u64;
+            let f = unit_rows(n, d, s0);
+            let s = unit_rows(kk, d, s0 + 1);
+            let dout = values(n * d, s0 + 2);
+            let gf = GpuMat::upload(&ctx, "F", &f, n, d).unwrap();
+            let gs = GpuMat::upload(&ctx, "S", &s, kk, d).unwrap();
+            let gdout = GpuMat::upload(&ctx, "dF_R", &dout, n, d).unwrap();
+            let mut ops = Ops::new(&ctx, "refine").unwrap();
+            let cache = refine_gpu::forward(&mut ops, &gf, &gs, tau).unwrap();
+            let (gdf, gds) = refine_gpu::backward(&mut ops, &gf, &gs, &cache, &gdout, tau).unwrap();
+            let out = ops.finish(&[&cache.w, &cache.out, &gdf, &gds]).unwrap();
+            let cpu = refine::forward(&f, &s, (n, kk, d), tau);
+            let (df, ds) = refine::backward(&f, &s, &cpu, &dout, (n, kk, d), tau);
+            let what = format!("refine N={n} K'={kk} d={d} tau={tau}");
+            check(&format!("{what} W"), &cpu.w, &out[0], 1e-5);
+            check(&format!("{what} F_R"), &cpu.out, &out[1], 1e-5);
+            check(&format!("{what} dF"), &df, &out[2], 1e-4);
+            check(&format!("{what} dS"), &ds, &out[3], 1e-4);
+        }
+    }
+
+    /// The cross-entropy, its value and gradients, on a padded video (masked rows) with a plan
+    /// that has exact zeros.
+    #[test]
+    fn cross_entropy_matches_the_cpu() {
+        let Some(ctx) = gpu("cross_entropy_matches_the_cpu") else {
+            return;
+        };
+        for (seed, (n, valid, k, d, tau, rows)) in [
+            (256usize, 256usize, 7usize, 40usize, 0.1f32, 512usize),
+            (700, 333, 64, 32, 0.05, 1400),
+            (3, 1, 2, 8, 1.0, 3),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let s0 = 300 + 10 * seed as u64;
+            let f = unit_rows(n, d, s0);
+            let a = unit_rows(k, d, s0 + 1);
+            let mut t: Vec<f32> = values(n * k, s0 + 2).iter().map(|v| v.max(0.0)).collect();
+            for (i, row) in t.chunks_exact_mut(k).enumerate() {
+                let s: f32 = row.iter().sum::<f32>().max(1e-6);
+                row.iter_mut().for_each(|v| *v /= s * n as f32);
+                if i >= valid {
+                    row.iter_mut().for_each(|v| *v = 0.0);
+                }
+            }
+            let mask: Vec<bool> = (0..n).map(|i| i < valid).collect();
+            let maskf: Vec<f32> = mask.iter().map(|&m| f32::from(u8::from(m))).collect();
+            let df0 = values(n * d, s0 + 3);
+            let da0 = values(k * d, s0 + 4);
+
+            let gf = GpuMat::upload(&ctx, "F", &f, n, d).unwrap();
+            let ga = GpuMat::upload(&ctx, "A", &a, k, d).unwrap();
+            let gt = GpuMat::upload(&ctx, "T", &t, n, k).unwrap();
+            let gm = GpuMat::upload(&ctx, "mask", &maskf, n, 1).unwrap();
+            let gdf = GpuMat::upload(&ctx, "dF", &df0, n, d).unwrap();
+            let gda = GpuMat::upload(&ctx, "dA", &da0, k, d).unwrap();
+            let mut ops = Ops::new(&ctx, "cross-entropy").unwrap();
+            let gp = ce_gpu::probabilities(&mut ops, &gf, &ga, tau).unwrap();
+            let gl = ce_gpu::loss(&mut ops, &gp, &gt, &gm, rows).unwrap();
+            ce_gpu::backward(&mut ops, &gf, &ga, &gp, &gt, &gm, tau, rows, &gdf, &gda).unwrap();
+            let out = ops.finish(&[&gp, &gl, &gdf, &gda]).unwrap();
+
+            let p = ce::probabilities(&f, &a, n, k, d, tau);
+            let l = ce::loss(&p, &t, &mask, k, rows);
+            let (mut df, mut da) = (df0.clone(), da0.clone());
+            ce::backward(
+                &f,
+                &a,
+                &p,
+                &t,
+                &mask,
+                (n, k, d),
+                tau,
+                rows,
+                &mut df,
+                &mut da,
+            );
+            let what = format!("cross-entropy N={n} valid={valid} K={k} d={d} tau={tau}");
+            let dp = p
+                .iter()
+                .zip(&out[0])
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            eprintln!("{what} P: max |Δ| = {dp:.2e}");
+            assert!(dp <= 1e-6, "{what} P: max |Δ| = {dp:e}");
+            check(&format!("{what} loss"), &[l], &out[1], 1e-5);
+            check(&format!("{what} dF"), &df, &out[2], 1e-4);
+            check(&format!("{what} dA"), &da, &out[3], 1e-4);
+        }
+    }
+
+    /// Three Adam steps on a parameter set with odd tensor lengths (gaps in the shared buffer),
+    /// from a state with moments, as torch's Adam computes them on the CPU.
+    #[test]
+    fn adam_matches_the_cpu_and_zeroes_the_gradients() {
+        let Some(ctx) = gpu("adam_matches_the_cpu_and_zeroes_the_gradients") else {
+            return;
+        };
+        let mut params = ParamSet::default();
+        params.push("w", vec![5, 13], values(65, 400));
+        params.push("b", vec![5], values(5, 401));
+        params.push("clusters", vec![3, 70], values(210, 402));
+        let cfg = AdamConfig {
+            lr: 1e-2,
+            weight_decay: 1e-3,
+            ..AdamConfig::default()
+        };
+        let mut cpu = Adam::new(cfg, &params);
+        let mut cpu_params = params.clone();
+        let grads_at = |step: u64| {
+            let mut g = params.zeros_like();
+            for (i, t) in g.tensors.iter_mut().enumerate() {
+                t.data = values(t.data.len(), 500 + 10 * step + i as u64);
+            }
+            g
+        };
+        // one CPU step first, so that the GPU starts from a state with moments and t = 1
+        cpu.step(&mut cpu_params, &grads_at(0));
+        let gp = GpuParamSet::upload(&ctx, "params", &cpu_params).unwrap();
+        let mut gadam = GpuAdam::upload(&ctx, &cpu).unwrap();
+        for step in 1..4 {
+            let g = grads_at(step);
+            let gg = GpuParamSet::upload(&ctx, "grads", &g).unwrap();
+            let mut ops = Ops::new(&ctx, "adam").unwrap();
+            gadam.step(ops.submission(), &gp, &gg).unwrap();
+            let out = ops.finish(&[&gg.flat()]).unwrap();
+            assert!(
+                out[0].iter().all(|&v| v == 0.0),
+                "step {step}: gradients not zeroed"
+            );
+            cpu.step(&mut cpu_params, &g);
+        }
+        let ops = Ops::new(&ctx, "read").unwrap();
+        let out = ops
+            .finish(&[&gp.flat(), &gadam.m.flat(), &gadam.v.flat()])
+            .unwrap();
+        assert_eq!(gadam.t, cpu.t);
+        for (name, want, got) in [
+            ("params", &cpu_params, gp.to_param_set(&out[0])),
+            ("m", &cpu.m, gadam.m.to_param_set(&out[1])),
+            ("v", &cpu.v, gadam.v.to_param_set(&out[2])),
+        ] {
+            for (w, g) in want.tensors.iter().zip(&got.tensors) {
+                assert_eq!((&w.name, &w.shape), (&g.name, &g.shape));
+                check(&format!("adam {name} {}", w.name), &w.data, &g.data, 1e-6);
+            }
+        }
+    }
+
+    /// The same inputs give the same bits, twice (every sum in a fixed order).
+    #[test]
+    fn dense_kernels_are_reproducible() {
+        let Some(ctx) = gpu("dense_kernels_are_reproducible") else {
+            return;
+        };
+        let widths = [15, 128, 40];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let mut params = ParamSet::default();
+        clot_stages::encode::init_params(&mut params, &widths, &mut rng);
+        let x = values(700 * 15, 600);
+        let de = values(700 * 40, 601);
+        let run = || {
+            let gp = GpuParamSet::upload(&ctx, "params", &params).unwrap();
+            let gg = gp.zeros_like(&ctx, "grads").unwrap();
+            let layers = enc_gpu::layers(&gp, &widths).unwrap();
+            let grads = enc_gpu::layers(&gg, &widths).unwrap();
+            let gx = GpuMat::upload(&ctx, "x", &x, 700, 15).unwrap();
+            let gde = GpuMat::upload(&ctx, "dE", &de, 700, 40).unwrap();
+            let mut ops = Ops::new(&ctx, "encode").unwrap();
+            let cache = enc_gpu::forward(&mut ops, &layers, &gx).unwrap();
+            enc_gpu::backward(&mut ops, &layers, &cache, &gde, &grads, false).unwrap();
+            let sum = ops.sum(&cache.out, 1.0).unwrap();
+            ops.finish(&[&cache.out, &gg.flat(), &sum]).unwrap()
+        };
+        let (a, b) = (run(), run());
+        for (x, y) in a.iter().zip(&b) {
+            assert!(x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()));
+        }
+    }
+}

@@ -5,6 +5,8 @@
 //! MLP's parameter gradients. The kernel is in [`kernel`]. Cost O(N·Σ fan_in·fan_out) per video.
 
 pub mod kernel;
+#[cfg(feature = "wgpu")]
+pub mod kernel_gpu;
 
 use bevy_ecs::prelude::*;
 use clot_schemas::FrameEmbeddings;
@@ -180,6 +182,107 @@ fn encode_backward(
     }
 }
 
+/// [`encode`] on the GPU: one upload of the batch's sampled frames and mask (videos padded
+/// alike), the MLP over all rows at once; the result stays in [`GpuBatch`].
+#[cfg(feature = "wgpu")]
+#[allow(clippy::too_many_arguments)]
+fn encode_gpu(
+    batch: Res<'_, Batch>,
+    cfg: Res<'_, ModelConfig>,
+    model: Res<'_, crate::gpu::resident::GpuModel>,
+    mut gb: ResMut<'_, crate::gpu::resident::GpuBatch>,
+    inputs: Query<'_, '_, &Input>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+) {
+    use crate::gpu::resident::GpuBatch;
+    use crate::linalg_gpu::{GpuMat, Ops};
+    let _span = profile.span("encode");
+    let dim = cfg.widths[0];
+    let (mut x, mut mask, mut valid) = (Vec::new(), Vec::new(), Vec::new());
+    let mut rows = None;
+    for &e in &batch.videos {
+        let Ok(input) = inputs.get(e) else {
+            return failures.report("encode", format!("entity {e:?} has no input"));
+        };
+        if input.x.cols() != dim {
+            return failures.report(
+                "encode",
+                format!(
+                    "features have D = {}, the model expects {dim}",
+                    input.x.cols()
+                ),
+            );
+        }
+        if *rows.get_or_insert(input.x.rows()) != input.x.rows() {
+            return failures.report("encode", "the videos of a batch must be padded alike");
+        }
+        x.extend_from_slice(input.x.as_slice());
+        mask.extend(input.mask_vec().into_iter().map(|m| f32::from(u8::from(m))));
+        valid.push(input.mask.count_valid());
+    }
+    let rows = rows.unwrap_or(0);
+    let layers = match kernel_gpu::layers(&model.params, &cfg.widths) {
+        Ok(l) => l,
+        Err(e) => return failures.report("encode", e),
+    };
+    let run = || {
+        let total = batch.videos.len() * rows;
+        let x = GpuMat::upload(&model.ctx, "sampled frames", &x, total, dim)?;
+        let mask = GpuMat::upload(&model.ctx, "mask", &mask, total, 1)?;
+        let mut ops = Ops::new(&model.ctx, "encode")?;
+        let cache = kernel_gpu::forward(&mut ops, &layers, &x)?;
+        ops.finish(&[])?;
+        Ok::<_, crate::gpu::GpuError>((mask, cache))
+    };
+    match run() {
+        Ok((mask, cache)) => {
+            *gb = GpuBatch {
+                rows,
+                valid,
+                mask: Some(mask),
+                encode: Some(cache),
+                ..GpuBatch::default()
+            }
+        }
+        Err(e) => failures.report("encode", e),
+    }
+}
+
+/// [`encode_backward`] on the GPU: from dL/dE in [`crate::gpu::resident::GpuBatch`] into the
+/// resident gradients.
+#[cfg(feature = "wgpu")]
+fn encode_backward_gpu(
+    cfg: Res<'_, ModelConfig>,
+    model: Res<'_, crate::gpu::resident::GpuModel>,
+    gb: Res<'_, crate::gpu::resident::GpuBatch>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+) {
+    let _span = profile.span("encode.backward");
+    let (layers, grads) = match (
+        kernel_gpu::layers(&model.params, &cfg.widths),
+        kernel_gpu::layers(&model.grads, &cfg.widths),
+    ) {
+        (Ok(l), Ok(g)) => (l, g),
+        (Err(e), _) | (_, Err(e)) => return failures.report("encode", e),
+    };
+    let (Some(cache), Some(de)) = (&gb.encode, &gb.dframes) else {
+        return failures.report(
+            "encode",
+            "no embeddings or gradient on the GPU for backward",
+        );
+    };
+    let run = || {
+        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "encode backward")?;
+        kernel_gpu::backward(&mut ops, &layers, cache, de, &grads, false)?;
+        ops.finish(&[])
+    };
+    if let Err(e) = run() {
+        failures.report("encode", e);
+    }
+}
+
 /// The encode stage.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EncodeStage;
@@ -197,8 +300,33 @@ impl Stage for EncodeStage {
     }
 
     fn build(&self, graph: &mut StageGraph) {
+        #[cfg(feature = "wgpu")]
+        {
+            use crate::gpu::on_gpu;
+            use bevy_ecs::schedule::IntoScheduleConfigs;
+            graph
+                .add_systems(
+                    Forward,
+                    Phase::Encode,
+                    (encode_gpu.run_if(on_gpu), encode.run_if(not(on_gpu))).chain(),
+                )
+                .add_systems(
+                    Backward,
+                    Phase::Encode,
+                    (
+                        encode_backward_gpu.run_if(on_gpu),
+                        encode_backward.run_if(not(on_gpu)),
+                    )
+                        .chain(),
+                );
+        }
+        #[cfg(not(feature = "wgpu"))]
         graph
             .add_systems(Forward, Phase::Encode, encode)
             .add_systems(Backward, Phase::Encode, encode_backward);
+    }
+
+    fn resident(&self) -> bool {
+        true
     }
 }

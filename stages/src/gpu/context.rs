@@ -33,6 +33,11 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// The layout of bind group 0, shared by every entry point.
+    pub fn layout(&self) -> &wgpu::BindGroupLayout {
+        &self.layout
+    }
+
     /// The pipeline of an entry point (a name the kernel was built with).
     pub fn pipeline(&self, entry: &str) -> &wgpu::ComputePipeline {
         self.pipelines
@@ -366,60 +371,26 @@ impl GpuContext {
         record: impl FnOnce(&mut wgpu::CommandEncoder),
         outputs: &[(&wgpu::Buffer, usize)],
     ) -> Result<Vec<Vec<f32>>, GpuError> {
+        let mut submission = self.begin(label);
+        record(&mut submission.encoder);
+        submission.finish(outputs)
+    }
+
+    /// Opens a command encoder under error scopes: what is created and recorded until
+    /// [`Submission::finish`] reports its errors there, as a [`GpuError`], instead of panicking.
+    pub fn begin(&self, label: &str) -> Submission<'_> {
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let mut encoder = self
+        let encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-        record(&mut encoder);
-        let staging: Vec<(wgpu::Buffer, usize)> = outputs
-            .iter()
-            .map(|&(buf, len)| {
-                let bytes = (len.max(1) * 4) as u64;
-                let s = self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("readback"),
-                    size: bytes,
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                });
-                encoder.copy_buffer_to_buffer(buf, 0, &s, 0, bytes);
-                (s, len)
-            })
-            .collect();
-        self.queue.submit([encoder.finish()]);
-        let oom = pollster::block_on(oom.pop());
-        let validation = pollster::block_on(validation.pop());
-        if let Some(e) = validation.or(oom) {
-            return Err(self.device_error(format!("{label}: {e}")));
+        Submission {
+            ctx: self,
+            label: label.to_string(),
+            encoder,
+            validation,
+            oom,
         }
-        let mut out = Vec::with_capacity(staging.len());
-        for (s, len) in &staging {
-            let slice = s.slice(..);
-            let (tx, rx) = std::sync::mpsc::channel();
-            slice.map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
-            self.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| self.device_error(format!("{label}: waiting for the GPU: {e}")))?;
-            match rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(self.device_error(format!("{label}: reading back: {e}"))),
-                Err(_) => {
-                    return Err(self.device_error(format!("{label}: the read-back was dropped")));
-                }
-            }
-            let data = slice
-                .get_mapped_range()
-                .map_err(|e| self.device_error(format!("{label}: reading back: {e}")))?;
-            out.push(bytemuck::cast_slice::<u8, f32>(&data)[..*len].to_vec());
-            drop(data);
-            s.unmap();
-        }
-        if let Some(why) = self.lost.lock().ok().and_then(|l| l.clone()) {
-            return Err(self.device_error(why));
-        }
-        Ok(out)
     }
 
     fn device_error(&self, why: String) -> GpuError {
@@ -435,5 +406,84 @@ impl GpuContext {
 
     fn poisoned(&self) -> GpuError {
         self.device_error("a thread panicked while compiling a kernel".into())
+    }
+}
+
+/// A command encoder being recorded under error scopes ([`GpuContext::begin`]); not `Send`,
+/// like wgpu's error scopes, which belong to the thread that opened them.
+#[derive(Debug)]
+pub struct Submission<'c> {
+    ctx: &'c GpuContext,
+    label: String,
+    pub encoder: wgpu::CommandEncoder,
+    validation: wgpu::ErrorScopeGuard,
+    oom: wgpu::ErrorScopeGuard,
+}
+
+impl<'c> Submission<'c> {
+    /// The context it records for.
+    pub fn ctx(&self) -> &'c GpuContext {
+        self.ctx
+    }
+
+    /// Submits what was recorded and reads back `len` f32 values of each of `outputs`.
+    /// Validation errors, out-of-memory and device loss become [`GpuError`]s.
+    pub fn finish(self, outputs: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>, GpuError> {
+        let Submission {
+            ctx,
+            label,
+            mut encoder,
+            validation,
+            oom,
+        } = self;
+        let label = label.as_str();
+        let staging: Vec<(wgpu::Buffer, usize)> = outputs
+            .iter()
+            .map(|&(buf, len)| {
+                let bytes = (len.max(1) * 4) as u64;
+                let s = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                encoder.copy_buffer_to_buffer(buf, 0, &s, 0, bytes);
+                (s, len)
+            })
+            .collect();
+        ctx.queue.submit([encoder.finish()]);
+        let oom = pollster::block_on(oom.pop());
+        let validation = pollster::block_on(validation.pop());
+        if let Some(e) = validation.or(oom) {
+            return Err(ctx.device_error(format!("{label}: {e}")));
+        }
+        let mut out = Vec::with_capacity(staging.len());
+        for (s, len) in &staging {
+            let slice = s.slice(..);
+            let (tx, rx) = std::sync::mpsc::channel();
+            slice.map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+            ctx.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| ctx.device_error(format!("{label}: waiting for the GPU: {e}")))?;
+            match rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(ctx.device_error(format!("{label}: reading back: {e}"))),
+                Err(_) => {
+                    return Err(ctx.device_error(format!("{label}: the read-back was dropped")));
+                }
+            }
+            let data = slice
+                .get_mapped_range()
+                .map_err(|e| ctx.device_error(format!("{label}: reading back: {e}")))?;
+            out.push(bytemuck::cast_slice::<u8, f32>(&data)[..*len].to_vec());
+            drop(data);
+            s.unmap();
+        }
+        if let Some(why) = ctx.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(ctx.device_error(why));
+        }
+        Ok(out)
     }
 }

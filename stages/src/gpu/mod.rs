@@ -18,10 +18,14 @@ use std::str::FromStr;
 #[cfg(feature = "wgpu")]
 mod context;
 #[cfg(feature = "wgpu")]
-pub use context::{Binding, GpuContext, Kernel};
+pub mod resident;
+#[cfg(feature = "wgpu")]
+pub use context::{Binding, GpuContext, Kernel, Submission};
 
 /// Every WGSL source of the crate, by the path of its file under `stages/src`.
 pub const SHADERS: &[(&str, &str)] = &[
+    ("linalg.wgsl", include_str!("../linalg.wgsl")),
+    ("optim.wgsl", include_str!("../optim.wgsl")),
     ("ot/asot.wgsl", include_str!("../ot/asot.wgsl")),
     ("ot/cost.wgsl", include_str!("../ot/cost.wgsl")),
 ];
@@ -120,6 +124,13 @@ impl Compute {
             Compute::Wgpu(ctx) => ctx.describe(),
         }
     }
+}
+
+/// Run condition: the graph runs the resident GPU step ([`resident::GpuModel`] exists). The
+/// resident stages give their GPU systems this condition and their CPU systems its negation.
+#[cfg(feature = "wgpu")]
+pub fn on_gpu(model: Option<bevy_ecs::prelude::Res<'_, resident::GpuModel>>) -> bool {
+    model.is_some()
 }
 
 /// Whether this build has the wgpu kernels.

@@ -10,6 +10,8 @@
 //! Cost O(rows·K·d) each.
 
 pub mod kernel;
+#[cfg(feature = "wgpu")]
+pub mod kernel_gpu;
 
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -231,6 +233,96 @@ fn ce_backward<L: Level>(
     }
 }
 
+/// [`ce_forward`] of the frame level on the resident GPU batch: the whole batch's rows at once;
+/// the loss comes back (one scalar, with OT1's step check).
+#[cfg(feature = "wgpu")]
+#[allow(clippy::too_many_arguments)]
+fn ce_forward_gpu(
+    batch: Res<'_, Batch>,
+    cfg: Res<'_, ModelConfig>,
+    model: Res<'_, crate::gpu::resident::GpuModel>,
+    mut gb: ResMut<'_, crate::gpu::resident::GpuBatch>,
+    mut loss: ResMut<'_, LossValue>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+) {
+    let _span = profile.span("loss");
+    let Some(a) = model.params.get(ACTIONS) else {
+        return failures.report("loss", "missing parameter clusters");
+    };
+    let (Ok(f), Some(t), Some(mask)) = (gb.frames(), &gb.plan, &gb.mask) else {
+        return failures.report("loss", "no embeddings, plan or mask on the GPU");
+    };
+    let rows = f.rows;
+    let run = || {
+        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "loss")?;
+        let p = kernel_gpu::probabilities(&mut ops, f, &a, cfg.temperature)?;
+        let l = kernel_gpu::loss(&mut ops, &p, t, mask, rows)?;
+        let mut wanted = vec![&l];
+        wanted.extend(gb.step_state.as_ref());
+        let out = ops.finish(&wanted)?;
+        Ok::<_, crate::gpu::GpuError>((p, out))
+    };
+    let (p, out) = match run() {
+        Ok(r) => r,
+        Err(e) => return failures.report("loss", e),
+    };
+    if let Some(state) = out.get(1)
+        && let Err(e) = crate::ot::asot_gpu::check_step(cfg.ot(batch.train), state)
+    {
+        return failures.report("ot1", e);
+    }
+    let total = f64::from(out[0][0]);
+    if !total.is_finite() {
+        return failures.report("loss", format!("the loss is {total}"));
+    }
+    loss.add("loss", total);
+    if batch.train {
+        gb.probs = Some(p);
+    }
+}
+
+/// [`ce_backward`] of the frame level on the resident GPU batch: dL/dE stays in the batch,
+/// dL/dA goes into the resident gradients.
+#[cfg(feature = "wgpu")]
+fn ce_backward_gpu(
+    cfg: Res<'_, ModelConfig>,
+    model: Res<'_, crate::gpu::resident::GpuModel>,
+    mut gb: ResMut<'_, crate::gpu::resident::GpuBatch>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+) {
+    let _span = profile.span("loss.backward");
+    let (Some(a), Some(da)) = (model.params.get(ACTIONS), model.grads.get(ACTIONS)) else {
+        return failures.report("loss", "missing parameter clusters");
+    };
+    let (Ok(f), Some(t), Some(mask), Some(p)) = (gb.frames(), &gb.plan, &gb.mask, &gb.probs) else {
+        return failures.report("loss", "no forward results on the GPU for backward");
+    };
+    let run = || {
+        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "loss backward")?;
+        let df = ops.zeros("dL/dE", f.rows, f.cols)?;
+        kernel_gpu::backward(
+            &mut ops,
+            f,
+            &a,
+            p,
+            t,
+            mask,
+            cfg.temperature,
+            f.rows,
+            &df,
+            &da,
+        )?;
+        ops.finish(&[])?;
+        Ok::<_, crate::gpu::GpuError>(df)
+    };
+    match run() {
+        Ok(df) => gb.dframes = Some(df),
+        Err(e) => failures.report("loss", e),
+    }
+}
+
 /// The cross-entropy stage of level `L`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LossStage<L>(pub L);
@@ -241,8 +333,39 @@ impl<L: Level> Stage for LossStage<L> {
     }
 
     fn build(&self, graph: &mut StageGraph) {
+        #[cfg(feature = "wgpu")]
+        if L::SET == LossLevel::Frames {
+            use crate::gpu::on_gpu;
+            graph
+                .add_systems(
+                    Forward,
+                    Phase::Loss,
+                    (
+                        ce_forward_gpu.run_if(on_gpu),
+                        ce_forward::<L>.run_if(not(on_gpu)),
+                    )
+                        .chain()
+                        .in_set(L::SET),
+                )
+                .add_systems(
+                    Backward,
+                    Phase::Loss,
+                    (
+                        ce_backward_gpu.run_if(on_gpu),
+                        ce_backward::<L>.run_if(not(on_gpu)),
+                    )
+                        .chain()
+                        .in_set(L::SET),
+                );
+            return;
+        }
         graph
             .add_systems(Forward, Phase::Loss, ce_forward::<L>.in_set(L::SET))
             .add_systems(Backward, Phase::Loss, ce_backward::<L>.in_set(L::SET));
+    }
+
+    fn resident(&self) -> bool {
+        // the frame level has GPU systems; the others wait for the decoder's and refinement's
+        L::SET == LossLevel::Frames
     }
 }

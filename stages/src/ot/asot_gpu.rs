@@ -24,6 +24,7 @@
 
 use super::asot::{AsotParams, OtError, StepSize, check, check_finite, check_problem};
 use crate::gpu::{Binding, GpuContext, GpuError};
+use crate::linalg_gpu::{GpuMat, Ops};
 
 /// Rows per chunk of the prefix sums (the `rows_per_chunk` override constant): the chunk's serial
 /// sum bounds the rounding of the window sums, the number of chunks the serial scan.
@@ -248,6 +249,107 @@ pub fn solve_embeddings(
     Ok((costs, plans))
 }
 
+/// What [`solve_resident`] leaves on the GPU.
+#[derive(Debug, Clone)]
+pub struct ResidentSolve {
+    /// B·N×K costs.
+    pub cost: GpuMat,
+    /// B·N×K plans, valid rows summing to 1, padded rows 0 (as [`solve_batch`] returns them).
+    pub plan: GpuMat,
+    /// 1×2: the automatic step and the first gradient's max it came from, for [`check_step`]
+    /// once read back with the step's other scalars.
+    pub state: GpuMat,
+}
+
+/// The cost of [`solve_embeddings`] and its solve, recorded into `ops` from embeddings already
+/// on the GPU (`f` B·N×d, videos padded to N rows; `a` K×d), with nothing read back: the
+/// resident training step's OT. The step-size check the CPU makes before returning waits for
+/// [`check_step`] on [`ResidentSolve::state`].
+#[allow(clippy::too_many_arguments)]
+pub fn solve_resident(
+    ops: &mut Ops<'_>,
+    f: &GpuMat,
+    a: &GpuMat,
+    (b, n, k): (usize, usize, usize),
+    rho: f32,
+    valid: &[usize],
+    p: &AsotParams,
+) -> Result<ResidentSolve, OtError> {
+    check_problem(b, n, k, valid, p)?;
+    let d = f.cols;
+    if f.rows != b * n || a.rows != k || a.cols != d || d == 0 {
+        return Err(OtError::Shape(format!(
+            "{}×{} embeddings for {b} videos of {n} rows and {}×{} actions for K = {k}",
+            f.rows, f.cols, a.rows, a.cols
+        )));
+    }
+    let ctx = ops.ctx();
+    // the cost kernel binds whole buffers: give each operand one of its own
+    let f = if f.offset == 0 {
+        f.clone()
+    } else {
+        ops.copy(f)?
+    };
+    let a = ops.copy(a)?;
+    let cells = b * n * k;
+    let cost = ctx.scratch("asot cost", cells)?;
+    let cost_kernel = super::cost_gpu::kernel(ctx)?;
+    let cost_params = super::cost_gpu::Params::new(b, n, k, d, rho)
+        .ok_or_else(|| too_big(ctx, b, n, k, "cells"))?;
+    let uniform = ctx.uniform("cost params", &cost_params);
+    let cost_bound = ctx.bind(&cost_kernel, &[&uniform, &f.buf, &a.buf, &cost]);
+    let solver = Solver::new(ctx, cost, b, n, k, valid, p)?;
+    solver.record(ctx, &mut ops.submission().encoder, |pass| {
+        ctx.dispatch(
+            pass,
+            &cost_kernel,
+            &cost_bound,
+            "cosine_prior",
+            cells as u64,
+        );
+    });
+    let plan = GpuMat {
+        buf: solver.t.clone(),
+        offset: 0,
+        rows: b * n,
+        cols: k,
+    };
+    // valid rows sum to 1/nv in the solver: scale each video's rows by nv
+    let scale: Vec<f32> = valid
+        .iter()
+        .flat_map(|&nv| std::iter::repeat_n(nv as f32, n))
+        .collect();
+    let scale = GpuMat::upload(ctx, "plan scale", &scale, b * n, 1)?;
+    ops.scale_rows(&plan, &scale)?;
+    Ok(ResidentSolve {
+        cost: GpuMat {
+            buf: solver.cost.clone(),
+            offset: 0,
+            rows: b * n,
+            cols: k,
+        },
+        plan,
+        state: GpuMat {
+            buf: solver.cols.clone(),
+            offset: solver.state,
+            rows: 1,
+            cols: 2,
+        },
+    })
+}
+
+/// The automatic step's check, as the CPU makes it: `state` is (step, max of the first
+/// gradient); an error when the max is not positive (the step is undefined).
+pub fn check_step(p: &AsotParams, state: &[f32]) -> Result<(), OtError> {
+    if p.step == StepSize::Auto && p.iters > 0 {
+        let (step, max) = (state[0], state[1]);
+        if !(max > 0.0 && step.is_finite()) {
+            return Err(OtError::Step(max));
+        }
+    }
+    Ok(())
+}
+
 fn readback_error(ctx: &GpuContext) -> OtError {
     OtError::from(GpuError::Device {
         adapter: ctx.describe(),
@@ -387,43 +489,47 @@ impl Solver {
         before: impl FnOnce(&mut wgpu::ComputePass<'_>),
         extra: &[(&wgpu::Buffer, usize)],
     ) -> Result<Vec<Vec<f32>>, OtError> {
-        let (b, n, k, chunks) = self.shape;
+        let (b, n, k, _) = self.shape;
         let mut outputs = vec![(&self.t, b * n * k), (&self.cols, self.state + 2)];
         outputs.extend_from_slice(extra);
-        let record = |encoder: &mut wgpu::CommandEncoder| {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("asot"),
-                timestamp_writes: None,
-            });
-            before(&mut pass);
-            let (kernel, bound) = (&self.kernel, &self.bound);
-            let row_threads = (b * n) as u64;
-            ctx.dispatch(&mut pass, kernel, bound, "init", row_threads);
-            for it in 0..self.p.iters {
-                let prefix_threads = (b * chunks * (k + 1)) as u64;
-                ctx.dispatch(&mut pass, kernel, bound, "prefix", prefix_threads);
-                ctx.dispatch(&mut pass, kernel, bound, "scan", (b * (k + 1)) as u64);
-                if it == 0 && self.p.step == StepSize::Auto {
-                    ctx.dispatch(&mut pass, kernel, bound, "row_max", row_threads);
-                    // one workgroup
-                    ctx.dispatch(&mut pass, kernel, bound, "reduce_step", 1);
-                }
-                ctx.dispatch(&mut pass, kernel, bound, "update", row_threads);
-            }
-        };
+        let record = |encoder: &mut wgpu::CommandEncoder| self.record(ctx, encoder, before);
         Ok(ctx.run_and_read("ASOT solve", record, &outputs)?)
+    }
+
+    /// Records `before`, then every iteration, into `encoder`.
+    fn record(
+        &self,
+        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        before: impl FnOnce(&mut wgpu::ComputePass<'_>),
+    ) {
+        let (b, n, k, chunks) = self.shape;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("asot"),
+            timestamp_writes: None,
+        });
+        before(&mut pass);
+        let (kernel, bound) = (&self.kernel, &self.bound);
+        let row_threads = (b * n) as u64;
+        ctx.dispatch(&mut pass, kernel, bound, "init", row_threads);
+        for it in 0..self.p.iters {
+            let prefix_threads = (b * chunks * (k + 1)) as u64;
+            ctx.dispatch(&mut pass, kernel, bound, "prefix", prefix_threads);
+            ctx.dispatch(&mut pass, kernel, bound, "scan", (b * (k + 1)) as u64);
+            if it == 0 && self.p.step == StepSize::Auto {
+                ctx.dispatch(&mut pass, kernel, bound, "row_max", row_threads);
+                // one workgroup
+                ctx.dispatch(&mut pass, kernel, bound, "reduce_step", 1);
+            }
+            ctx.dispatch(&mut pass, kernel, bound, "update", row_threads);
+        }
     }
 
     /// The plans from what came back: the step checked as the CPU checks it, valid rows scaled
     /// to sum to 1.
     fn finish(&self, mut plan: Vec<f32>, cols: &[f32]) -> Result<Vec<f32>, OtError> {
         let (_, n, k, _) = self.shape;
-        if self.p.step == StepSize::Auto && self.p.iters > 0 {
-            let (step, max) = (cols[self.state], cols[self.state + 1]);
-            if !(max > 0.0 && step.is_finite()) {
-                return Err(OtError::Step(max));
-            }
-        }
+        check_step(&self.p, &cols[self.state..self.state + 2])?;
         for (video, &nv) in plan.chunks_mut(n * k).zip(&self.valid) {
             let scale = nv as f32;
             video.iter_mut().for_each(|x| *x *= scale);

@@ -208,6 +208,76 @@ fn solve1(
     );
 }
 
+/// [`solve1`] on the resident GPU batch: the cost and the solve from the embeddings there; the
+/// plan stays there for the loss (the step check comes back with the loss). At evaluation the
+/// plans and costs come back, as `TransportPlan` and the OT objective for the predict stage.
+#[cfg(feature = "wgpu")]
+#[allow(clippy::too_many_arguments)]
+fn solve1_gpu(
+    batch: Res<'_, Batch>,
+    cfg: Res<'_, ModelConfig>,
+    model: Res<'_, crate::gpu::resident::GpuModel>,
+    mut gb: ResMut<'_, crate::gpu::resident::GpuBatch>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+    mut commands: Commands<'_, '_>,
+) {
+    use crate::linalg_gpu::Ops;
+    use crate::ot::asot_gpu::{check_step, solve_resident};
+    let _span = profile.span("ot1");
+    let Some(a) = model.params.get(ACTIONS) else {
+        return failures.report("ot1", "missing parameter clusters");
+    };
+    let (rows, valid) = (gb.rows, gb.valid.clone());
+    let (k, params) = (cfg.actions, cfg.ot(batch.train));
+    let f = match gb.frames() {
+        Ok(f) => f.clone(),
+        Err(e) => return failures.report("ot1", e),
+    };
+    let run = || {
+        let mut ops = Ops::new(&model.ctx, "ot1")?;
+        let solved = solve_resident(
+            &mut ops,
+            &f,
+            &a,
+            (valid.len(), rows, k),
+            cfg.rho,
+            &valid,
+            params,
+        )?;
+        if batch.train {
+            ops.finish(&[])?;
+            return Ok((solved, None));
+        }
+        let out = ops.finish(&[&solved.plan, &solved.cost, &solved.state])?;
+        check_step(params, &out[2])?;
+        crate::ot::asot::check_finite(&out[1], rows, k)?;
+        Ok::<_, crate::ot::OtError>((solved, Some(out)))
+    };
+    match run() {
+        Ok((solved, None)) => {
+            gb.plan = Some(solved.plan);
+            gb.step_state = Some(solved.state);
+        }
+        Ok((solved, Some(out))) => {
+            insert_plans(
+                &batch,
+                (&out[1], &out[0], &valid),
+                rows,
+                k,
+                Some(params),
+                "ot1",
+                |v, k| TransportPlan::from_vec(v, k, "OT1 plan"),
+                &failures,
+                &mut commands,
+            );
+            gb.plan = Some(solved.plan);
+            gb.step_state = None;
+        }
+        Err(e) => failures.report("ot1", e),
+    }
+}
+
 /// SWD directions: in training from the run's RNG (batch order); at evaluation from an RNG seeded
 /// by the run's evaluation seed and the video's index, so that evaluation never moves the
 /// training stream and a checkpoint evaluates to exactly the run's scores.
@@ -405,9 +475,25 @@ impl Stage for Solve1Stage {
     fn build(&self, graph: &mut StageGraph) {
         if self.swd {
             graph.add_systems(Forward, Phase::Solve1, solve1_swd);
-        } else {
-            graph.add_systems(Forward, Phase::Solve1, solve1);
+            return;
         }
+        #[cfg(feature = "wgpu")]
+        {
+            use crate::gpu::on_gpu;
+            use bevy_ecs::schedule::IntoScheduleConfigs;
+            graph.add_systems(
+                Forward,
+                Phase::Solve1,
+                (solve1_gpu.run_if(on_gpu), solve1.run_if(not(on_gpu))).chain(),
+            );
+        }
+        #[cfg(not(feature = "wgpu"))]
+        graph.add_systems(Forward, Phase::Solve1, solve1);
+    }
+
+    fn resident(&self) -> bool {
+        // the SWD term has no GPU kernel yet
+        !self.swd
     }
 }
 

@@ -5,6 +5,8 @@
 //! Kernel in [`kernel`]. Cost O(N·K′·d) per video.
 
 pub mod kernel;
+#[cfg(feature = "wgpu")]
+pub mod kernel_gpu;
 
 use bevy_ecs::prelude::*;
 use clot_schemas::{FrameEmbeddings, RefinedFrames, SegmentEmbeddings};

@@ -1,0 +1,609 @@
+//! The dense kernels of [`crate::linalg`] and of the stages' forward and backward passes on the
+//! GPU (`linalg.wgsl`): matrix products, bias rows, ReLU, row normalisation, row softmax, the
+//! cross-entropy rows and a fixed-order sum, each with its backward where it has one.
+//!
+//! Contract: a [`GpuMat`] is a row-major f32 matrix in a GPU buffer (at an offset, so that the
+//! tensors of a parameter set can share one buffer). [`Ops`] records kernels into one command
+//! buffer under error scopes; nothing runs until [`Ops::finish`], which submits it and reads
+//! back only the matrices asked for. Shapes are checked when a kernel is recorded (a mismatch is
+//! a bug of the caller and panics with the shapes); device limits become [`GpuError`]s.
+//!
+//! Determinism: every sum runs in a fixed order (each product cell over its inner index in
+//! order, each row reduction serially, the scalar sum in a fixed tree), so a result does not
+//! depend on scheduling. The CPU reference sums in other orders (sgemm's blocking, f64 row sums),
+//! so results agree to rounding: `tests/gpu_parity.rs` states the tolerance per kernel.
+//!
+//! Cost: a product is O(batch·m·n·k) in 16×16 tiles through workgroup memory; the row kernels
+//! are one invocation per row (O(n) serial work each), the elementwise ones one per element.
+
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use crate::gpu::{Binding, GpuContext, GpuError, Kernel, Submission};
+use crate::linalg::Op;
+
+const WORKGROUP: usize = 64;
+/// The side of a product tile (`TILE` in `linalg.wgsl`).
+const TILE: u64 = 16;
+/// Offsets of matrices inside a shared buffer are multiples of this many elements (256 bytes,
+/// a multiple of every adapter's `min_storage_buffer_offset_alignment`).
+pub const ALIGN: usize = 64;
+
+const BINDINGS: [Binding; 5] = [
+    Binding::Uniform,
+    Binding::Read,
+    Binding::Read,
+    Binding::ReadWrite,
+    Binding::ReadWrite,
+];
+const ENTRIES: [&str; 14] = [
+    "gemm",
+    "fill_rows",
+    "relu",
+    "relu_mask",
+    "scale_rows",
+    "axpy",
+    "col_sum",
+    "normalize",
+    "normalize_backward",
+    "softmax",
+    "softmax_backward",
+    "ce_rows",
+    "ce_backward",
+    "reduce_sum",
+];
+
+/// `Params` of `linalg.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    k: u32,
+    n: u32,
+    batch: u32,
+    rsa: u32,
+    csa: u32,
+    rsb: u32,
+    csb: u32,
+    sa: u32,
+    sb: u32,
+    sc: u32,
+    _p0: u32,
+    alpha: f32,
+    beta: f32,
+    _f0: f32,
+    _f1: f32,
+}
+
+fn u32_of(what: &str, v: usize) -> Result<u32, GpuError> {
+    u32::try_from(v).map_err(|_| {
+        GpuError::Unsupported(format!(
+            "{what} of {v} elements (above the shaders' u32 indices)"
+        ))
+    })
+}
+
+fn shape(m: usize, n: usize) -> Result<Params, GpuError> {
+    Ok(Params {
+        m: u32_of("a matrix", m)?,
+        n: u32_of("a matrix", n)?,
+        ..Params::default()
+    })
+}
+
+/// A row-major f32 matrix in a GPU buffer, starting `offset` elements in.
+#[derive(Debug, Clone)]
+pub struct GpuMat {
+    pub buf: wgpu::Buffer,
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl GpuMat {
+    /// `rows × cols` values in a buffer of their own.
+    pub fn upload(
+        ctx: &GpuContext,
+        label: &str,
+        data: &[f32],
+        rows: usize,
+        cols: usize,
+    ) -> Result<GpuMat, GpuError> {
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "{label}: {rows}×{cols} needs as many values"
+        );
+        Ok(GpuMat {
+            buf: ctx.upload(label, data)?,
+            offset: 0,
+            rows,
+            cols,
+        })
+    }
+
+    /// A zeroed `rows × cols` matrix in a buffer of its own.
+    pub fn zeros(
+        ctx: &GpuContext,
+        label: &str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<GpuMat, GpuError> {
+        Ok(GpuMat {
+            buf: ctx.scratch(label, rows * cols)?,
+            offset: 0,
+            rows,
+            cols,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buf,
+            offset: (self.offset * 4) as u64,
+            size: NonZeroU64::new((self.len().max(1) * 4) as u64),
+        })
+    }
+}
+
+/// Records kernels of `linalg.wgsl` (and of other GPU kernels, through [`Ops::submission`]) into
+/// one command buffer; [`Ops::finish`] submits it.
+#[derive(Debug)]
+pub struct Ops<'c> {
+    sub: Submission<'c>,
+    kernel: Arc<Kernel>,
+    /// placeholders for the bindings an entry point does not use
+    unused_read: wgpu::Buffer,
+    unused_write: wgpu::Buffer,
+}
+
+impl<'c> Ops<'c> {
+    /// A new recording on `ctx`; `label` names it in errors.
+    pub fn new(ctx: &'c GpuContext, label: &str) -> Result<Ops<'c>, GpuError> {
+        let kernel = ctx.kernel(
+            "linalg.wgsl",
+            include_str!("linalg.wgsl"),
+            &BINDINGS,
+            &ENTRIES,
+            &[("workgroup_size", WORKGROUP as f64)],
+        )?;
+        Ok(Ops {
+            sub: ctx.begin(label),
+            kernel,
+            unused_read: ctx.scratch("unused", 1)?,
+            unused_write: ctx.scratch("unused", 1)?,
+        })
+    }
+
+    pub fn ctx(&self) -> &'c GpuContext {
+        self.sub.ctx()
+    }
+
+    /// The recording, for kernels of other shaders to record into the same command buffer.
+    pub fn submission(&mut self) -> &mut Submission<'c> {
+        &mut self.sub
+    }
+
+    /// A zeroed matrix (wgpu zero-fills new buffers).
+    pub fn zeros(&self, label: &str, rows: usize, cols: usize) -> Result<GpuMat, GpuError> {
+        GpuMat::zeros(self.ctx(), label, rows, cols)
+    }
+
+    /// Submits everything recorded and reads back each of `outputs` (row-major).
+    pub fn finish(self, outputs: &[&GpuMat]) -> Result<Vec<Vec<f32>>, GpuError> {
+        let Ops {
+            mut sub,
+            unused_read,
+            unused_write,
+            ..
+        } = self;
+        // a read-back copies from offset 0 of its buffer: stage matrices at an offset first
+        let mut staged = Vec::with_capacity(outputs.len());
+        for m in outputs {
+            if m.offset == 0 {
+                staged.push((*m).clone());
+            } else {
+                let dst = GpuMat::zeros(sub.ctx(), "read-back", m.rows, m.cols)?;
+                sub.encoder.copy_buffer_to_buffer(
+                    &m.buf,
+                    (m.offset * 4) as u64,
+                    &dst.buf,
+                    0,
+                    (m.len() * 4) as u64,
+                );
+                staged.push(dst);
+            }
+        }
+        let wanted: Vec<(&wgpu::Buffer, usize)> =
+            staged.iter().map(|m| (&m.buf, m.len())).collect();
+        let out = sub.finish(&wanted);
+        drop((unused_read, unused_write));
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        entry: &str,
+        params: Params,
+        a: Option<&GpuMat>,
+        b: Option<&GpuMat>,
+        c: &GpuMat,
+        dd: Option<&GpuMat>,
+        groups: [u32; 3],
+    ) {
+        let ctx = self.sub.ctx();
+        let uniform = ctx.uniform("linalg params", &params);
+        fn read<'a>(m: Option<&'a GpuMat>, spare: &'a wgpu::Buffer) -> wgpu::BindingResource<'a> {
+            match m {
+                Some(m) => m.binding(),
+                None => spare.as_entire_binding(),
+            }
+        }
+        let entries = [
+            uniform.as_entire_binding(),
+            read(a, &self.unused_read),
+            read(b, &self.unused_read),
+            c.binding(),
+            read(dd, &self.unused_write),
+        ];
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, resource)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource,
+            })
+            .collect();
+        let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: self.kernel.layout(),
+            entries: &entries,
+        });
+        let mut pass = self
+            .sub
+            .encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(entry),
+                timestamp_writes: None,
+            });
+        pass.set_pipeline(self.kernel.pipeline(entry));
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+    }
+
+    /// Workgroups for `threads` invocations of a 1-D entry point (2-D past the device's limit).
+    fn groups(&self, threads: usize) -> [u32; 3] {
+        let groups = (threads as u64).div_ceil(WORKGROUP as u64).max(1);
+        let max = u64::from(self.ctx().limits.max_compute_workgroups_per_dimension).max(1);
+        let x = groups.min(max);
+        [x as u32, groups.div_ceil(x) as u32, 1]
+    }
+
+    /// `c (m×n) = alpha·op(a)·op(b) + beta·c`, shapes from the matrices (as [`crate::linalg::gemm`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm(
+        &mut self,
+        alpha: f32,
+        a: &GpuMat,
+        ta: Op,
+        b: &GpuMat,
+        tb: Op,
+        beta: f32,
+        c: &GpuMat,
+    ) -> Result<(), GpuError> {
+        let (m, k) = match ta {
+            Op::N => (a.rows, a.cols),
+            Op::T => (a.cols, a.rows),
+        };
+        let (kb, n) = match tb {
+            Op::N => (b.rows, b.cols),
+            Op::T => (b.cols, b.rows),
+        };
+        assert_eq!(k, kb, "gemm: op(a) is {m}×{k} but op(b) is {kb}×{n}");
+        assert_eq!((c.rows, c.cols), (m, n), "gemm: c must be {m}×{n}");
+        let (rsa, csa) = match ta {
+            Op::N => (a.cols, 1),
+            Op::T => (1, a.cols),
+        };
+        let (rsb, csb) = match tb {
+            Op::N => (b.cols, 1),
+            Op::T => (1, b.cols),
+        };
+        let max = u64::from(self.ctx().limits.max_compute_workgroups_per_dimension);
+        let (gx, gy) = ((n as u64).div_ceil(TILE), (m as u64).div_ceil(TILE));
+        if gx > max || gy > max {
+            return Err(GpuError::Unsupported(format!(
+                "a {m}×{n} matrix product (more than {max} tiles of {TILE} along one side)"
+            )));
+        }
+        let params = Params {
+            k: u32_of("a matrix product", k)?,
+            batch: 1,
+            rsa: u32_of("a stride", rsa)?,
+            csa: u32_of("a stride", csa)?,
+            rsb: u32_of("a stride", rsb)?,
+            csb: u32_of("a stride", csb)?,
+            alpha,
+            beta,
+            ..shape(m, n)?
+        };
+        if m > 0 && n > 0 {
+            self.record(
+                "gemm",
+                params,
+                Some(a),
+                Some(b),
+                c,
+                None,
+                [gx as u32, gy as u32, 1],
+            );
+        }
+        Ok(())
+    }
+
+    /// y (rows×out) = x (rows×in) Wᵀ + b, W stored out×in (as [`crate::linalg::linear`]).
+    pub fn linear(&mut self, x: &GpuMat, w: &GpuMat, b: &GpuMat) -> Result<GpuMat, GpuError> {
+        assert_eq!(
+            b.len(),
+            w.rows,
+            "linear: the bias must have one value per output"
+        );
+        let y = self.zeros("linear", x.rows, w.rows)?;
+        self.record(
+            "fill_rows",
+            shape(y.rows, y.cols)?,
+            Some(b),
+            None,
+            &y,
+            None,
+            self.groups(y.len()),
+        );
+        self.gemm(1.0, x, Op::N, w, Op::T, 1.0, &y)?;
+        Ok(y)
+    }
+
+    /// c = max(c, 0) in place.
+    pub fn relu(&mut self, c: &GpuMat) -> Result<(), GpuError> {
+        self.record(
+            "relu",
+            shape(c.rows, c.cols)?,
+            None,
+            None,
+            c,
+            None,
+            self.groups(c.len()),
+        );
+        Ok(())
+    }
+
+    /// ReLU's backward in place: `grad` = 0 where the ReLU's output `out` is not positive.
+    pub fn relu_mask(&mut self, out: &GpuMat, grad: &GpuMat) -> Result<(), GpuError> {
+        assert_eq!(out.len(), grad.len(), "relu_mask: shapes differ");
+        self.record(
+            "relu_mask",
+            shape(grad.rows, grad.cols)?,
+            Some(out),
+            None,
+            grad,
+            None,
+            self.groups(grad.len()),
+        );
+        Ok(())
+    }
+
+    /// `c[i, j] *= scale[i]` in place (`scale` has one value per row).
+    pub fn scale_rows(&mut self, c: &GpuMat, scale: &GpuMat) -> Result<(), GpuError> {
+        assert_eq!(scale.len(), c.rows, "scale_rows: one factor per row");
+        self.record(
+            "scale_rows",
+            shape(c.rows, c.cols)?,
+            Some(scale),
+            None,
+            c,
+            None,
+            self.groups(c.len()),
+        );
+        Ok(())
+    }
+
+    /// y += alpha·x, elementwise.
+    pub fn axpy(&mut self, alpha: f32, x: &GpuMat, y: &GpuMat) -> Result<(), GpuError> {
+        assert_eq!(x.len(), y.len(), "axpy: shapes differ");
+        let params = Params {
+            alpha,
+            ..shape(y.rows, y.cols)?
+        };
+        self.record("axpy", params, Some(x), None, y, None, self.groups(y.len()));
+        Ok(())
+    }
+
+    /// `out[j] += Σ_i x[i, j]`, rows in order (a bias's gradient; `out` has `x.cols` values).
+    pub fn col_sum_into(&mut self, x: &GpuMat, out: &GpuMat) -> Result<(), GpuError> {
+        assert_eq!(out.len(), x.cols, "col_sum: one output per column");
+        self.record(
+            "col_sum",
+            shape(x.rows, x.cols)?,
+            Some(x),
+            None,
+            out,
+            None,
+            self.groups(x.cols),
+        );
+        Ok(())
+    }
+
+    /// Copies `src` over `dst` (same shape; either may sit at an offset).
+    pub fn copy_into(&mut self, src: &GpuMat, dst: &GpuMat) {
+        assert_eq!(
+            (src.rows, src.cols),
+            (dst.rows, dst.cols),
+            "copy_into: shapes differ"
+        );
+        self.sub.encoder.copy_buffer_to_buffer(
+            &src.buf,
+            (src.offset * 4) as u64,
+            &dst.buf,
+            (dst.offset * 4) as u64,
+            (src.len() * 4) as u64,
+        );
+    }
+
+    /// A copy of `x` in a buffer of its own.
+    pub fn copy(&mut self, x: &GpuMat) -> Result<GpuMat, GpuError> {
+        let y = self.zeros("copy", x.rows, x.cols)?;
+        self.copy_into(x, &y);
+        Ok(y)
+    }
+
+    /// (y, norms): rows divided by max(‖row‖, 1e-12), and the norms before the clamp (rows×1),
+    /// as [`crate::linalg::normalize_rows`].
+    pub fn normalize(&mut self, x: &GpuMat) -> Result<(GpuMat, GpuMat), GpuError> {
+        let y = self.zeros("normalized", x.rows, x.cols)?;
+        let norms = self.zeros("norms", x.rows, 1)?;
+        self.record(
+            "normalize",
+            shape(x.rows, x.cols)?,
+            Some(x),
+            None,
+            &y,
+            Some(&norms),
+            self.groups(x.rows),
+        );
+        Ok((y, norms))
+    }
+
+    /// dL/dx from y, the norms and dL/dy (as [`crate::linalg::normalize_rows_backward`]).
+    pub fn normalize_backward(
+        &mut self,
+        y: &GpuMat,
+        norms: &GpuMat,
+        dy: &GpuMat,
+    ) -> Result<GpuMat, GpuError> {
+        assert_eq!(
+            (y.rows, y.cols),
+            (dy.rows, dy.cols),
+            "normalize_backward: shapes differ"
+        );
+        assert_eq!(norms.len(), y.rows, "normalize_backward: one norm per row");
+        let dx = self.zeros("normalize grad", y.rows, y.cols)?;
+        self.record(
+            "normalize_backward",
+            shape(y.rows, y.cols)?,
+            Some(y),
+            Some(dy),
+            &dx,
+            Some(norms),
+            self.groups(y.rows),
+        );
+        Ok(dx)
+    }
+
+    /// Row-wise softmax in place (as [`crate::linalg::softmax_rows`]).
+    pub fn softmax(&mut self, z: &GpuMat) -> Result<(), GpuError> {
+        self.record(
+            "softmax",
+            shape(z.rows, z.cols)?,
+            None,
+            None,
+            z,
+            None,
+            self.groups(z.rows),
+        );
+        Ok(())
+    }
+
+    /// dZ = W ∘ (dW − rowsum(dW ∘ W)) (as [`crate::linalg::softmax_rows_backward`]).
+    pub fn softmax_backward(&mut self, w: &GpuMat, dw: &GpuMat) -> Result<GpuMat, GpuError> {
+        assert_eq!(
+            (w.rows, w.cols),
+            (dw.rows, dw.cols),
+            "softmax_backward: shapes differ"
+        );
+        let dz = self.zeros("softmax grad", w.rows, w.cols)?;
+        self.record(
+            "softmax_backward",
+            shape(w.rows, w.cols)?,
+            Some(w),
+            Some(dw),
+            &dz,
+            None,
+            self.groups(w.rows),
+        );
+        Ok(dz)
+    }
+
+    /// Per row i: mask_i · Σ_j T_ij log(P_ij + 1e-11) (rows×1; `mask` holds 1 or 0 per row).
+    pub fn ce_rows(&mut self, p: &GpuMat, t: &GpuMat, mask: &GpuMat) -> Result<GpuMat, GpuError> {
+        assert_eq!(
+            (p.rows, p.cols),
+            (t.rows, t.cols),
+            "ce_rows: P and T differ in shape"
+        );
+        assert_eq!(mask.len(), p.rows, "ce_rows: one mask value per row");
+        let out = self.zeros("cross-entropy rows", p.rows, 1)?;
+        self.record(
+            "ce_rows",
+            shape(p.rows, p.cols)?,
+            Some(p),
+            Some(t),
+            &out,
+            Some(mask),
+            self.groups(p.rows),
+        );
+        Ok(out)
+    }
+
+    /// The cross-entropy's gradient to the logits Z of P = softmax(Z/τ), for a loss scaled by
+    /// `scale` (1/rows): as [`crate::loss::kernel::backward`] computes dZ.
+    pub fn ce_backward(
+        &mut self,
+        p: &GpuMat,
+        t: &GpuMat,
+        mask: &GpuMat,
+        tau: f32,
+        scale: f32,
+    ) -> Result<GpuMat, GpuError> {
+        assert_eq!(
+            (p.rows, p.cols),
+            (t.rows, t.cols),
+            "ce_backward: P and T differ in shape"
+        );
+        assert_eq!(mask.len(), p.rows, "ce_backward: one mask value per row");
+        let dz = self.zeros("cross-entropy grad", p.rows, p.cols)?;
+        let params = Params {
+            alpha: tau,
+            beta: scale,
+            ..shape(p.rows, p.cols)?
+        };
+        self.record(
+            "ce_backward",
+            params,
+            Some(p),
+            Some(t),
+            &dz,
+            Some(mask),
+            self.groups(p.rows),
+        );
+        Ok(dz)
+    }
+
+    /// alpha · Σ of every value of `x` (1×1), in a fixed order.
+    pub fn sum(&mut self, x: &GpuMat, alpha: f32) -> Result<GpuMat, GpuError> {
+        let out = self.zeros("sum", 1, 1)?;
+        let params = Params {
+            alpha,
+            ..shape(x.len(), 1)?
+        };
+        self.record("reduce_sum", params, Some(x), None, &out, None, [1, 1, 1]);
+        Ok(out)
+    }
+}
