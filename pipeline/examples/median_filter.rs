@@ -52,6 +52,12 @@ impl Stage for MedianFilter {
         }
     }
 
+    /// It reads only `Prediction`, which stays on the host: a graph with it still runs its
+    /// training step resident on the GPU with `--device wgpu`.
+    fn resident(&self) -> bool {
+        true
+    }
+
     fn build(&self, graph: &mut StageGraph) {
         let window = self.window;
         graph.add_systems(

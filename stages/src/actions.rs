@@ -5,7 +5,7 @@
 use bevy_ecs::prelude::*;
 
 use crate::batch::Batch;
-use crate::graph::{Failures, Forward, Grad, Phase, Stage, StageGraph, StageInfo};
+use crate::graph::{Failures, Forward, Grad, Phase, Stage, StageGraph, StageInfo, add_cpu_gpu};
 use crate::linalg::normalize_rows;
 use crate::params::Params;
 
@@ -69,22 +69,7 @@ impl Stage for ActionsStage {
     }
 
     fn build(&self, graph: &mut StageGraph) {
-        #[cfg(feature = "wgpu")]
-        {
-            use crate::gpu::on_gpu;
-            use bevy_ecs::schedule::IntoScheduleConfigs;
-            graph.add_systems(
-                Forward,
-                Phase::Load,
-                (
-                    renormalise_gpu.run_if(on_gpu),
-                    renormalise.run_if(not(on_gpu)),
-                )
-                    .chain(),
-            );
-        }
-        #[cfg(not(feature = "wgpu"))]
-        graph.add_systems(Forward, Phase::Load, renormalise);
+        add_cpu_gpu!(graph, Forward, Phase::Load, renormalise, renormalise_gpu);
     }
 
     fn resident(&self) -> bool {

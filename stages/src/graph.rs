@@ -123,13 +123,24 @@ pub struct StageInfo {
 
 impl StageInfo {
     /// The devices this stage has kernels for: the CPU reference everywhere; in a build with the
-    /// `wgpu` feature also wgpu for the OT solves (`ot::asot_gpu`) and for the stages of the
-    /// resident training step (`actions`, `encode`, the frame-level `loss`, `adam`).
+    /// `wgpu` feature also wgpu for every built-in stage but `load` (sampling) and `predict` (the
+    /// argmax of the plan read back), which stay on the host in a resident step.
     pub fn devices(&self) -> &'static [Device] {
         if crate::gpu::WGPU_BUILT
             && matches!(
                 self.name,
-                "ot1" | "ot2" | "ot3" | "actions" | "encode" | "loss" | "adam"
+                "actions"
+                    | "encode"
+                    | "dispatch"
+                    | "ot1"
+                    | "decode"
+                    | "ot2"
+                    | "refine"
+                    | "ot3"
+                    | "loss"
+                    | "loss-segments"
+                    | "loss-refined"
+                    | "adam"
             )
         {
             &[Device::Cpu, Device::Wgpu]
@@ -155,6 +166,32 @@ pub trait Stage {
         false
     }
 }
+
+/// Adds a resident stage's systems to `$phase` of `$schedule`: with the `wgpu` feature its GPU
+/// system `$gpu` (run when the graph is resident, [`crate::gpu::on_gpu`]) chained before its CPU
+/// system `$cpu` (run otherwise); without the feature, `$cpu` alone.
+macro_rules! add_cpu_gpu {
+    ($graph:expr, $schedule:expr, $phase:expr, $cpu:expr, $gpu:expr) => {{
+        #[cfg(feature = "wgpu")]
+        {
+            use bevy_ecs::schedule::IntoScheduleConfigs;
+            $graph.add_systems(
+                $schedule,
+                $phase,
+                (
+                    $gpu.run_if(crate::gpu::on_gpu),
+                    $cpu.run_if(bevy_ecs::prelude::not(crate::gpu::on_gpu)),
+                )
+                    .chain(),
+            )
+        }
+        #[cfg(not(feature = "wgpu"))]
+        {
+            $graph.add_systems($schedule, $phase, $cpu)
+        }
+    }};
+}
+pub(crate) use add_cpu_gpu;
 
 /// A failure inside a stage, reported by a system.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -459,8 +496,8 @@ impl StageGraph {
                 .collect();
             if host.is_empty() {
                 out.push_str(
-                    "\non wgpu: every stage runs on the GPU, the model and the batch stay there \
-                     (a resident training step)\n",
+                    "\non wgpu: a resident training step (the model and the batch stay on the \
+                     GPU; load samples on the host, predict reads the final plan back)\n",
                 );
             } else {
                 let _ = writeln!(

@@ -30,6 +30,11 @@ struct Params {
     beta: f32,
     _f0: f32,
     _f1: f32,
+    // gemm: element offsets of a, b and c inside their bindings, and c's row stride
+    oa: u32,
+    ob: u32,
+    oc: u32,
+    rsc: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -44,13 +49,14 @@ var<workgroup> tile_b: array<f32, 256>;
 
 // c = alpha·op(a)·op(b) + beta·c for each of `batch` items (workgroup z), 16×16 cells per
 // workgroup through shared tiles. Each cell sums over p = 0, 1, …, k−1 in order. With beta = 0,
-// c is not read (it may hold anything, NaN included), as in BLAS.
+// c is not read (it may hold anything, NaN included), as in BLAS. Item z's element (i, p) of
+// op(a) is a[oa + z·sa + i·rsa + p·csa] (b likewise); its cell (i, j) is c[oc + z·sc + i·rsc + j].
 @compute @workgroup_size(16, 16)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let row = wid.y * TILE + lid.y;
     let col = wid.x * TILE + lid.x;
-    let base_a = wid.z * P.sa;
-    let base_b = wid.z * P.sb;
+    let base_a = P.oa + wid.z * P.sa;
+    let base_b = P.ob + wid.z * P.sb;
     var acc = 0.0;
     let tiles = (P.k + TILE - 1u) / TILE;
     for (var t = 0u; t < tiles; t++) {
@@ -73,7 +79,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         workgroupBarrier();
     }
     if row < P.m && col < P.n {
-        let idx = wid.z * P.sc + row * P.n + col;
+        let idx = P.oc + wid.z * P.sc + row * P.rsc + col;
         if P.beta == 0.0 {
             c[idx] = P.alpha * acc;
         } else {
@@ -130,6 +136,174 @@ fn scale_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
         return;
     }
     c[i] = c[i] * a[i / P.n];
+}
+
+// c[i, j] /= a[i]: each row divided by its own factor.
+@compute @workgroup_size(workgroup_size)
+fn div_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let i = item(wid, nwg, lid);
+    if i >= P.m * P.n {
+        return;
+    }
+    c[i] = c[i] / a[i / P.n];
+}
+
+// c = a[0]·c, elementwise (a scalar parameter that stays on the GPU).
+@compute @workgroup_size(workgroup_size)
+fn scale_by(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let i = item(wid, nwg, lid);
+    if i >= P.m * P.n {
+        return;
+    }
+    c[i] = a[0] * c[i];
+}
+
+// c += a ∘ b, elementwise.
+@compute @workgroup_size(workgroup_size)
+fn mul_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = item(wid, nwg, lid);
+    if i >= P.m * P.n {
+        return;
+    }
+    c[i] = c[i] + a[i] * b[i];
+}
+
+// c = sigmoid(b[0] + a[0]·c), elementwise, with the scalars a[0] = α and b[0] = β on the GPU.
+@compute @workgroup_size(workgroup_size)
+fn sigmoid_affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let i = item(wid, nwg, lid);
+    if i >= P.m * P.n {
+        return;
+    }
+    c[i] = 1.0 / (1.0 + exp(-(b[0] + a[0] * c[i])));
+}
+
+// The sigmoid's backward in place: c = c ∘ a ∘ (1 − a), with a = the sigmoid's output.
+@compute @workgroup_size(workgroup_size)
+fn sigmoid_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = item(wid, nwg, lid);
+    if i >= P.m * P.n {
+        return;
+    }
+    c[i] = c[i] * a[i] * (1.0 - a[i]);
+}
+
+// Per row of a: c = a on the row's first largest entry and 0 elsewhere; dd the same as 1 or 0.
+@compute @workgroup_size(workgroup_size)
+fn argmax_mask(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = item(wid, nwg, lid);
+    if i >= P.m {
+        return;
+    }
+    let o = i * P.n;
+    var best = 0u;
+    for (var j = 1u; j < P.n; j++) {
+        if a[o + j] > a[o + best] {
+            best = j;
+        }
+    }
+    for (var j = 0u; j < P.n; j++) {
+        let hit = j == best;
+        c[o + j] = select(0.0, a[o + j], hit);
+        dd[o + j] = select(0.0, 1.0, hit);
+    }
+}
+
+// c[i] += a[i % k]: a block of k values added to every block of c (a bias, positions).
+@compute @workgroup_size(workgroup_size)
+fn add_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = item(wid, nwg, lid);
+    if i >= P.m * P.n {
+        return;
+    }
+    c[i] = c[i] + a[i % P.k];
+}
+
+// c[i, j] = a[i, j] · b[j]: every row scaled by one vector (LayerNorm's γ).
+@compute @workgroup_size(workgroup_size)
+fn mul_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let i = item(wid, nwg, lid);
+    if i >= P.m * P.n {
+        return;
+    }
+    c[i] = a[i] * b[i % P.n];
+}
+
+// Masked keys: c holds batch·k rows of n scores per head block (row r is video (r / k) % batch);
+// a score whose key is padding (a[v·n + j] = 0) becomes −∞, so the softmax gives it no weight.
+@compute @workgroup_size(workgroup_size)
+fn mask_keys(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = item(wid, nwg, lid);
+    if i >= P.m * P.n {
+        return;
+    }
+    let r = i / P.n;
+    let j = i % P.n;
+    let v = (r / P.k) % P.batch;
+    if a[v * P.n + j] == 0.0 {
+        c[i] = bitcast<f32>(0xff800000u);
+    }
+}
+
+// LayerNorm's normalisation per row of a (n values): c = (a − mean)/√(var + 1e-5), dd[i] = the
+// reciprocal of the root (γ and β are applied after, with mul_cols and add_tiled).
+@compute @workgroup_size(workgroup_size)
+fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let i = item(wid, nwg, lid);
+    if i >= P.m {
+        return;
+    }
+    let o = i * P.n;
+    let dn = f32(P.n);
+    var s = 0.0;
+    for (var j = 0u; j < P.n; j++) {
+        s += a[o + j];
+    }
+    let mean = s / dn;
+    var v = 0.0;
+    for (var j = 0u; j < P.n; j++) {
+        let x = a[o + j] - mean;
+        v += x * x;
+    }
+    let r = 1.0 / sqrt(v / dn + 1e-5);
+    for (var j = 0u; j < P.n; j++) {
+        c[o + j] = (a[o + j] - mean) * r;
+    }
+    dd[i] = r;
+}
+
+// LayerNorm's backward to its input per row: a = x̂, b = 1/σ per row, dd = dy ∘ γ; c = dx =
+// (1/σ)·(dd − mean(dd) − x̂·mean(dd ∘ x̂)).
+@compute @workgroup_size(workgroup_size)
+fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let i = item(wid, nwg, lid);
+    if i >= P.m {
+        return;
+    }
+    let o = i * P.n;
+    let dn = f32(P.n);
+    var m1 = 0.0;
+    var m2 = 0.0;
+    for (var j = 0u; j < P.n; j++) {
+        m1 += dd[o + j];
+        m2 += dd[o + j] * a[o + j];
+    }
+    m1 = m1 / dn;
+    m2 = m2 / dn;
+    for (var j = 0u; j < P.n; j++) {
+        c[o + j] = b[i] * (dd[o + j] - m1 - a[o + j] * m2);
+    }
 }
 
 // c += alpha·a, elementwise.

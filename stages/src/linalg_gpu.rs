@@ -22,26 +22,40 @@ use std::sync::Arc;
 use crate::gpu::{Binding, GpuContext, GpuError, Kernel, Submission};
 use crate::linalg::Op;
 
-const WORKGROUP: usize = 64;
+/// Invocations per workgroup of the 1-D entry points ([`Ops::groups`]).
+pub const WORKGROUP: usize = 64;
 /// The side of a product tile (`TILE` in `linalg.wgsl`).
 const TILE: u64 = 16;
 /// Offsets of matrices inside a shared buffer are multiples of this many elements (256 bytes,
 /// a multiple of every adapter's `min_storage_buffer_offset_alignment`).
 pub const ALIGN: usize = 64;
 
-const BINDINGS: [Binding; 5] = [
+/// The binding layout of `linalg.wgsl`, which other shaders recorded through
+/// [`Ops::record_on`] share.
+pub const BINDINGS: [Binding; 5] = [
     Binding::Uniform,
     Binding::Read,
     Binding::Read,
     Binding::ReadWrite,
     Binding::ReadWrite,
 ];
-const ENTRIES: [&str; 14] = [
+const ENTRIES: [&str; 25] = [
     "gemm",
     "fill_rows",
     "relu",
     "relu_mask",
     "scale_rows",
+    "div_rows",
+    "scale_by",
+    "mul_add",
+    "sigmoid_affine",
+    "sigmoid_backward",
+    "argmax_mask",
+    "add_tiled",
+    "mul_cols",
+    "mask_keys",
+    "layer_norm",
+    "layer_norm_backward",
     "axpy",
     "col_sum",
     "normalize",
@@ -73,6 +87,10 @@ struct Params {
     beta: f32,
     _f0: f32,
     _f1: f32,
+    oa: u32,
+    ob: u32,
+    oc: u32,
+    rsc: u32,
 }
 
 fn u32_of(what: &str, v: usize) -> Result<u32, GpuError> {
@@ -152,6 +170,17 @@ impl GpuMat {
             size: NonZeroU64::new((self.len().max(1) * 4) as u64),
         })
     }
+}
+
+/// A strided view into a matrix for [`Ops::gemm_view`]: item z's element (i, j) is
+/// `mat[offset + z·stride + i·rs + j·cs]` (all in elements).
+#[derive(Debug, Clone)]
+pub struct View {
+    pub mat: GpuMat,
+    pub offset: usize,
+    pub rs: usize,
+    pub cs: usize,
+    pub stride: usize,
 }
 
 /// Records kernels of `linalg.wgsl` (and of other GPU kernels, through [`Ops::submission`]) into
@@ -240,20 +269,36 @@ impl<'c> Ops<'c> {
         dd: Option<&GpuMat>,
         groups: [u32; 3],
     ) {
+        let kernel = Arc::clone(&self.kernel);
+        self.record_on(&kernel, entry, &params, [a, b, Some(c), dd], groups);
+    }
+
+    /// Records `entry` of another shader whose bind group 0 follows `linalg.wgsl`'s layout
+    /// (a uniform `params`, two read-only and two read-write storage buffers; placeholders
+    /// where `buffers` has `None`), over `groups` workgroups.
+    pub fn record_on<T: bytemuck::Pod>(
+        &mut self,
+        kernel: &Kernel,
+        entry: &str,
+        params: &T,
+        buffers: [Option<&GpuMat>; 4],
+        groups: [u32; 3],
+    ) {
         let ctx = self.sub.ctx();
-        let uniform = ctx.uniform("linalg params", &params);
-        fn read<'a>(m: Option<&'a GpuMat>, spare: &'a wgpu::Buffer) -> wgpu::BindingResource<'a> {
+        let uniform = ctx.uniform("kernel params", params);
+        fn bound<'a>(m: Option<&'a GpuMat>, spare: &'a wgpu::Buffer) -> wgpu::BindingResource<'a> {
             match m {
                 Some(m) => m.binding(),
                 None => spare.as_entire_binding(),
             }
         }
+        let [a, b, c, dd] = buffers;
         let entries = [
             uniform.as_entire_binding(),
-            read(a, &self.unused_read),
-            read(b, &self.unused_read),
-            c.binding(),
-            read(dd, &self.unused_write),
+            bound(a, &self.unused_read),
+            bound(b, &self.unused_read),
+            bound(c, &self.unused_write),
+            bound(dd, &self.unused_write),
         ];
         let entries: Vec<wgpu::BindGroupEntry<'_>> = entries
             .into_iter()
@@ -265,7 +310,7 @@ impl<'c> Ops<'c> {
             .collect();
         let group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(entry),
-            layout: self.kernel.layout(),
+            layout: kernel.layout(),
             entries: &entries,
         });
         let mut pass = self
@@ -275,13 +320,13 @@ impl<'c> Ops<'c> {
                 label: Some(entry),
                 timestamp_writes: None,
             });
-        pass.set_pipeline(self.kernel.pipeline(entry));
+        pass.set_pipeline(kernel.pipeline(entry));
         pass.set_bind_group(0, &group, &[]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
     }
 
     /// Workgroups for `threads` invocations of a 1-D entry point (2-D past the device's limit).
-    fn groups(&self, threads: usize) -> [u32; 3] {
+    pub fn groups(&self, threads: usize) -> [u32; 3] {
         let groups = (threads as u64).div_ceil(WORKGROUP as u64).max(1);
         let max = u64::from(self.ctx().limits.max_compute_workgroups_per_dimension).max(1);
         let x = groups.min(max);
@@ -309,44 +354,149 @@ impl<'c> Ops<'c> {
             Op::T => (b.cols, b.rows),
         };
         assert_eq!(k, kb, "gemm: op(a) is {m}×{k} but op(b) is {kb}×{n}");
-        assert_eq!((c.rows, c.cols), (m, n), "gemm: c must be {m}×{n}");
-        let (rsa, csa) = match ta {
-            Op::N => (a.cols, 1),
-            Op::T => (1, a.cols),
+        self.gemm_batched(1, (m, k, n), alpha, a, ta, b, tb, beta, c)
+    }
+
+    /// `batch` products `c_z (m×n) = alpha·op(a_z)·op(b_z) + beta·c_z`, one dispatch: the
+    /// items of `c` are stacked (c is batch·m × n); `a` (and `b`) are stacked the same way when
+    /// they hold `batch` items in their stored shape (batch·rows × cols), or shared by every
+    /// item when they hold one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_batched(
+        &mut self,
+        batch: usize,
+        (m, k, n): (usize, usize, usize),
+        alpha: f32,
+        a: &GpuMat,
+        ta: Op,
+        b: &GpuMat,
+        tb: Op,
+        beta: f32,
+        c: &GpuMat,
+    ) -> Result<(), GpuError> {
+        // stored (untransposed) shapes of one item
+        let (ar, ac) = if ta == Op::N { (m, k) } else { (k, m) };
+        let (br, bc) = if tb == Op::N { (k, n) } else { (n, k) };
+        let stride = |x: &GpuMat, rows: usize, cols: usize, what: &str| {
+            assert_eq!(
+                x.cols, cols,
+                "gemm: {what} has {} columns, not {cols}",
+                x.cols
+            );
+            if x.rows == rows * batch {
+                rows * cols
+            } else {
+                assert_eq!(
+                    x.rows, rows,
+                    "gemm: {what} is neither {batch} items nor one"
+                );
+                0
+            }
         };
-        let (rsb, csb) = match tb {
-            Op::N => (b.cols, 1),
-            Op::T => (1, b.cols),
+        let view = |x: &'_ GpuMat, t: Op, cols: usize, stride: usize| {
+            let (rs, cs) = match t {
+                Op::N => (cols, 1),
+                Op::T => (1, cols),
+            };
+            View {
+                mat: x.clone(),
+                offset: 0,
+                rs,
+                cs,
+                stride,
+            }
         };
+        let (sa, sb) = (stride(a, ar, ac, "a"), stride(b, br, bc, "b"));
+        assert_eq!(
+            (c.rows, c.cols),
+            (m * batch, n),
+            "gemm: c must be {batch}·{m}×{n}"
+        );
+        self.gemm_view(
+            batch,
+            (m, k, n),
+            alpha,
+            &view(a, ta, ac, sa),
+            &view(b, tb, bc, sb),
+            beta,
+            &View {
+                mat: c.clone(),
+                offset: 0,
+                rs: n,
+                cs: 1,
+                stride: m * n,
+            },
+        )
+    }
+
+    /// The general product: `batch` items `c_z = alpha·A_z·B_z + beta·c_z` where each operand is
+    /// a [`View`] into a matrix (element offset, row and column strides, item stride), e.g. one
+    /// attention head's columns. `c`'s column stride must be 1. Every index a view reaches is
+    /// checked against its matrix.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_view(
+        &mut self,
+        batch: usize,
+        (m, k, n): (usize, usize, usize),
+        alpha: f32,
+        a: &View,
+        b: &View,
+        beta: f32,
+        c: &View,
+    ) -> Result<(), GpuError> {
+        if m == 0 || n == 0 || batch == 0 {
+            return Ok(());
+        }
+        let reach = |v: &View, rows: usize, cols: usize| {
+            v.offset
+                + (batch - 1) * v.stride
+                + rows.saturating_sub(1) * v.rs
+                + cols.saturating_sub(1) * v.cs
+        };
+        assert!(
+            reach(a, m, k) < a.mat.len().max(1),
+            "gemm: a's view reaches past it"
+        );
+        assert!(
+            reach(b, k, n) < b.mat.len().max(1),
+            "gemm: b's view reaches past it"
+        );
+        assert!(c.cs == 1 && reach(c, m, n) < c.mat.len(), "gemm: c's view");
         let max = u64::from(self.ctx().limits.max_compute_workgroups_per_dimension);
         let (gx, gy) = ((n as u64).div_ceil(TILE), (m as u64).div_ceil(TILE));
-        if gx > max || gy > max {
+        if gx > max || gy > max || batch as u64 > max {
             return Err(GpuError::Unsupported(format!(
-                "a {m}×{n} matrix product (more than {max} tiles of {TILE} along one side)"
+                "{batch} matrix products of {m}×{n} (more than {max} tiles of {TILE} along one \
+                 side, or items)"
             )));
         }
         let params = Params {
             k: u32_of("a matrix product", k)?,
-            batch: 1,
-            rsa: u32_of("a stride", rsa)?,
-            csa: u32_of("a stride", csa)?,
-            rsb: u32_of("a stride", rsb)?,
-            csb: u32_of("a stride", csb)?,
+            batch: u32_of("a batch", batch)?,
+            rsa: u32_of("a stride", a.rs)?,
+            csa: u32_of("a stride", a.cs)?,
+            rsb: u32_of("a stride", b.rs)?,
+            csb: u32_of("a stride", b.cs)?,
+            sa: u32_of("a stride", a.stride)?,
+            sb: u32_of("a stride", b.stride)?,
+            sc: u32_of("a stride", c.stride)?,
+            oa: u32_of("an offset", a.offset)?,
+            ob: u32_of("an offset", b.offset)?,
+            oc: u32_of("an offset", c.offset)?,
+            rsc: u32_of("a stride", c.rs)?,
             alpha,
             beta,
             ..shape(m, n)?
         };
-        if m > 0 && n > 0 {
-            self.record(
-                "gemm",
-                params,
-                Some(a),
-                Some(b),
-                c,
-                None,
-                [gx as u32, gy as u32, 1],
-            );
-        }
+        self.record(
+            "gemm",
+            params,
+            Some(&a.mat),
+            Some(&b.mat),
+            &c.mat,
+            None,
+            [gx as u32, gy as u32, batch as u32],
+        );
         Ok(())
     }
 
@@ -413,6 +563,222 @@ impl<'c> Ops<'c> {
             self.groups(c.len()),
         );
         Ok(())
+    }
+
+    /// `c[i, j] /= div[i]` in place (`div` has one value per row).
+    pub fn div_rows(&mut self, c: &GpuMat, div: &GpuMat) -> Result<(), GpuError> {
+        assert_eq!(div.len(), c.rows, "div_rows: one divisor per row");
+        self.record(
+            "div_rows",
+            shape(c.rows, c.cols)?,
+            Some(div),
+            None,
+            c,
+            None,
+            self.groups(c.len()),
+        );
+        Ok(())
+    }
+
+    /// c = s·c with the scalar `s` (1×1) read on the GPU.
+    pub fn scale_by(&mut self, c: &GpuMat, s: &GpuMat) -> Result<(), GpuError> {
+        assert_eq!(s.len(), 1, "scale_by: a 1×1 scalar");
+        self.record(
+            "scale_by",
+            shape(c.rows, c.cols)?,
+            Some(s),
+            None,
+            c,
+            None,
+            self.groups(c.len()),
+        );
+        Ok(())
+    }
+
+    /// c += x ∘ y, elementwise.
+    pub fn mul_add(&mut self, x: &GpuMat, y: &GpuMat, c: &GpuMat) -> Result<(), GpuError> {
+        assert!(
+            x.len() == c.len() && y.len() == c.len(),
+            "mul_add: shapes differ"
+        );
+        self.record(
+            "mul_add",
+            shape(c.rows, c.cols)?,
+            Some(x),
+            Some(y),
+            c,
+            None,
+            self.groups(c.len()),
+        );
+        Ok(())
+    }
+
+    /// c = sigmoid(β + α·c) in place, with α and β 1×1 scalars read on the GPU.
+    pub fn sigmoid_affine(
+        &mut self,
+        c: &GpuMat,
+        alpha: &GpuMat,
+        beta: &GpuMat,
+    ) -> Result<(), GpuError> {
+        assert!(
+            alpha.len() == 1 && beta.len() == 1,
+            "sigmoid_affine: 1×1 scalars"
+        );
+        self.record(
+            "sigmoid_affine",
+            shape(c.rows, c.cols)?,
+            Some(alpha),
+            Some(beta),
+            c,
+            None,
+            self.groups(c.len()),
+        );
+        Ok(())
+    }
+
+    /// The sigmoid's backward in place: grad = grad ∘ s ∘ (1 − s), `s` the sigmoid's output.
+    pub fn sigmoid_backward(&mut self, s: &GpuMat, grad: &GpuMat) -> Result<(), GpuError> {
+        assert_eq!(s.len(), grad.len(), "sigmoid_backward: shapes differ");
+        self.record(
+            "sigmoid_backward",
+            shape(grad.rows, grad.cols)?,
+            Some(s),
+            None,
+            grad,
+            None,
+            self.groups(grad.len()),
+        );
+        Ok(())
+    }
+
+    /// (masked, onehot): per row, `x` on its first largest entry and 0 elsewhere, and the same
+    /// as 1 or 0 (as [`crate::linalg::argmax`] picks).
+    pub fn argmax_mask(&mut self, x: &GpuMat) -> Result<(GpuMat, GpuMat), GpuError> {
+        let masked = self.zeros("argmax masked", x.rows, x.cols)?;
+        let onehot = self.zeros("argmax one-hot", x.rows, x.cols)?;
+        self.record(
+            "argmax_mask",
+            shape(x.rows, x.cols)?,
+            Some(x),
+            None,
+            &masked,
+            Some(&onehot),
+            self.groups(x.rows),
+        );
+        Ok((masked, onehot))
+    }
+
+    /// A matrix of `rows × cols` copies of `value`.
+    pub fn filled(
+        &mut self,
+        label: &str,
+        rows: usize,
+        cols: usize,
+        value: f32,
+    ) -> Result<GpuMat, GpuError> {
+        GpuMat::upload(self.ctx(), label, &vec![value; rows * cols], rows, cols)
+    }
+
+    /// `c[i] += x[i mod x.len()]`: `x` added to every block of its size in `c` (a bias, the
+    /// positions of every video).
+    pub fn add_tiled(&mut self, x: &GpuMat, c: &GpuMat) -> Result<(), GpuError> {
+        assert!(
+            !x.is_empty() && c.len().is_multiple_of(x.len()),
+            "add_tiled: block size"
+        );
+        let params = Params {
+            k: u32_of("a block", x.len())?,
+            ..shape(c.rows, c.cols)?
+        };
+        self.record(
+            "add_tiled",
+            params,
+            Some(x),
+            None,
+            c,
+            None,
+            self.groups(c.len()),
+        );
+        Ok(())
+    }
+
+    /// x ∘ g with `g` one value per column (1×cols), in a new matrix.
+    pub fn mul_cols(&mut self, x: &GpuMat, g: &GpuMat) -> Result<GpuMat, GpuError> {
+        assert_eq!(g.len(), x.cols, "mul_cols: one factor per column");
+        let y = self.zeros("scaled columns", x.rows, x.cols)?;
+        self.record(
+            "mul_cols",
+            shape(x.rows, x.cols)?,
+            Some(x),
+            Some(g),
+            &y,
+            None,
+            self.groups(x.len()),
+        );
+        Ok(y)
+    }
+
+    /// Scores of masked keys set to −∞ in place: `scores` holds blocks of `batch`·`per` rows of
+    /// `keys` columns (row r belongs to video (r / per) mod batch); `valid` is batch×keys, 1 for a
+    /// real key, 0 for padding.
+    pub fn mask_keys(
+        &mut self,
+        scores: &GpuMat,
+        valid: &GpuMat,
+        (batch, per): (usize, usize),
+    ) -> Result<(), GpuError> {
+        assert_eq!(valid.len(), batch * scores.cols, "mask_keys: batch × keys");
+        let params = Params {
+            k: u32_of("queries", per)?,
+            batch: u32_of("a batch", batch)?,
+            ..shape(scores.rows, scores.cols)?
+        };
+        self.record(
+            "mask_keys",
+            params,
+            Some(valid),
+            None,
+            scores,
+            None,
+            self.groups(scores.len()),
+        );
+        Ok(())
+    }
+
+    /// (x̂, 1/σ): LayerNorm's normalisation of each row (ε = 1e-5), before γ and β.
+    pub fn layer_norm(&mut self, x: &GpuMat) -> Result<(GpuMat, GpuMat), GpuError> {
+        let xhat = self.zeros("layer norm", x.rows, x.cols)?;
+        let rstd = self.zeros("layer norm 1/sigma", x.rows, 1)?;
+        self.record(
+            "layer_norm",
+            shape(x.rows, x.cols)?,
+            Some(x),
+            None,
+            &xhat,
+            Some(&rstd),
+            self.groups(x.rows),
+        );
+        Ok((xhat, rstd))
+    }
+
+    /// LayerNorm's backward to its input from x̂, 1/σ and `gdy` = dL/dy ∘ γ.
+    pub fn layer_norm_backward(
+        &mut self,
+        xhat: &GpuMat,
+        rstd: &GpuMat,
+        gdy: &GpuMat,
+    ) -> Result<GpuMat, GpuError> {
+        let dx = self.zeros("layer norm grad", xhat.rows, xhat.cols)?;
+        self.record(
+            "layer_norm_backward",
+            shape(xhat.rows, xhat.cols)?,
+            Some(xhat),
+            Some(rstd),
+            &dx,
+            Some(gdy),
+            self.groups(xhat.rows),
+        );
+        Ok(dx)
     }
 
     /// y += alpha·x, elementwise.

@@ -6,7 +6,7 @@
 
 use bevy_ecs::prelude::*;
 
-use crate::graph::{Grad, Phase, Stage, StageGraph, StageInfo, Step};
+use crate::graph::{Grad, Phase, Stage, StageGraph, StageInfo, Step, add_cpu_gpu};
 use crate::params::{Grads, ParamSet, Params};
 
 /// Adam's settings.
@@ -129,18 +129,7 @@ impl Stage for AdamStage {
     }
 
     fn build(&self, graph: &mut StageGraph) {
-        #[cfg(feature = "wgpu")]
-        {
-            use crate::gpu::on_gpu;
-            use bevy_ecs::schedule::IntoScheduleConfigs;
-            graph.add_systems(
-                Step,
-                Phase::Optimize,
-                (adam_step_gpu.run_if(on_gpu), adam_step.run_if(not(on_gpu))).chain(),
-            );
-        }
-        #[cfg(not(feature = "wgpu"))]
-        graph.add_systems(Step, Phase::Optimize, adam_step);
+        add_cpu_gpu!(graph, Step, Phase::Optimize, adam_step, adam_step_gpu);
     }
 
     fn resident(&self) -> bool {

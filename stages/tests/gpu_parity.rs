@@ -614,32 +614,62 @@ mod dense {
         }
     }
 
-    /// Refinement forward and backward for OT3-sized and full-length shapes.
+    /// Refinement forward and backward for OT3-sized and full-length shapes, over per-video
+    /// segments (stacked) and over one shared S (A in the "without decoder" graph).
     #[test]
     fn refinement_matches_the_cpu() {
         let Some(ctx) = gpu("refinement_matches_the_cpu") else {
             return;
         };
-        for (seed, (n, kk, d, tau)) in [(256, 7, 40, 0.1f32), (2000, 64, 32, 0.07), (1, 2, 8, 1.0)]
-            .into_iter()
-            .enumerate()
+        for (seed, (b, n, kk, d, tau, shared)) in [
+            (1usize, 256usize, 7usize, 40usize, 0.1f32, false),
+            (2, 256, 7, 40, 0.1, false),
+            (3, 200, 5, 16, 0.1, true),
+            (1, 2000, 64, 32, 0.07, false),
+            (2, 1, 2, 8, 1.0, false),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let s0 = 200 + 10 * seed as u64;
-            let f = unit_rows(n, d, s0);
-            let s = unit_rows(kk, d, s0 + 1);
-            let dout = values(n * d, s0 + 2);
-            let gf = GpuMat::upload(&ctx, "F", &f, n, d).unwrap();
-            let gs = GpuMat::upload(&ctx, "S", &s, kk, d).unwrap();
-            let gdout = GpuMat::upload(&ctx, "dF_R", &dout, n, d).unwrap();
+            let f = unit_rows(b * n, d, s0);
+            let items = if shared { 1 } else { b };
+            let s = unit_rows(items * kk, d, s0 + 1);
+            let dout = values(b * n * d, s0 + 2);
+            let gf = GpuMat::upload(&ctx, "F", &f, b * n, d).unwrap();
+            let gs = GpuMat::upload(&ctx, "S", &s, items * kk, d).unwrap();
+            let gdout = GpuMat::upload(&ctx, "dF_R", &dout, b * n, d).unwrap();
             let mut ops = Ops::new(&ctx, "refine").unwrap();
-            let cache = refine_gpu::forward(&mut ops, &gf, &gs, tau).unwrap();
-            let (gdf, gds) = refine_gpu::backward(&mut ops, &gf, &gs, &cache, &gdout, tau).unwrap();
+            let cache = refine_gpu::forward(&mut ops, &gf, &gs, (b, kk), tau).unwrap();
+            let (gdf, gds) =
+                refine_gpu::backward(&mut ops, &gf, &gs, &cache, &gdout, (b, kk), tau).unwrap();
             let out = ops.finish(&[&cache.w, &cache.out, &gdf, &gds]).unwrap();
-            let cpu = refine::forward(&f, &s, (n, kk, d), tau);
-            let (df, ds) = refine::backward(&f, &s, &cpu, &dout, (n, kk, d), tau);
-            let what = format!("refine N={n} K'={kk} d={d} tau={tau}");
-            check(&format!("{what} W"), &cpu.w, &out[0], 1e-5);
-            check(&format!("{what} F_R"), &cpu.out, &out[1], 1e-5);
+            let (mut w, mut fr, mut df) = (Vec::new(), Vec::new(), Vec::new());
+            let mut ds = vec![0f32; items * kk * d];
+            for v in 0..b {
+                let fv = &f[v * n * d..(v + 1) * n * d];
+                let so = if shared { 0 } else { v * kk * d };
+                let sv = &s[so..so + kk * d];
+                let cpu = refine::forward(fv, sv, (n, kk, d), tau);
+                let (dfv, dsv) = refine::backward(
+                    fv,
+                    sv,
+                    &cpu,
+                    &dout[v * n * d..(v + 1) * n * d],
+                    (n, kk, d),
+                    tau,
+                );
+                w.extend(cpu.w);
+                fr.extend(cpu.out);
+                df.extend(dfv);
+                ds[so..so + kk * d]
+                    .iter_mut()
+                    .zip(&dsv)
+                    .for_each(|(x, y)| *x += y);
+            }
+            let what = format!("refine B={b} N={n} K'={kk} d={d} tau={tau} shared={shared}");
+            check(&format!("{what} W"), &w, &out[0], 1e-5);
+            check(&format!("{what} F_R"), &fr, &out[1], 1e-5);
             check(&format!("{what} dF"), &df, &out[2], 1e-4);
             check(&format!("{what} dS"), &ds, &out[3], 1e-4);
         }
@@ -713,6 +743,295 @@ mod dense {
             check(&format!("{what} loss"), &[l], &out[1], 1e-5);
             check(&format!("{what} dF"), &df, &out[2], 1e-4);
             check(&format!("{what} dA"), &da, &out[3], 1e-4);
+        }
+    }
+
+    /// Feature dispatching forward and backward for a batch of videos (the aggregation per
+    /// video), with α and β read on the GPU and gradients accumulated into slots that hold values.
+    #[test]
+    fn dispatch_matches_the_cpu() {
+        let Some(ctx) = gpu("dispatch_matches_the_cpu") else {
+            return;
+        };
+        use clot_stages::dispatch::kernel as disp;
+        use clot_stages::dispatch::kernel_gpu as disp_gpu;
+        for (seed, (b, n, k, d, alpha, beta)) in [
+            (2usize, 256usize, 7usize, 40usize, 1.0f32, 0.0f32),
+            (3, 100, 64, 32, 2.5, -0.3),
+            (1, 5, 2, 8, 0.7, 0.2),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let s0 = 700 + 10 * seed as u64;
+            let e = unit_rows(b * n, d, s0);
+            let a = unit_rows(k, d, s0 + 1);
+            let dout = values(b * n * d, s0 + 2);
+            let da0 = values(k * d, s0 + 3);
+            let mut set = ParamSet::default();
+            set.push("clusters", vec![k, d], a.clone());
+            set.push("alpha", vec![1], vec![alpha]);
+            set.push("beta", vec![1], vec![beta]);
+            let gp = GpuParamSet::upload(&ctx, "params", &set).unwrap();
+            let mut gset = set.clone();
+            gset.tensors[0].data = da0.clone();
+            gset.tensors[1].data = vec![0.25];
+            gset.tensors[2].data = vec![-0.5];
+            let gg = GpuParamSet::upload(&ctx, "grads", &gset).unwrap();
+            let ge = GpuMat::upload(&ctx, "E", &e, b * n, d).unwrap();
+            let gdout = GpuMat::upload(&ctx, "dFD", &dout, b * n, d).unwrap();
+            let (ga, gal, gbe) = (
+                gp.get("clusters").unwrap(),
+                gp.get("alpha").unwrap(),
+                gp.get("beta").unwrap(),
+            );
+            let mut ops = Ops::new(&ctx, "dispatch").unwrap();
+            let (gout, cache) = disp_gpu::forward(&mut ops, &ge, &ga, b, &gal, &gbe).unwrap();
+            let gde = disp_gpu::backward(
+                &mut ops,
+                &ge,
+                &ga,
+                &cache,
+                &gdout,
+                b,
+                &gal,
+                (
+                    &gg.get("clusters").unwrap(),
+                    &gg.get("alpha").unwrap(),
+                    &gg.get("beta").unwrap(),
+                ),
+            )
+            .unwrap();
+            let out = ops.finish(&[&gout, &gde, &gg.flat()]).unwrap();
+            let (mut fd, mut de) = (Vec::new(), Vec::new());
+            let (mut da, mut dal, mut dbe) = (da0.clone(), 0.25f32, -0.5f32);
+            for v in 0..b {
+                let ev = &e[v * n * d..(v + 1) * n * d];
+                let (f, c) = disp::forward(ev, &a, (n, k, d), alpha, beta);
+                let (g, gda, gal, gbe) = disp::backward(
+                    ev,
+                    &a,
+                    &c,
+                    &dout[v * n * d..(v + 1) * n * d],
+                    (n, k, d),
+                    alpha,
+                );
+                fd.extend(f);
+                de.extend(g);
+                da.iter_mut().zip(&gda).for_each(|(x, y)| *x += y);
+                dal += gal;
+                dbe += gbe;
+            }
+            let got = gg.to_param_set(&out[2]);
+            let what = format!("dispatch B={b} N={n} K={k} d={d} alpha={alpha} beta={beta}");
+            check(&format!("{what} FD"), &fd, &out[0], 1e-5);
+            check(&format!("{what} dE"), &de, &out[1], 1e-4);
+            check(&format!("{what} dA"), &da, &got.tensors[0].data, 1e-4);
+            check(
+                &format!("{what} dalpha"),
+                &[dal],
+                &got.tensors[1].data,
+                1e-4,
+            );
+            check(&format!("{what} dbeta"), &[dbe], &got.tensors[2].data, 1e-4);
+        }
+    }
+
+    /// OT1's SWD term for a batch (each video its own directions), both variants, with a
+    /// column length that is not a power of two and a full-length video.
+    #[test]
+    fn swd_term_matches_the_cpu() {
+        let Some(ctx) = gpu("swd_term_matches_the_cpu") else {
+            return;
+        };
+        use clot_stages::ot::cost::{SwdParams, SwdVariant, random_directions, swd_cost};
+        use clot_stages::ot::swd_gpu;
+        for (seed, (b, n, k, d, p)) in [
+            (2usize, 256usize, 7usize, 40usize, 150usize),
+            (3, 300, 5, 16, 33),
+            (1, 3000, 12, 40, 150),
+            (2, 1, 2, 8, 4),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let s0 = 800 + 10 * seed as u64;
+            let f = unit_rows(b * n, d, s0);
+            let a = unit_rows(k, d, s0 + 1);
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s0 + 2);
+            let theta: Vec<f32> = (0..b)
+                .flat_map(|_| random_directions(p, d, &mut rng))
+                .collect();
+            for variant in [SwdVariant::Released, SwdVariant::Paper] {
+                let params = SwdParams {
+                    variant,
+                    projections: p,
+                    ..SwdParams::default()
+                };
+                let gf = GpuMat::upload(&ctx, "F", &f, b * n, d).unwrap();
+                let ga = GpuMat::upload(&ctx, "A", &a, k, d).unwrap();
+                let gt = GpuMat::upload(&ctx, "theta", &theta, b * p, d).unwrap();
+                let mut ops = Ops::new(&ctx, "swd").unwrap();
+                let gc = swd_gpu::swd_cost(&mut ops, &gf, &ga, &gt, b, &params).unwrap();
+                let got = ops.finish(&[&gc]).unwrap().remove(0);
+                let want: Vec<f32> = (0..b)
+                    .flat_map(|v| {
+                        swd_cost(
+                            &f[v * n * d..(v + 1) * n * d],
+                            &a,
+                            d,
+                            &theta[v * p * d..(v + 1) * p * d],
+                            &params,
+                        )
+                    })
+                    .collect();
+                let what = format!("swd {variant:?} B={b} N={n} K={k} d={d} P={p}");
+                check(&what, &want, &got, 1e-4);
+            }
+        }
+    }
+
+    /// The parallel decoder forward and backward for a batch of padded videos (masked keys), one
+    /// and two layers, with and without dropout and positions on the values.
+    #[test]
+    fn decoder_matches_the_cpu() {
+        let Some(ctx) = gpu("decoder_matches_the_cpu") else {
+            return;
+        };
+        use clot_stages::decode::kernel::{self as dec, DecoderShape};
+        use clot_stages::decode::kernel_gpu as dec_gpu;
+        for (seed, (b, n, valid, kq, d, heads, layers, drop, pos_values)) in [
+            (
+                2usize,
+                64usize,
+                vec![64usize, 40],
+                7usize,
+                40usize,
+                4usize,
+                1usize,
+                true,
+                true,
+            ),
+            (3, 33, vec![33, 1, 20], 5, 16, 2, 2, false, false),
+            (1, 256, vec![256], 12, 40, 4, 1, true, false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let shape = DecoderShape {
+                d,
+                heads,
+                layers,
+                queries: kq,
+                ffn: 4 * d,
+                pos_values,
+            };
+            let s0 = 900 + 10 * seed as u64;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(s0);
+            let mut params = ParamSet::default();
+            clot_stages::decode::init_params(&mut params, &shape, &mut rng);
+            // LayerNorm γ, β and the attention biases away from their 1 / 0 start
+            for t in params.tensors.iter_mut() {
+                if t.name.contains("norm") || t.name.contains("bias") {
+                    let v = values(t.data.len(), s0 + t.data.len() as u64);
+                    t.data.iter_mut().zip(v).for_each(|(x, r)| *x += 0.3 * r);
+                }
+            }
+            let mut grads = params.zeros_like();
+            for (i, t) in grads.tensors.iter_mut().enumerate() {
+                t.data = values(t.data.len(), s0 + 100 + i as u64);
+            }
+            let mem = unit_rows(b * n, d, s0 + 1);
+            let ds = values(b * kq * d, s0 + 2);
+            let masks: Vec<Vec<bool>> = valid
+                .iter()
+                .map(|&v| (0..n).map(|i| i < v).collect())
+                .collect();
+            let drops: Option<Vec<Vec<dec::LayerDrops<f32>>>> = drop.then(|| {
+                let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(s0 + 3);
+                let mut u = || r.random_range(0f64..1.0);
+                (0..b)
+                    .map(|_| {
+                        (0..layers)
+                            .map(|_| dec::draw_drops(&shape, n, 0.1, &mut u))
+                            .collect()
+                    })
+                    .collect()
+            });
+
+            let gp = GpuParamSet::upload(&ctx, "params", &params).unwrap();
+            let gg = GpuParamSet::upload(&ctx, "grads", &grads).unwrap();
+            let names: Vec<String> = dec::layout(&shape).into_iter().map(|(n, _)| n).collect();
+            let pm: Vec<GpuMat> = names.iter().map(|n| gp.get(n).unwrap()).collect();
+            let gm: Vec<GpuMat> = names.iter().map(|n| gg.get(n).unwrap()).collect();
+            let gmem = GpuMat::upload(&ctx, "memory", &mem, b * n, d).unwrap();
+            let maskf: Vec<f32> = masks
+                .iter()
+                .flatten()
+                .map(|&m| f32::from(u8::from(m)))
+                .collect();
+            let gvalid = GpuMat::upload(&ctx, "valid", &maskf, b, n).unwrap();
+            let pe = dec::positions::<f32>(n, d);
+            let gpe = GpuMat::upload(&ctx, "positions", &pe, n, d).unwrap();
+            let gds = GpuMat::upload(&ctx, "dS", &ds, b * kq, d).unwrap();
+            let gdrops = drops.as_ref().map(|dr| {
+                let refs: Vec<&[dec::LayerDrops<f32>]> = dr.iter().map(|v| v.as_slice()).collect();
+                dec_gpu::upload_drops(&ctx, &refs, &shape, n).unwrap()
+            });
+            let mut ops = Ops::new(&ctx, "decoder").unwrap();
+            let cache = dec_gpu::forward(
+                &mut ops,
+                &pm,
+                &shape,
+                (&gmem, &gvalid, &gpe),
+                b,
+                gdrops.as_deref(),
+            )
+            .unwrap();
+            let gdmem = dec_gpu::backward(
+                &mut ops,
+                &pm,
+                &shape,
+                &cache,
+                &gds,
+                b,
+                gdrops.as_deref(),
+                &gm,
+            )
+            .unwrap();
+            let out = ops.finish(&[&cache.out, &gdmem, &gg.flat()]).unwrap();
+
+            let p = clot_stages::decode::tensors(&params, &shape).unwrap();
+            let (mut sv, mut dmem) = (Vec::new(), Vec::new());
+            let mut want = grads.clone();
+            for v in 0..b {
+                let dr = drops.as_ref().map(|x| x[v].as_slice());
+                let c = dec::forward(&p, &shape, &mem[v * n * d..(v + 1) * n * d], &masks[v], dr);
+                let (g, dm) = dec::backward(
+                    &p,
+                    &shape,
+                    &c,
+                    &ds[v * kq * d..(v + 1) * kq * d],
+                    &masks[v],
+                    dr,
+                );
+                sv.extend_from_slice(&c.out);
+                dmem.extend(dm);
+                for (name, gv) in names.iter().zip(&g) {
+                    let dst = want.get_mut(name).unwrap();
+                    dst.iter_mut().zip(gv).for_each(|(x, y)| *x += y);
+                }
+            }
+            let what = format!(
+                "decoder B={b} N={n} valid={valid:?} K'={kq} d={d} h={heads} L={layers} \
+                 drop={drop} pos_values={pos_values}"
+            );
+            check(&format!("{what} S"), &sv, &out[0], 1e-5);
+            check(&format!("{what} dmem"), &dmem, &out[1], 1e-4);
+            let got = gg.to_param_set(&out[2]);
+            for (w, g) in want.tensors.iter().zip(&got.tensors) {
+                check(&format!("{what} d{}", w.name), &w.data, &g.data, 1e-4);
+            }
         }
     }
 

@@ -8,6 +8,8 @@
 //! Cost per video and layer O(K′·N·d + K′·d²).
 
 pub mod kernel;
+#[cfg(feature = "wgpu")]
+pub mod kernel_gpu;
 
 use bevy_ecs::prelude::*;
 use clot_schemas::{FrameEmbeddings, SegmentEmbeddings};
@@ -17,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::batch::{Batch, EmbeddingGrad, Input, ModelConfig, RunRng, SegmentGrad};
 use crate::graph::{
-    Backward, Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo,
+    Backward, Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo, add_cpu_gpu,
 };
 use crate::linalg::add_into;
 use crate::params::{Grads, ParamSet, Params};
@@ -80,6 +82,158 @@ pub struct DecodeCache {
     drops: Option<Vec<LayerDrops<f32>>>,
 }
 
+/// One video's dropout multipliers per layer, drawn from the run's RNG (training with dropout
+/// only): the same stream on every device.
+fn draw_video_drops(
+    train: bool,
+    cfg: &ModelConfig,
+    shape: &DecoderShape,
+    n: usize,
+    rng: &mut RunRng,
+) -> Option<Vec<LayerDrops<f32>>> {
+    (train && cfg.clot.dropout > 0.0).then(|| {
+        let mut u = || rng.0.random::<f64>();
+        (0..shape.layers)
+            .map(|_| kernel::draw_drops(shape, n, cfg.clot.dropout as f64, &mut u))
+            .collect::<Vec<_>>()
+    })
+}
+
+/// The decoder's tensors of the resident parameters (or gradients), in layout order.
+#[cfg(feature = "wgpu")]
+fn gpu_tensors(
+    set: &crate::optim_gpu::GpuParamSet,
+    shape: &DecoderShape,
+) -> Result<Vec<crate::linalg_gpu::GpuMat>, String> {
+    layout(shape)
+        .into_iter()
+        .map(|(name, dims)| match set.get(&name) {
+            Some(m) if m.len() == dims.iter().product::<usize>() => Ok(m),
+            Some(m) => Err(format!(
+                "{name} has {} values, expected shape {dims:?}",
+                m.len()
+            )),
+            None => Err(format!("missing parameter {name}")),
+        })
+        .collect()
+}
+
+/// [`decode`] on the resident GPU batch: every video's decoder at once; S stays there. The
+/// dropout multipliers are drawn on the CPU from the same stream and uploaded.
+#[cfg(feature = "wgpu")]
+fn decode_gpu(
+    batch: Res<'_, Batch>,
+    cfg: Res<'_, ModelConfig>,
+    model: Res<'_, crate::gpu::resident::GpuModel>,
+    mut gb: ResMut<'_, crate::gpu::resident::GpuBatch>,
+    mut rng: ResMut<'_, RunRng>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+) {
+    use crate::linalg_gpu::{GpuMat, Ops};
+    let _span = profile.span("decode");
+    let shape = cfg.clot.decoder_shape(cfg.dim());
+    if shape.heads == 0 || !shape.d.is_multiple_of(shape.heads) {
+        return failures.report(
+            "decode",
+            format!("d = {} is not divisible by {} heads", shape.d, shape.heads),
+        );
+    }
+    let p = match gpu_tensors(&model.params, &shape) {
+        Ok(p) => p,
+        Err(e) => return failures.report("decode", e),
+    };
+    let (b, n) = (gb.valid.len(), gb.rows);
+    let (Ok(mem), Some(mask)) = (gb.frames().cloned(), gb.mask.clone()) else {
+        return failures.report("decode", "no frame embeddings or mask on the GPU");
+    };
+    let drops: Option<Vec<Vec<LayerDrops<f32>>>> = (0..b)
+        .map(|_| draw_video_drops(batch.train, &cfg, &shape, n, &mut rng))
+        .collect();
+    let run = || {
+        let valid = GpuMat {
+            rows: b,
+            cols: n,
+            ..mask
+        };
+        let pe = kernel::positions::<f32>(n, shape.d);
+        let pe = GpuMat::upload(&model.ctx, "positions", &pe, n, shape.d)?;
+        let drops = match &drops {
+            Some(d) => {
+                let refs: Vec<&[LayerDrops<f32>]> = d.iter().map(|v| v.as_slice()).collect();
+                Some(kernel_gpu::upload_drops(&model.ctx, &refs, &shape, n)?)
+            }
+            None => None,
+        };
+        let mut ops = Ops::new(&model.ctx, "decode")?;
+        let cache = kernel_gpu::forward(
+            &mut ops,
+            &p,
+            &shape,
+            (&mem, &valid, &pe),
+            b,
+            drops.as_deref(),
+        )?;
+        ops.finish(&[])?;
+        Ok::<_, crate::gpu::GpuError>((cache, drops))
+    };
+    match run() {
+        Ok((cache, drops)) => {
+            gb.segments = Some(crate::gpu::resident::GpuSegments {
+                out: cache.out.clone(),
+                queries: shape.queries,
+                cache,
+                drops,
+            })
+        }
+        Err(e) => failures.report("decode", e),
+    }
+}
+
+/// [`decode_backward`] on the resident GPU batch: dL/dS there into the decoder's resident
+/// gradients, and dL/dF added to the frames' gradient.
+#[cfg(feature = "wgpu")]
+fn decode_backward_gpu(
+    cfg: Res<'_, ModelConfig>,
+    model: Res<'_, crate::gpu::resident::GpuModel>,
+    gb: Res<'_, crate::gpu::resident::GpuBatch>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+) {
+    let _span = profile.span("decode.backward");
+    let shape = cfg.clot.decoder_shape(cfg.dim());
+    let (p, g) = match (
+        gpu_tensors(&model.params, &shape),
+        gpu_tensors(&model.grads, &shape),
+    ) {
+        (Ok(p), Ok(g)) => (p, g),
+        (Err(e), _) | (_, Err(e)) => return failures.report("decode", e),
+    };
+    let (Some(seg), Some(ds), Some(df)) = (&gb.segments, &gb.levels[1].grad, &gb.levels[0].grad)
+    else {
+        return failures.report("decode", "no forward results or gradients on the GPU");
+    };
+    let b = gb.valid.len();
+    let run = || {
+        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "decode backward")?;
+        let dmem = kernel_gpu::backward(
+            &mut ops,
+            &p,
+            &shape,
+            &seg.cache,
+            ds,
+            b,
+            seg.drops.as_deref(),
+            &g,
+        )?;
+        ops.axpy(1.0, &dmem, df)?;
+        ops.finish(&[])
+    };
+    if let Err(e) = run() {
+        failures.report("decode", e);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn decode(
     batch: Res<'_, Batch>,
@@ -109,12 +263,7 @@ fn decode(
         let Ok((f, input)) = q.get(e) else {
             return failures.report("decode", format!("entity {e:?} has no frame embeddings"));
         };
-        let drops = (batch.train && cfg.clot.dropout > 0.0).then(|| {
-            let mut u = || rng.0.random::<f64>();
-            (0..shape.layers)
-                .map(|_| kernel::draw_drops(&shape, f.rows(), cfg.clot.dropout as f64, &mut u))
-                .collect::<Vec<_>>()
-        });
+        let drops = draw_video_drops(batch.train, &cfg, &shape, f.rows(), &mut rng);
         if let (Some(log), Some(drops)) = (log.as_deref_mut(), &drops) {
             record_drops(log, work.len(), &shape, f.rows(), drops);
         }
@@ -237,8 +386,17 @@ impl Stage for DecodeStage {
     }
 
     fn build(&self, graph: &mut StageGraph) {
-        graph
-            .add_systems(Forward, Phase::Decode, decode)
-            .add_systems(Backward, Phase::Decode, decode_backward);
+        add_cpu_gpu!(graph, Forward, Phase::Decode, decode, decode_gpu);
+        add_cpu_gpu!(
+            graph,
+            Backward,
+            Phase::Decode,
+            decode_backward,
+            decode_backward_gpu
+        );
+    }
+
+    fn resident(&self) -> bool {
+        true
     }
 }

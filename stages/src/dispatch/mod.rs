@@ -6,6 +6,8 @@
 //! dL/dA, dL/dα, dL/dβ to [`Grads`]. Kernel in [`kernel`]. Cost O(N·K·d) per video.
 
 pub mod kernel;
+#[cfg(feature = "wgpu")]
+pub mod kernel_gpu;
 
 use bevy_ecs::prelude::*;
 use clot_schemas::FrameEmbeddings;
@@ -14,7 +16,7 @@ use rayon::prelude::*;
 use crate::actions::ACTIONS;
 use crate::batch::{Batch, EmbeddingGrad, ModelConfig};
 use crate::graph::{
-    Backward, Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo,
+    Backward, Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo, add_cpu_gpu,
 };
 use crate::linalg::{normalize_rows, normalize_rows_backward};
 use crate::params::{Grads, ParamSet, Params};
@@ -129,6 +131,87 @@ fn dispatch_backward(
     }
 }
 
+/// A, α and β of the resident parameters (or gradients), as GPU matrices.
+#[cfg(feature = "wgpu")]
+fn gpu_weights(
+    set: &crate::optim_gpu::GpuParamSet,
+) -> Option<(
+    crate::linalg_gpu::GpuMat,
+    crate::linalg_gpu::GpuMat,
+    crate::linalg_gpu::GpuMat,
+)> {
+    Some((set.get(ACTIONS)?, set.get(ALPHA)?, set.get(BETA)?))
+}
+
+/// [`dispatch`] on the resident GPU batch: F for the stages after it stays there.
+#[cfg(feature = "wgpu")]
+fn dispatch_gpu(
+    model: Res<'_, crate::gpu::resident::GpuModel>,
+    mut gb: ResMut<'_, crate::gpu::resident::GpuBatch>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+) {
+    let _span = profile.span("dispatch");
+    let Some((a, alpha, beta)) = gpu_weights(&model.params) else {
+        return failures.report("dispatch", MISSING);
+    };
+    let Some(e) = gb.encode.as_ref().map(|c| c.out.clone()) else {
+        return failures.report("dispatch", "no frame embeddings on the GPU");
+    };
+    let b = gb.valid.len();
+    let run = || {
+        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "dispatch")?;
+        let (fd, cache) = kernel_gpu::forward(&mut ops, &e, &a, b, &alpha, &beta)?;
+        let (out, norms) = ops.normalize(&fd)?;
+        ops.finish(&[])?;
+        Ok::<_, crate::gpu::GpuError>(crate::gpu::resident::GpuDispatched { cache, out, norms })
+    };
+    match run() {
+        Ok(d) => gb.dispatch = Some(d),
+        Err(err) => failures.report("dispatch", err),
+    }
+}
+
+/// [`dispatch_backward`] on the resident GPU batch: dL/dF there becomes dL/dE.
+#[cfg(feature = "wgpu")]
+fn dispatch_backward_gpu(
+    model: Res<'_, crate::gpu::resident::GpuModel>,
+    mut gb: ResMut<'_, crate::gpu::resident::GpuBatch>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+) {
+    let _span = profile.span("dispatch.backward");
+    let (Some((a, alpha, _)), Some((da, dalpha, dbeta))) =
+        (gpu_weights(&model.params), gpu_weights(&model.grads))
+    else {
+        return failures.report("dispatch", MISSING);
+    };
+    let (Some(enc), Some(d), Some(df)) = (&gb.encode, &gb.dispatch, &gb.levels[0].grad) else {
+        return failures.report("dispatch", "no forward results or gradient on the GPU");
+    };
+    let b = gb.valid.len();
+    let run = || {
+        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "dispatch backward")?;
+        let dfd = ops.normalize_backward(&d.out, &d.norms, df)?;
+        let de = kernel_gpu::backward(
+            &mut ops,
+            &enc.out,
+            &a,
+            &d.cache,
+            &dfd,
+            b,
+            &alpha,
+            (&da, &dalpha, &dbeta),
+        )?;
+        ops.finish(&[])?;
+        Ok::<_, crate::gpu::GpuError>(de)
+    };
+    match run() {
+        Ok(de) => gb.levels[0].grad = Some(de),
+        Err(err) => failures.report("dispatch", err),
+    }
+}
+
 /// The feature-dispatching stage.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DispatchStage;
@@ -151,8 +234,17 @@ impl Stage for DispatchStage {
     }
 
     fn build(&self, graph: &mut StageGraph) {
-        graph
-            .add_systems(Forward, Phase::Dispatch, dispatch)
-            .add_systems(Backward, Phase::Dispatch, dispatch_backward);
+        add_cpu_gpu!(graph, Forward, Phase::Dispatch, dispatch, dispatch_gpu);
+        add_cpu_gpu!(
+            graph,
+            Backward,
+            Phase::Dispatch,
+            dispatch_backward,
+            dispatch_backward_gpu
+        );
+    }
+
+    fn resident(&self) -> bool {
+        true
     }
 }

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use crate::batch::{Batch, EmbeddingGrad, Input, ModelConfig};
 use crate::graph::{
-    Backward, Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo,
+    Backward, Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo, add_cpu_gpu,
 };
 use crate::params::{Grads, ParamSet, Params};
 use kernel::{LinearRef, MlpCache};
@@ -267,7 +267,7 @@ fn encode_backward_gpu(
         (Ok(l), Ok(g)) => (l, g),
         (Err(e), _) | (_, Err(e)) => return failures.report("encode", e),
     };
-    let (Some(cache), Some(de)) = (&gb.encode, &gb.dframes) else {
+    let (Some(cache), Some(de)) = (&gb.encode, &gb.levels[0].grad) else {
         return failures.report(
             "encode",
             "no embeddings or gradient on the GPU for backward",
@@ -300,30 +300,14 @@ impl Stage for EncodeStage {
     }
 
     fn build(&self, graph: &mut StageGraph) {
-        #[cfg(feature = "wgpu")]
-        {
-            use crate::gpu::on_gpu;
-            use bevy_ecs::schedule::IntoScheduleConfigs;
-            graph
-                .add_systems(
-                    Forward,
-                    Phase::Encode,
-                    (encode_gpu.run_if(on_gpu), encode.run_if(not(on_gpu))).chain(),
-                )
-                .add_systems(
-                    Backward,
-                    Phase::Encode,
-                    (
-                        encode_backward_gpu.run_if(on_gpu),
-                        encode_backward.run_if(not(on_gpu)),
-                    )
-                        .chain(),
-                );
-        }
-        #[cfg(not(feature = "wgpu"))]
-        graph
-            .add_systems(Forward, Phase::Encode, encode)
-            .add_systems(Backward, Phase::Encode, encode_backward);
+        add_cpu_gpu!(graph, Forward, Phase::Encode, encode, encode_gpu);
+        add_cpu_gpu!(
+            graph,
+            Backward,
+            Phase::Encode,
+            encode_backward,
+            encode_backward_gpu
+        );
     }
 
     fn resident(&self) -> bool {

@@ -28,6 +28,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("optim.wgsl", include_str!("../optim.wgsl")),
     ("ot/asot.wgsl", include_str!("../ot/asot.wgsl")),
     ("ot/cost.wgsl", include_str!("../ot/cost.wgsl")),
+    ("ot/swd.wgsl", include_str!("../ot/swd.wgsl")),
 ];
 
 /// Where a command runs its kernels.

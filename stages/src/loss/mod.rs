@@ -233,11 +233,11 @@ fn ce_backward<L: Level>(
     }
 }
 
-/// [`ce_forward`] of the frame level on the resident GPU batch: the whole batch's rows at once;
-/// the loss comes back (one scalar, with OT1's step check).
+/// [`ce_forward`] on the resident GPU batch: the whole batch's rows of the level at once; the
+/// loss comes back (one scalar, with the step checks of the solves not checked yet).
 #[cfg(feature = "wgpu")]
 #[allow(clippy::too_many_arguments)]
-fn ce_forward_gpu(
+fn ce_forward_gpu<L: Level>(
     batch: Res<'_, Batch>,
     cfg: Res<'_, ModelConfig>,
     model: Res<'_, crate::gpu::resident::GpuModel>,
@@ -246,69 +246,87 @@ fn ce_forward_gpu(
     failures: Res<'_, Failures>,
     profile: Res<'_, Profile>,
 ) {
-    let _span = profile.span("loss");
+    let _span = profile.span(L::NAME);
     let Some(a) = model.params.get(ACTIONS) else {
-        return failures.report("loss", "missing parameter clusters");
+        return failures.report(L::NAME, "missing parameter clusters");
     };
-    let (Ok(f), Some(t), Some(mask)) = (gb.frames(), &gb.plan, &gb.mask) else {
-        return failures.report("loss", "no embeddings, plan or mask on the GPU");
+    let f = match gb.embeddings(L::SET) {
+        Ok(f) => f.clone(),
+        Err(e) => return failures.report(L::NAME, e),
     };
+    let Some(t) = gb.level(L::SET).plan.clone() else {
+        return failures.report(L::NAME, "no plan on the GPU");
+    };
+    let states = std::mem::take(&mut gb.step_states);
     let rows = f.rows;
     let run = || {
-        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "loss")?;
-        let p = kernel_gpu::probabilities(&mut ops, f, &a, cfg.temperature)?;
-        let l = kernel_gpu::loss(&mut ops, &p, t, mask, rows)?;
+        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, L::NAME)?;
+        let mask = match (&gb.mask, L::FRAMES) {
+            (Some(m), true) => m.clone(),
+            _ => ops.filled("all rows", rows, 1, 1.0)?,
+        };
+        let p = kernel_gpu::probabilities(&mut ops, &f, &a, cfg.temperature)?;
+        let l = kernel_gpu::loss(&mut ops, &p, &t, &mask, rows)?;
         let mut wanted = vec![&l];
-        wanted.extend(gb.step_state.as_ref());
+        wanted.extend(states.iter().map(|(_, s)| s));
         let out = ops.finish(&wanted)?;
         Ok::<_, crate::gpu::GpuError>((p, out))
     };
     let (p, out) = match run() {
         Ok(r) => r,
-        Err(e) => return failures.report("loss", e),
+        Err(e) => return failures.report(L::NAME, e),
     };
-    if let Some(state) = out.get(1)
-        && let Err(e) = crate::ot::asot_gpu::check_step(cfg.ot(batch.train), state)
-    {
-        return failures.report("ot1", e);
+    for ((stage, _), state) in states.iter().zip(&out[1..]) {
+        if let Err(e) = crate::ot::asot_gpu::check_step(cfg.ot(batch.train), state) {
+            return failures.report(stage, e);
+        }
     }
     let total = f64::from(out[0][0]);
     if !total.is_finite() {
-        return failures.report("loss", format!("the loss is {total}"));
+        return failures.report(L::NAME, format!("the loss is {total}"));
     }
-    loss.add("loss", total);
+    loss.add(L::NAME, total);
     if batch.train {
-        gb.probs = Some(p);
+        gb.level_mut(L::SET).probs = Some(p);
     }
 }
 
-/// [`ce_backward`] of the frame level on the resident GPU batch: dL/dE stays in the batch,
-/// dL/dA goes into the resident gradients.
+/// [`ce_backward`] on the resident GPU batch: the gradient of the level's embeddings stays in
+/// the batch, dL/dA goes into the resident gradients.
 #[cfg(feature = "wgpu")]
-fn ce_backward_gpu(
+fn ce_backward_gpu<L: Level>(
     cfg: Res<'_, ModelConfig>,
     model: Res<'_, crate::gpu::resident::GpuModel>,
     mut gb: ResMut<'_, crate::gpu::resident::GpuBatch>,
     failures: Res<'_, Failures>,
     profile: Res<'_, Profile>,
 ) {
-    let _span = profile.span("loss.backward");
+    let _span = profile.span(match L::SET {
+        LossLevel::Frames => "loss.backward",
+        LossLevel::Refined => "loss-refined.backward",
+        LossLevel::Segments => "loss-segments.backward",
+    });
     let (Some(a), Some(da)) = (model.params.get(ACTIONS), model.grads.get(ACTIONS)) else {
-        return failures.report("loss", "missing parameter clusters");
+        return failures.report(L::NAME, "missing parameter clusters");
     };
-    let (Ok(f), Some(t), Some(mask), Some(p)) = (gb.frames(), &gb.plan, &gb.mask, &gb.probs) else {
-        return failures.report("loss", "no forward results on the GPU for backward");
+    let level = gb.level(L::SET);
+    let (Ok(f), Some(t), Some(p)) = (gb.embeddings(L::SET), &level.plan, &level.probs) else {
+        return failures.report(L::NAME, "no forward results on the GPU for backward");
     };
     let run = || {
         let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "loss backward")?;
-        let df = ops.zeros("dL/dE", f.rows, f.cols)?;
+        let mask = match (&gb.mask, L::FRAMES) {
+            (Some(m), true) => m.clone(),
+            _ => ops.filled("all rows", f.rows, 1, 1.0)?,
+        };
+        let df = ops.zeros("dL/dF", f.rows, f.cols)?;
         kernel_gpu::backward(
             &mut ops,
             f,
             &a,
             p,
             t,
-            mask,
+            &mask,
             cfg.temperature,
             f.rows,
             &df,
@@ -318,8 +336,8 @@ fn ce_backward_gpu(
         Ok::<_, crate::gpu::GpuError>(df)
     };
     match run() {
-        Ok(df) => gb.dframes = Some(df),
-        Err(e) => failures.report("loss", e),
+        Ok(df) => gb.level_mut(L::SET).grad = Some(df),
+        Err(e) => failures.report(L::NAME, e),
     }
 }
 
@@ -334,14 +352,14 @@ impl<L: Level> Stage for LossStage<L> {
 
     fn build(&self, graph: &mut StageGraph) {
         #[cfg(feature = "wgpu")]
-        if L::SET == LossLevel::Frames {
+        {
             use crate::gpu::on_gpu;
             graph
                 .add_systems(
                     Forward,
                     Phase::Loss,
                     (
-                        ce_forward_gpu.run_if(on_gpu),
+                        ce_forward_gpu::<L>.run_if(on_gpu),
                         ce_forward::<L>.run_if(not(on_gpu)),
                     )
                         .chain()
@@ -351,21 +369,20 @@ impl<L: Level> Stage for LossStage<L> {
                     Backward,
                     Phase::Loss,
                     (
-                        ce_backward_gpu.run_if(on_gpu),
+                        ce_backward_gpu::<L>.run_if(on_gpu),
                         ce_backward::<L>.run_if(not(on_gpu)),
                     )
                         .chain()
                         .in_set(L::SET),
                 );
-            return;
         }
+        #[cfg(not(feature = "wgpu"))]
         graph
             .add_systems(Forward, Phase::Loss, ce_forward::<L>.in_set(L::SET))
             .add_systems(Backward, Phase::Loss, ce_backward::<L>.in_set(L::SET));
     }
 
     fn resident(&self) -> bool {
-        // the frame level has GPU systems; the others wait for the decoder's and refinement's
-        L::SET == LossLevel::Frames
+        true
     }
 }

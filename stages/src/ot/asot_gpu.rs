@@ -263,8 +263,9 @@ pub struct ResidentSolve {
 
 /// The cost of [`solve_embeddings`] and its solve, recorded into `ops` from embeddings already
 /// on the GPU (`f` B·N×d, videos padded to N rows; `a` K×d), with nothing read back: the
-/// resident training step's OT. The step-size check the CPU makes before returning waits for
-/// [`check_step`] on [`ResidentSolve::state`].
+/// resident training step's OT. `extra` (a B·N×K term and its weight, e.g. OT1's SWD term) is
+/// added to the cost before the solve. The step-size check the CPU makes before returning waits
+/// for [`check_step`] on [`ResidentSolve::state`].
 #[allow(clippy::too_many_arguments)]
 pub fn solve_resident(
     ops: &mut Ops<'_>,
@@ -274,6 +275,7 @@ pub fn solve_resident(
     rho: f32,
     valid: &[usize],
     p: &AsotParams,
+    extra: Option<(&GpuMat, f32)>,
 ) -> Result<ResidentSolve, OtError> {
     check_problem(b, n, k, valid, p)?;
     let d = f.cols;
@@ -298,16 +300,33 @@ pub fn solve_resident(
         .ok_or_else(|| too_big(ctx, b, n, k, "cells"))?;
     let uniform = ctx.uniform("cost params", &cost_params);
     let cost_bound = ctx.bind(&cost_kernel, &[&uniform, &f.buf, &a.buf, &cost]);
-    let solver = Solver::new(ctx, cost, b, n, k, valid, p)?;
-    solver.record(ctx, &mut ops.submission().encoder, |pass| {
+    {
+        let mut pass = ops
+            .submission()
+            .encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("cost"),
+                timestamp_writes: None,
+            });
         ctx.dispatch(
-            pass,
+            &mut pass,
             &cost_kernel,
             &cost_bound,
             "cosine_prior",
             cells as u64,
         );
-    });
+    }
+    let cost_mat = GpuMat {
+        buf: cost.clone(),
+        offset: 0,
+        rows: b * n,
+        cols: k,
+    };
+    if let Some((term, weight)) = extra {
+        ops.axpy(weight, term, &cost_mat)?;
+    }
+    let solver = Solver::new(ctx, cost, b, n, k, valid, p)?;
+    solver.record(ctx, &mut ops.submission().encoder, |_| {});
     let plan = GpuMat {
         buf: solver.t.clone(),
         offset: 0,
@@ -322,12 +341,7 @@ pub fn solve_resident(
     let scale = GpuMat::upload(ctx, "plan scale", &scale, b * n, 1)?;
     ops.scale_rows(&plan, &scale)?;
     Ok(ResidentSolve {
-        cost: GpuMat {
-            buf: solver.cost.clone(),
-            offset: 0,
-            rows: b * n,
-            cols: k,
-        },
+        cost: cost_mat,
         plan,
         state: GpuMat {
             buf: solver.cols.clone(),

@@ -13,6 +13,8 @@ pub mod cost;
 #[cfg(feature = "wgpu")]
 pub mod cost_gpu;
 pub mod simd;
+#[cfg(feature = "wgpu")]
+pub mod swd_gpu;
 
 pub use asot::{AsotParams, OtError, StepSize, objective, solve, solve_batch};
 pub mod stage;

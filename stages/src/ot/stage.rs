@@ -24,7 +24,9 @@ use clot_schemas::{
 use crate::actions::ACTIONS;
 use crate::batch::{Batch, Input, ModelConfig, OtObjective, RunRng, VideoIndex};
 use crate::gpu::{Compute, ComputeDevice};
-use crate::graph::{Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo};
+use crate::graph::{
+    Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo, add_cpu_gpu,
+};
 use crate::ot::cost::{add_temporal_prior, cosine_cost, random_directions, swd_cost};
 use crate::ot::{AsotParams, objective, solve_batch_on};
 use crate::params::Params;
@@ -208,23 +210,22 @@ fn solve1(
     );
 }
 
-/// [`solve1`] on the resident GPU batch: the cost and the solve from the embeddings there; the
-/// plan stays there for the loss (the step check comes back with the loss). At evaluation the
-/// plans and costs come back, as `TransportPlan` and the OT objective for the predict stage.
+/// OT1 on the resident GPU batch: the cost (with the SWD term of `thetas`, one P×d block per
+/// video, when given) and the solve from the embeddings there; the plan stays there for the loss
+/// (the step check comes back with the loss). At evaluation the plans and costs come back, as
+/// `TransportPlan` and the OT objective for the predict stage.
 #[cfg(feature = "wgpu")]
-#[allow(clippy::too_many_arguments)]
-fn solve1_gpu(
-    batch: Res<'_, Batch>,
-    cfg: Res<'_, ModelConfig>,
-    model: Res<'_, crate::gpu::resident::GpuModel>,
-    mut gb: ResMut<'_, crate::gpu::resident::GpuBatch>,
-    failures: Res<'_, Failures>,
-    profile: Res<'_, Profile>,
-    mut commands: Commands<'_, '_>,
+fn solve_frames_gpu(
+    batch: &Batch,
+    cfg: &ModelConfig,
+    model: &crate::gpu::resident::GpuModel,
+    gb: &mut crate::gpu::resident::GpuBatch,
+    thetas: Option<Vec<Vec<f32>>>,
+    failures: &Failures,
+    commands: &mut Commands<'_, '_>,
 ) {
-    use crate::linalg_gpu::Ops;
+    use crate::linalg_gpu::{GpuMat, Ops};
     use crate::ot::asot_gpu::{check_step, solve_resident};
-    let _span = profile.span("ot1");
     let Some(a) = model.params.get(ACTIONS) else {
         return failures.report("ot1", "missing parameter clusters");
     };
@@ -236,15 +237,31 @@ fn solve1_gpu(
     };
     let run = || {
         let mut ops = Ops::new(&model.ctx, "ot1")?;
-        let solved = solve_resident(
-            &mut ops,
-            &f,
-            &a,
-            (valid.len(), rows, k),
-            cfg.rho,
-            &valid,
-            params,
-        )?;
+        let swd = match &thetas {
+            Some(t) => {
+                let flat = t.concat();
+                let theta = GpuMat::upload(
+                    &model.ctx,
+                    "SWD directions",
+                    &flat,
+                    flat.len() / f.cols,
+                    f.cols,
+                )?;
+                let term = crate::ot::swd_gpu::swd_cost(
+                    &mut ops,
+                    &f,
+                    &a,
+                    &theta,
+                    valid.len(),
+                    &cfg.clot.swd,
+                )?;
+                Some(term)
+            }
+            None => None,
+        };
+        let extra = swd.as_ref().map(|t| (t, cfg.clot.swd_weight));
+        let shape = (valid.len(), rows, k);
+        let solved = solve_resident(&mut ops, &f, &a, shape, cfg.rho, &valid, params, extra)?;
         if batch.train {
             ops.finish(&[])?;
             return Ok((solved, None));
@@ -256,26 +273,111 @@ fn solve1_gpu(
     };
     match run() {
         Ok((solved, None)) => {
-            gb.plan = Some(solved.plan);
-            gb.step_state = Some(solved.state);
+            gb.levels[0].plan = Some(solved.plan);
+            gb.step_states.push(("ot1", solved.state));
         }
         Ok((solved, Some(out))) => {
             insert_plans(
-                &batch,
+                batch,
                 (&out[1], &out[0], &valid),
                 rows,
                 k,
                 Some(params),
                 "ot1",
                 |v, k| TransportPlan::from_vec(v, k, "OT1 plan"),
-                &failures,
-                &mut commands,
+                failures,
+                commands,
             );
-            gb.plan = Some(solved.plan);
-            gb.step_state = None;
+            gb.levels[0].plan = Some(solved.plan);
         }
         Err(e) => failures.report("ot1", e),
     }
+}
+
+/// [`solve1`] on the resident GPU batch.
+#[cfg(feature = "wgpu")]
+fn solve1_gpu(
+    batch: Res<'_, Batch>,
+    cfg: Res<'_, ModelConfig>,
+    model: Res<'_, crate::gpu::resident::GpuModel>,
+    mut gb: ResMut<'_, crate::gpu::resident::GpuBatch>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+    mut commands: Commands<'_, '_>,
+) {
+    let _span = profile.span("ot1");
+    solve_frames_gpu(
+        &batch,
+        &cfg,
+        &model,
+        &mut gb,
+        None,
+        &failures,
+        &mut commands,
+    );
+}
+
+/// [`solve1_swd`] on the resident GPU batch: the directions are drawn on the CPU from the same
+/// streams (one upload of B·P×d values), the SWD term is built on the GPU.
+#[cfg(feature = "wgpu")]
+#[allow(clippy::too_many_arguments)]
+fn solve1_swd_gpu(
+    batch: Res<'_, Batch>,
+    cfg: Res<'_, ModelConfig>,
+    model: Res<'_, crate::gpu::resident::GpuModel>,
+    mut gb: ResMut<'_, crate::gpu::resident::GpuBatch>,
+    mut rng: ResMut<'_, RunRng>,
+    index: Query<'_, '_, &VideoIndex>,
+    failures: Res<'_, Failures>,
+    profile: Res<'_, Profile>,
+    mut commands: Commands<'_, '_>,
+) {
+    let _span = profile.span("ot1");
+    let thetas = draw_directions(&batch, &cfg, &mut rng, &index, None);
+    solve_frames_gpu(
+        &batch,
+        &cfg,
+        &model,
+        &mut gb,
+        Some(thetas),
+        &failures,
+        &mut commands,
+    );
+}
+
+/// The SWD directions of each batch video (P×d): in training from the run's RNG, in batch
+/// order; at evaluation from an RNG seeded by the evaluation seed and the video's index. Recorded
+/// as `swd/<slot>` when the run records.
+fn draw_directions(
+    batch: &Batch,
+    cfg: &ModelConfig,
+    rng: &mut RunRng,
+    index: &Query<'_, '_, &VideoIndex>,
+    log: Option<&mut DrawLog>,
+) -> Vec<Vec<f32>> {
+    let (p, d) = (cfg.clot.swd.projections, cfg.dim());
+    let thetas: Vec<Vec<f32>> = batch
+        .videos
+        .iter()
+        .enumerate()
+        .map(|(pos, &e)| {
+            if batch.train {
+                random_directions(p, d, &mut rng.0)
+            } else {
+                let v = index.get(e).map_or(pos, |i| i.0) as u64;
+                let mut r = ChaCha8Rng::seed_from_u64(
+                    cfg.eval_seed ^ v.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
+                random_directions(p, d, &mut r)
+            }
+        })
+        .collect();
+    if let Some(log) = log {
+        for (slot, t) in thetas.iter().enumerate() {
+            log.scoped_f32(&format!("swd/{slot}"), vec![p, d], t.clone());
+        }
+    }
+    thetas
 }
 
 /// SWD directions: in training from the run's RNG (batch order); at evaluation from an RNG seeded
@@ -295,28 +397,7 @@ fn solve1_swd(
     device: Option<Res<'_, ComputeDevice>>,
     mut commands: Commands<'_, '_>,
 ) {
-    let (p, d) = (cfg.clot.swd.projections, cfg.dim());
-    let thetas: Vec<Vec<f32>> = batch
-        .videos
-        .iter()
-        .enumerate()
-        .map(|(pos, &e)| {
-            if batch.train {
-                random_directions(p, d, &mut rng.0)
-            } else {
-                let v = index.get(e).map_or(pos, |i| i.0) as u64;
-                let mut r = ChaCha8Rng::seed_from_u64(
-                    cfg.eval_seed ^ v.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                );
-                random_directions(p, d, &mut r)
-            }
-        })
-        .collect();
-    if let Some(log) = log.as_deref_mut() {
-        for (slot, t) in thetas.iter().enumerate() {
-            log.scoped_f32(&format!("swd/{slot}"), vec![p, d], t.clone());
-        }
-    }
+    let thetas = draw_directions(&batch, &cfg, &mut rng, &index, log.as_deref_mut());
     solve_frames(
         &batch,
         &cfg,
@@ -438,6 +519,77 @@ fn solve_level<E: Component + Deref<Target = F32Matrix>, P: Component>(
     }
 }
 
+/// [`solve_level`] on the resident GPU batch (OT2 over S, OT3 over F_R): the plan stays there for
+/// the loss; at evaluation it comes back as the level's component (with the objective at a frame
+/// level).
+#[cfg(feature = "wgpu")]
+#[allow(clippy::type_complexity)]
+fn solve_level_gpu<P: Component>(
+    name: &'static str,
+    level: crate::graph::LossLevel,
+    make: fn(Vec<f32>, usize) -> Result<P, clot_schemas::SchemaError>,
+) -> impl FnMut(
+    Res<'_, Batch>,
+    Res<'_, ModelConfig>,
+    Res<'_, crate::gpu::resident::GpuModel>,
+    ResMut<'_, crate::gpu::resident::GpuBatch>,
+    Res<'_, Failures>,
+    Res<'_, Profile>,
+    Commands<'_, '_>,
+) {
+    use crate::graph::LossLevel;
+    use crate::linalg_gpu::Ops;
+    use crate::ot::asot_gpu::{check_step, solve_resident};
+    move |batch, cfg, model, mut gb, failures, profile, mut commands| {
+        let _span = profile.span(name);
+        let Some(a) = model.params.get(ACTIONS) else {
+            return failures.report(name, "missing parameter clusters");
+        };
+        let f = match gb.embeddings(level) {
+            Ok(f) => f.clone(),
+            Err(e) => return failures.report(name, e),
+        };
+        let valid = gb.valid_rows(level);
+        let rows = f.rows / valid.len().max(1);
+        let (k, params) = (cfg.actions, cfg.ot(batch.train));
+        let frames = level != LossLevel::Segments;
+        let run = || {
+            let mut ops = Ops::new(&model.ctx, name)?;
+            let shape = (valid.len(), rows, k);
+            let solved = solve_resident(&mut ops, &f, &a, shape, cfg.rho, &valid, params, None)?;
+            if batch.train {
+                ops.finish(&[])?;
+                return Ok((solved, None));
+            }
+            let out = ops.finish(&[&solved.plan, &solved.cost, &solved.state])?;
+            check_step(params, &out[2])?;
+            crate::ot::asot::check_finite(&out[1], rows, k)?;
+            Ok::<_, crate::ot::OtError>((solved, Some(out)))
+        };
+        match run() {
+            Ok((solved, None)) => {
+                gb.level_mut(level).plan = Some(solved.plan);
+                gb.step_states.push((name, solved.state));
+            }
+            Ok((solved, Some(out))) => {
+                insert_plans(
+                    &batch,
+                    (&out[1], &out[0], &valid),
+                    rows,
+                    k,
+                    frames.then_some(params),
+                    name,
+                    make,
+                    &failures,
+                    &mut commands,
+                );
+                gb.level_mut(level).plan = Some(solved.plan);
+            }
+            Err(e) => failures.report(name, e),
+        }
+    }
+}
+
 /// The OT1 stage; with `swd`, the SWD term is added to the cost.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Solve1Stage {
@@ -474,26 +626,14 @@ impl Stage for Solve1Stage {
 
     fn build(&self, graph: &mut StageGraph) {
         if self.swd {
-            graph.add_systems(Forward, Phase::Solve1, solve1_swd);
-            return;
+            add_cpu_gpu!(graph, Forward, Phase::Solve1, solve1_swd, solve1_swd_gpu);
+        } else {
+            add_cpu_gpu!(graph, Forward, Phase::Solve1, solve1, solve1_gpu);
         }
-        #[cfg(feature = "wgpu")]
-        {
-            use crate::gpu::on_gpu;
-            use bevy_ecs::schedule::IntoScheduleConfigs;
-            graph.add_systems(
-                Forward,
-                Phase::Solve1,
-                (solve1_gpu.run_if(on_gpu), solve1.run_if(not(on_gpu))).chain(),
-            );
-        }
-        #[cfg(not(feature = "wgpu"))]
-        graph.add_systems(Forward, Phase::Solve1, solve1);
     }
 
     fn resident(&self) -> bool {
-        // the SWD term has no GPU kernel yet
-        !self.swd
+        true
     }
 }
 
@@ -514,13 +654,18 @@ impl Stage for Solve2Stage {
     }
 
     fn build(&self, graph: &mut StageGraph) {
-        graph.add_systems(
+        let make = |v, k| SegmentPlan::from_vec(v, k, "OT2 plan");
+        add_cpu_gpu!(
+            graph,
             Forward,
             Phase::Solve2,
-            solve_level::<SegmentEmbeddings, SegmentPlan>("ot2", false, |v, k| {
-                SegmentPlan::from_vec(v, k, "OT2 plan")
-            }),
+            solve_level::<SegmentEmbeddings, SegmentPlan>("ot2", false, make),
+            solve_level_gpu::<SegmentPlan>("ot2", crate::graph::LossLevel::Segments, make)
         );
+    }
+
+    fn resident(&self) -> bool {
+        true
     }
 }
 
@@ -541,12 +686,17 @@ impl Stage for Solve3Stage {
     }
 
     fn build(&self, graph: &mut StageGraph) {
-        graph.add_systems(
+        let make = |v, k| RefinedPlan::from_vec(v, k, "OT3 plan");
+        add_cpu_gpu!(
+            graph,
             Forward,
             Phase::Solve3,
-            solve_level::<RefinedFrames, RefinedPlan>("ot3", true, |v, k| {
-                RefinedPlan::from_vec(v, k, "OT3 plan")
-            }),
+            solve_level::<RefinedFrames, RefinedPlan>("ot3", true, make),
+            solve_level_gpu::<RefinedPlan>("ot3", crate::graph::LossLevel::Refined, make)
         );
+    }
+
+    fn resident(&self) -> bool {
+        true
     }
 }

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::actions::ACTIONS;
 use crate::batch::{Batch, EmbeddingGrad, ModelConfig, RefinedGrad, SegmentGrad};
 use crate::graph::{
-    Backward, Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo,
+    Backward, Failures, Forward, Grad, Phase, Profile, Stage, StageGraph, StageInfo, add_cpu_gpu,
 };
 use crate::linalg::add_into;
 use crate::params::{Grads, Params};
@@ -193,6 +193,108 @@ fn refine_actions_backward(
     }
 }
 
+/// S of a refinement on the resident GPU batch (the segments, or A) and its rows per video.
+#[cfg(feature = "wgpu")]
+fn gpu_over(
+    over: Over,
+    model: &crate::gpu::resident::GpuModel,
+    gb: &crate::gpu::resident::GpuBatch,
+) -> Result<(crate::linalg_gpu::GpuMat, usize), String> {
+    match over {
+        Over::Segments => gb
+            .segments
+            .as_ref()
+            .map(|s| (s.out.clone(), s.queries))
+            .ok_or_else(|| "no segment embeddings on the GPU".into()),
+        Over::Actions => model
+            .params
+            .get(ACTIONS)
+            .map(|a| {
+                let k = a.rows;
+                (a, k)
+            })
+            .ok_or_else(|| "missing parameter clusters".into()),
+    }
+}
+
+/// The refinement's forward on the resident GPU batch.
+#[cfg(feature = "wgpu")]
+#[allow(clippy::type_complexity)]
+fn refine_gpu(
+    over: Over,
+) -> impl FnMut(
+    Res<'_, ModelConfig>,
+    Res<'_, crate::gpu::resident::GpuModel>,
+    ResMut<'_, crate::gpu::resident::GpuBatch>,
+    Res<'_, Failures>,
+    Res<'_, Profile>,
+) {
+    move |cfg, model, mut gb, failures, profile| {
+        let _span = profile.span("refine");
+        let (f, (s, kk)) = match (gb.frames(), gpu_over(over, &model, &gb)) {
+            (Ok(f), Ok(s)) => (f.clone(), s),
+            (Err(e), _) | (_, Err(e)) => return failures.report("refine", e),
+        };
+        let b = gb.valid.len();
+        let run = || {
+            let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "refine")?;
+            let cache = kernel_gpu::forward(&mut ops, &f, &s, (b, kk), cfg.clot.tau_ca)?;
+            ops.finish(&[])?;
+            Ok::<_, crate::gpu::GpuError>(cache)
+        };
+        match run() {
+            Ok(c) => gb.refined = Some(c),
+            Err(e) => failures.report("refine", e),
+        }
+    }
+}
+
+/// The refinement's backward on the resident GPU batch: dL/dF_R there adds to dL/dF and to
+/// dL/dS (or to the resident dL/dA).
+#[cfg(feature = "wgpu")]
+#[allow(clippy::type_complexity)]
+fn refine_backward_gpu(
+    over: Over,
+) -> impl FnMut(
+    Res<'_, ModelConfig>,
+    Res<'_, crate::gpu::resident::GpuModel>,
+    Res<'_, crate::gpu::resident::GpuBatch>,
+    Res<'_, Failures>,
+    Res<'_, Profile>,
+) {
+    move |cfg, model, gb, failures, profile| {
+        let _span = profile.span("refine.backward");
+        let (f, (s, kk)) = match (gb.frames(), gpu_over(over, &model, &gb)) {
+            (Ok(f), Ok(s)) => (f.clone(), s),
+            (Err(e), _) | (_, Err(e)) => return failures.report("refine", e),
+        };
+        let (Some(cache), Some(dout), Some(df)) =
+            (&gb.refined, &gb.levels[2].grad, &gb.levels[0].grad)
+        else {
+            return failures.report("refine", "no forward results or gradients on the GPU");
+        };
+        let ds_into = match over {
+            Over::Segments => gb.levels[1].grad.clone(),
+            Over::Actions => model.grads.get(ACTIONS),
+        };
+        let Some(ds_into) = ds_into else {
+            return failures.report("refine", "no gradient for what the frames attend over");
+        };
+        let b = gb.valid.len();
+        let run = || {
+            let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "refine backward")?;
+            let (dfr, ds) =
+                kernel_gpu::backward(&mut ops, &f, &s, cache, dout, (b, kk), cfg.clot.tau_ca)?;
+            ops.axpy(1.0, &dfr, df)?;
+            ops.axpy(1.0, &ds, &ds_into)?;
+            ops.finish(&[])
+        };
+        if let Err(e) = run() {
+            failures.report("refine", e);
+        }
+    }
+}
+
 /// The refinement stage.
 #[derive(Debug, Clone, Copy)]
 pub struct RefineStage(pub Over);
@@ -230,13 +332,44 @@ impl Stage for RefineStage {
     }
 
     fn build(&self, graph: &mut StageGraph) {
-        match self.0 {
-            Over::Segments => graph
-                .add_systems(Forward, Phase::Refine, refine_segments)
-                .add_systems(Backward, Phase::Refine, refine_segments_backward),
-            Over::Actions => graph
-                .add_systems(Forward, Phase::Refine, refine_actions)
-                .add_systems(Backward, Phase::Refine, refine_actions_backward),
-        };
+        let over = self.0;
+        match over {
+            Over::Segments => {
+                add_cpu_gpu!(
+                    graph,
+                    Forward,
+                    Phase::Refine,
+                    refine_segments,
+                    refine_gpu(over)
+                );
+                add_cpu_gpu!(
+                    graph,
+                    Backward,
+                    Phase::Refine,
+                    refine_segments_backward,
+                    refine_backward_gpu(over)
+                );
+            }
+            Over::Actions => {
+                add_cpu_gpu!(
+                    graph,
+                    Forward,
+                    Phase::Refine,
+                    refine_actions,
+                    refine_gpu(over)
+                );
+                add_cpu_gpu!(
+                    graph,
+                    Backward,
+                    Phase::Refine,
+                    refine_actions_backward,
+                    refine_backward_gpu(over)
+                );
+            }
+        }
+    }
+
+    fn resident(&self) -> bool {
+        true
     }
 }
