@@ -7,7 +7,8 @@
 #   bash bench/gpu.sh [FOLDER]
 #
 # Environment: MAX_CELLS caps the solver benchmark's cases (B·N·K; default 4e9, which runs every
-# case that fits the adapter's limits: on an H200 in minutes, on a software adapter use 2e7).
+# case that fits the adapter's limits: on an H200 in minutes, on a software adapter use 2e7);
+# SEEDS the coffee runs of the devices benchmark (default 5).
 # On a machine whose Vulkan loader is missing, unpack libvulkan1 first (see the device README);
 # VK_DRIVER_FILES may name the vendor's ICD file.
 set -uo pipefail
@@ -35,6 +36,12 @@ step build cargo build --release --locked -p clot-pipeline -p clot-bench || { ca
 step parity_stages cargo test --release --locked -p clot-stages --features wgpu --test gpu_parity --test shaders -- --nocapture
 step parity_pipeline cargo test --release --locked -p clot-pipeline --test device -- --nocapture
 step gpu_solver sh -c "target/release/clot-bench gpu-solver --max-cells ${MAX_CELLS:-4e9} --json > '$out/gpu_solver.json'"
+# whole runs on both devices (the resident training step on wgpu): coffee over five seeds, and the
+# large synthetic set of the CPU benchmark (52 videos of ~2 500 frames, D = 15, K = 12)
+step devices_coffee sh -c "target/release/clot-bench devices --seeds ${SEEDS:-5} --json > '$out/devices_coffee.json'"
+big="${TMPDIR:-/tmp}/clot-big-data"
+step synth_large target/release/clot -q synth --videos 52 --median-len 2500 --dim 15 --actions 12 --activity big --out "$big"
+step devices_large sh -c "target/release/clot-bench devices --layout '$big' --activity big --actions 12 --seeds 1 --json > '$out/devices_large.json'"
 grep -h "on \|max |Δ|\|salat on" "$out"/parity_*.log | sort -u >"$out/parity_summary.txt"
 echo "results in $out" | tee -a "$out/summary.txt"
 exit $status

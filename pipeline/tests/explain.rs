@@ -10,13 +10,17 @@ mod common;
 
 use common::{fails, ok};
 
-/// (phase, stage, text of the stage's three lines) in printed order.
+/// (phase, stage, text of the stage's three lines) in printed order (the table ends at the
+/// first blank line; what follows says where the graph runs on wgpu).
 fn stages(args: &[&str]) -> Vec<(String, String, String)> {
     let mut full = vec!["explain"];
     full.extend_from_slice(args);
     let text = ok(&full);
     let mut out: Vec<(String, String, String)> = Vec::new();
     for line in text.lines().skip(2) {
+        if line.trim().is_empty() {
+            break;
+        }
         if line.starts_with(' ') {
             if let Some(last) = out.last_mut() {
                 last.2.push_str(line);
@@ -155,4 +159,14 @@ fn ablations_combine_and_unknown_ones_fail() {
     );
     let err = fails(&["explain", "--mode", "asot", "--without", "swd"]);
     assert!(err.contains("swd"), "{err}");
+}
+
+/// With the GPU kernels built, `explain` says that the graph trains with a resident step on wgpu.
+#[test]
+fn explain_says_where_the_graph_runs_on_wgpu() {
+    for mode in ["clot", "asot"] {
+        let text = ok(&["explain", "--mode", mode]);
+        let said = text.contains("on wgpu: a resident training step");
+        assert_eq!(said, clot_stages::gpu::WGPU_BUILT, "{mode}: {text}");
+    }
 }

@@ -41,15 +41,11 @@ fn renormalise_gpu(
     let Some(a) = model.params.get(ACTIONS) else {
         return failures.report("actions", "missing parameter clusters (K×d)");
     };
-    let run = || {
-        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "actions")?;
+    crate::gpu::resident::submit(&model, "actions", &failures, |ops| {
         let (unit, _) = ops.normalize(&a)?;
         ops.copy_into(&unit, &a);
-        ops.finish(&[])
-    };
-    if let Err(e) = run() {
-        failures.report("actions", e);
-    }
+        Ok::<_, crate::gpu::GpuError>(())
+    });
 }
 
 /// Re-normalises A before each training step.

@@ -204,11 +204,12 @@ impl<'c> Ops<'c> {
             &ENTRIES,
             &[("workgroup_size", WORKGROUP as f64)],
         )?;
+        let (unused_read, unused_write) = ctx.placeholders();
         Ok(Ops {
             sub: ctx.begin(label),
             kernel,
-            unused_read: ctx.scratch("unused", 1)?,
-            unused_write: ctx.scratch("unused", 1)?,
+            unused_read,
+            unused_write,
         })
     }
 
@@ -228,12 +229,7 @@ impl<'c> Ops<'c> {
 
     /// Submits everything recorded and reads back each of `outputs` (row-major).
     pub fn finish(self, outputs: &[&GpuMat]) -> Result<Vec<Vec<f32>>, GpuError> {
-        let Ops {
-            mut sub,
-            unused_read,
-            unused_write,
-            ..
-        } = self;
+        let Ops { mut sub, .. } = self;
         // a read-back copies from offset 0 of its buffer: stage matrices at an offset first
         let mut staged = Vec::with_capacity(outputs.len());
         for m in outputs {
@@ -253,9 +249,7 @@ impl<'c> Ops<'c> {
         }
         let wanted: Vec<(&wgpu::Buffer, usize)> =
             staged.iter().map(|m| (&m.buf, m.len())).collect();
-        let out = sub.finish(&wanted);
-        drop((unused_read, unused_write));
-        out
+        sub.finish(&wanted)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -323,6 +317,19 @@ impl<'c> Ops<'c> {
         pass.set_pipeline(kernel.pipeline(entry));
         pass.set_bind_group(0, &group, &[]);
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+    }
+
+    /// Records a 1-D entry point over every element of `c` (shape from `c`).
+    fn each(
+        &mut self,
+        entry: &str,
+        a: Option<&GpuMat>,
+        b: Option<&GpuMat>,
+        c: &GpuMat,
+    ) -> Result<(), GpuError> {
+        let groups = self.groups(c.len());
+        self.record(entry, shape(c.rows, c.cols)?, a, b, c, None, groups);
+        Ok(())
     }
 
     /// Workgroups for `threads` invocations of a 1-D entry point (2-D past the device's limit).
@@ -523,75 +530,35 @@ impl<'c> Ops<'c> {
 
     /// c = max(c, 0) in place.
     pub fn relu(&mut self, c: &GpuMat) -> Result<(), GpuError> {
-        self.record(
-            "relu",
-            shape(c.rows, c.cols)?,
-            None,
-            None,
-            c,
-            None,
-            self.groups(c.len()),
-        );
+        self.each("relu", None, None, c)?;
         Ok(())
     }
 
     /// ReLU's backward in place: `grad` = 0 where the ReLU's output `out` is not positive.
     pub fn relu_mask(&mut self, out: &GpuMat, grad: &GpuMat) -> Result<(), GpuError> {
         assert_eq!(out.len(), grad.len(), "relu_mask: shapes differ");
-        self.record(
-            "relu_mask",
-            shape(grad.rows, grad.cols)?,
-            Some(out),
-            None,
-            grad,
-            None,
-            self.groups(grad.len()),
-        );
+        self.each("relu_mask", Some(out), None, grad)?;
         Ok(())
     }
 
     /// `c[i, j] *= scale[i]` in place (`scale` has one value per row).
     pub fn scale_rows(&mut self, c: &GpuMat, scale: &GpuMat) -> Result<(), GpuError> {
         assert_eq!(scale.len(), c.rows, "scale_rows: one factor per row");
-        self.record(
-            "scale_rows",
-            shape(c.rows, c.cols)?,
-            Some(scale),
-            None,
-            c,
-            None,
-            self.groups(c.len()),
-        );
+        self.each("scale_rows", Some(scale), None, c)?;
         Ok(())
     }
 
     /// `c[i, j] /= div[i]` in place (`div` has one value per row).
     pub fn div_rows(&mut self, c: &GpuMat, div: &GpuMat) -> Result<(), GpuError> {
         assert_eq!(div.len(), c.rows, "div_rows: one divisor per row");
-        self.record(
-            "div_rows",
-            shape(c.rows, c.cols)?,
-            Some(div),
-            None,
-            c,
-            None,
-            self.groups(c.len()),
-        );
+        self.each("div_rows", Some(div), None, c)?;
         Ok(())
     }
 
     /// c = s·c with the scalar `s` (1×1) read on the GPU.
     pub fn scale_by(&mut self, c: &GpuMat, s: &GpuMat) -> Result<(), GpuError> {
         assert_eq!(s.len(), 1, "scale_by: a 1×1 scalar");
-        self.record(
-            "scale_by",
-            shape(c.rows, c.cols)?,
-            Some(s),
-            None,
-            c,
-            None,
-            self.groups(c.len()),
-        );
+        self.each("scale_by", Some(s), None, c)?;
         Ok(())
     }
 
@@ -601,15 +568,7 @@ impl<'c> Ops<'c> {
             x.len() == c.len() && y.len() == c.len(),
             "mul_add: shapes differ"
         );
-        self.record(
-            "mul_add",
-            shape(c.rows, c.cols)?,
-            Some(x),
-            Some(y),
-            c,
-            None,
-            self.groups(c.len()),
-        );
+        self.each("mul_add", Some(x), Some(y), c)?;
         Ok(())
     }
 
@@ -624,30 +583,14 @@ impl<'c> Ops<'c> {
             alpha.len() == 1 && beta.len() == 1,
             "sigmoid_affine: 1×1 scalars"
         );
-        self.record(
-            "sigmoid_affine",
-            shape(c.rows, c.cols)?,
-            Some(alpha),
-            Some(beta),
-            c,
-            None,
-            self.groups(c.len()),
-        );
+        self.each("sigmoid_affine", Some(alpha), Some(beta), c)?;
         Ok(())
     }
 
     /// The sigmoid's backward in place: grad = grad ∘ s ∘ (1 − s), `s` the sigmoid's output.
     pub fn sigmoid_backward(&mut self, s: &GpuMat, grad: &GpuMat) -> Result<(), GpuError> {
         assert_eq!(s.len(), grad.len(), "sigmoid_backward: shapes differ");
-        self.record(
-            "sigmoid_backward",
-            shape(grad.rows, grad.cols)?,
-            Some(s),
-            None,
-            grad,
-            None,
-            self.groups(grad.len()),
-        );
+        self.each("sigmoid_backward", Some(s), None, grad)?;
         Ok(())
     }
 

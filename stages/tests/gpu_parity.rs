@@ -1,4 +1,5 @@
-//! CPU vs wgpu parity of every GPU kernel, on seeded inputs with ragged lengths.
+//! CPU vs wgpu parity of every GPU kernel and its backward, on seeded inputs with ragged lengths,
+//! K up to 64 and N up to 20 000.
 //!
 //! With no adapter these tests skip with a message, unless `REQUIRE_GPU=1` (CI sets it, with
 //! Mesa's software Vulkan installed), where a missing adapter fails them. Tolerances are the ones
@@ -561,6 +562,7 @@ mod dense {
             (512usize, vec![15usize, 128, 40]),
             (3, vec![64, 32, 16, 8]),
             (1000, vec![2048, 40]),
+            (20_000, vec![15, 128, 40]),
         ]
         .into_iter()
         .enumerate()
@@ -626,6 +628,7 @@ mod dense {
             (2, 256, 7, 40, 0.1, false),
             (3, 200, 5, 16, 0.1, true),
             (1, 2000, 64, 32, 0.07, false),
+            (1, 20_000, 12, 40, 0.1, false),
             (2, 1, 2, 8, 1.0, false),
         ]
         .into_iter()
@@ -685,6 +688,7 @@ mod dense {
         for (seed, (n, valid, k, d, tau, rows)) in [
             (256usize, 256usize, 7usize, 40usize, 0.1f32, 512usize),
             (700, 333, 64, 32, 0.05, 1400),
+            (20_000, 15_000, 12, 40, 0.1, 20_000),
             (3, 1, 2, 8, 1.0, 3),
         ]
         .into_iter()
@@ -759,6 +763,7 @@ mod dense {
             (2usize, 256usize, 7usize, 40usize, 1.0f32, 0.0f32),
             (3, 100, 64, 32, 2.5, -0.3),
             (1, 5, 2, 8, 0.7, 0.2),
+            (1, 20_000, 12, 40, 1.0, 0.0),
         ]
         .into_iter()
         .enumerate()
@@ -850,6 +855,7 @@ mod dense {
             (2usize, 256usize, 7usize, 40usize, 150usize),
             (3, 300, 5, 16, 33),
             (1, 3000, 12, 40, 150),
+            (1, 20_000, 12, 40, 16),
             (2, 1, 2, 8, 4),
         ]
         .into_iter()
@@ -914,6 +920,7 @@ mod dense {
             ),
             (3, 33, vec![33, 1, 20], 5, 16, 2, 2, false, false),
             (1, 256, vec![256], 12, 40, 4, 1, true, false),
+            (1, 20_000, vec![20_000], 12, 40, 4, 1, false, true),
         ]
         .into_iter()
         .enumerate()

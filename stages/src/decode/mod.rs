@@ -62,13 +62,23 @@ pub fn init_params(params: &mut ParamSet, shape: &DecoderShape, rng: &mut impl R
 
 /// The decoder tensors of `params` in layout order, or the missing name.
 pub fn tensors<'a>(params: &'a ParamSet, shape: &DecoderShape) -> Result<Vec<&'a [f32]>, String> {
+    layout_tensors(shape, |n| params.get(n), |v| v.len())
+}
+
+/// The decoder's tensors in layout order, each looked up with `get` and sized with `len`, or
+/// the name of a missing or mis-sized one.
+fn layout_tensors<T>(
+    shape: &DecoderShape,
+    get: impl Fn(&str) -> Option<T>,
+    len: impl Fn(&T) -> usize,
+) -> Result<Vec<T>, String> {
     layout(shape)
         .into_iter()
-        .map(|(name, dims)| match params.get(&name) {
-            Some(v) if v.len() == dims.iter().product::<usize>() => Ok(v),
+        .map(|(name, dims)| match get(&name) {
+            Some(v) if len(&v) == dims.iter().product::<usize>() => Ok(v),
             Some(v) => Err(format!(
                 "{name} has {} values, expected shape {dims:?}",
-                v.len()
+                len(&v)
             )),
             None => Err(format!("missing parameter {name}")),
         })
@@ -105,17 +115,7 @@ fn gpu_tensors(
     set: &crate::optim_gpu::GpuParamSet,
     shape: &DecoderShape,
 ) -> Result<Vec<crate::linalg_gpu::GpuMat>, String> {
-    layout(shape)
-        .into_iter()
-        .map(|(name, dims)| match set.get(&name) {
-            Some(m) if m.len() == dims.iter().product::<usize>() => Ok(m),
-            Some(m) => Err(format!(
-                "{name} has {} values, expected shape {dims:?}",
-                m.len()
-            )),
-            None => Err(format!("missing parameter {name}")),
-        })
-        .collect()
+    layout_tensors(shape, |n| set.get(n), |m| m.len())
 }
 
 /// [`decode`] on the resident GPU batch: every video's decoder at once; S stays there. The
@@ -130,7 +130,7 @@ fn decode_gpu(
     failures: Res<'_, Failures>,
     profile: Res<'_, Profile>,
 ) {
-    use crate::linalg_gpu::{GpuMat, Ops};
+    use crate::linalg_gpu::GpuMat;
     let _span = profile.span("decode");
     let shape = cfg.clot.decoder_shape(cfg.dim());
     if shape.heads == 0 || !shape.d.is_multiple_of(shape.heads) {
@@ -150,7 +150,7 @@ fn decode_gpu(
     let drops: Option<Vec<Vec<LayerDrops<f32>>>> = (0..b)
         .map(|_| draw_video_drops(batch.train, &cfg, &shape, n, &mut rng))
         .collect();
-    let run = || {
+    let done = crate::gpu::resident::submit(&model, "decode", &failures, |ops| {
         let valid = GpuMat {
             rows: b,
             cols: n,
@@ -165,28 +165,17 @@ fn decode_gpu(
             }
             None => None,
         };
-        let mut ops = Ops::new(&model.ctx, "decode")?;
-        let cache = kernel_gpu::forward(
-            &mut ops,
-            &p,
-            &shape,
-            (&mem, &valid, &pe),
-            b,
-            drops.as_deref(),
-        )?;
-        ops.finish(&[])?;
+        let inputs = (&mem, &valid, &pe);
+        let cache = kernel_gpu::forward(ops, &p, &shape, inputs, b, drops.as_deref())?;
         Ok::<_, crate::gpu::GpuError>((cache, drops))
-    };
-    match run() {
-        Ok((cache, drops)) => {
-            gb.segments = Some(crate::gpu::resident::GpuSegments {
-                out: cache.out.clone(),
-                queries: shape.queries,
-                cache,
-                drops,
-            })
-        }
-        Err(e) => failures.report("decode", e),
+    });
+    if let Some((cache, drops)) = done {
+        gb.segments = Some(crate::gpu::resident::GpuSegments {
+            out: cache.out.clone(),
+            queries: shape.queries,
+            cache,
+            drops,
+        });
     }
 }
 
@@ -214,24 +203,11 @@ fn decode_backward_gpu(
         return failures.report("decode", "no forward results or gradients on the GPU");
     };
     let b = gb.valid.len();
-    let run = || {
-        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "decode backward")?;
-        let dmem = kernel_gpu::backward(
-            &mut ops,
-            &p,
-            &shape,
-            &seg.cache,
-            ds,
-            b,
-            seg.drops.as_deref(),
-            &g,
-        )?;
-        ops.axpy(1.0, &dmem, df)?;
-        ops.finish(&[])
-    };
-    if let Err(e) = run() {
-        failures.report("decode", e);
-    }
+    crate::gpu::resident::submit(&model, "decode", &failures, |ops| {
+        let drops = seg.drops.as_deref();
+        let dmem = kernel_gpu::backward(ops, &p, &shape, &seg.cache, ds, b, drops, &g)?;
+        ops.axpy(1.0, &dmem, df)
+    });
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -159,16 +159,13 @@ fn dispatch_gpu(
         return failures.report("dispatch", "no frame embeddings on the GPU");
     };
     let b = gb.valid.len();
-    let run = || {
-        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "dispatch")?;
-        let (fd, cache) = kernel_gpu::forward(&mut ops, &e, &a, b, &alpha, &beta)?;
+    let done = crate::gpu::resident::submit(&model, "dispatch", &failures, |ops| {
+        let (fd, cache) = kernel_gpu::forward(ops, &e, &a, b, &alpha, &beta)?;
         let (out, norms) = ops.normalize(&fd)?;
-        ops.finish(&[])?;
         Ok::<_, crate::gpu::GpuError>(crate::gpu::resident::GpuDispatched { cache, out, norms })
-    };
-    match run() {
-        Ok(d) => gb.dispatch = Some(d),
-        Err(err) => failures.report("dispatch", err),
+    });
+    if done.is_some() {
+        gb.dispatch = done;
     }
 }
 
@@ -190,25 +187,13 @@ fn dispatch_backward_gpu(
         return failures.report("dispatch", "no forward results or gradient on the GPU");
     };
     let b = gb.valid.len();
-    let run = || {
-        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "dispatch backward")?;
+    let done = crate::gpu::resident::submit(&model, "dispatch", &failures, |ops| {
         let dfd = ops.normalize_backward(&d.out, &d.norms, df)?;
-        let de = kernel_gpu::backward(
-            &mut ops,
-            &enc.out,
-            &a,
-            &d.cache,
-            &dfd,
-            b,
-            &alpha,
-            (&da, &dalpha, &dbeta),
-        )?;
-        ops.finish(&[])?;
-        Ok::<_, crate::gpu::GpuError>(de)
-    };
-    match run() {
-        Ok(de) => gb.levels[0].grad = Some(de),
-        Err(err) => failures.report("dispatch", err),
+        let grads = (&da, &dalpha, &dbeta);
+        kernel_gpu::backward(ops, &enc.out, &a, &d.cache, &dfd, b, &alpha, grads)
+    });
+    if done.is_some() {
+        gb.levels[0].grad = done;
     }
 }
 

@@ -196,7 +196,7 @@ fn encode_gpu(
     profile: Res<'_, Profile>,
 ) {
     use crate::gpu::resident::GpuBatch;
-    use crate::linalg_gpu::{GpuMat, Ops};
+    use crate::linalg_gpu::GpuMat;
     let _span = profile.span("encode");
     let dim = cfg.widths[0];
     let (mut x, mut mask, mut valid) = (Vec::new(), Vec::new(), Vec::new());
@@ -226,26 +226,21 @@ fn encode_gpu(
         Ok(l) => l,
         Err(e) => return failures.report("encode", e),
     };
-    let run = || {
-        let total = batch.videos.len() * rows;
+    let total = batch.videos.len() * rows;
+    let done = crate::gpu::resident::submit(&model, "encode", &failures, |ops| {
         let x = GpuMat::upload(&model.ctx, "sampled frames", &x, total, dim)?;
         let mask = GpuMat::upload(&model.ctx, "mask", &mask, total, 1)?;
-        let mut ops = Ops::new(&model.ctx, "encode")?;
-        let cache = kernel_gpu::forward(&mut ops, &layers, &x)?;
-        ops.finish(&[])?;
+        let cache = kernel_gpu::forward(ops, &layers, &x)?;
         Ok::<_, crate::gpu::GpuError>((mask, cache))
-    };
-    match run() {
-        Ok((mask, cache)) => {
-            *gb = GpuBatch {
-                rows,
-                valid,
-                mask: Some(mask),
-                encode: Some(cache),
-                ..GpuBatch::default()
-            }
-        }
-        Err(e) => failures.report("encode", e),
+    });
+    if let Some((mask, cache)) = done {
+        *gb = GpuBatch {
+            rows,
+            valid,
+            mask: Some(mask),
+            encode: Some(cache),
+            ..GpuBatch::default()
+        };
     }
 }
 
@@ -273,14 +268,9 @@ fn encode_backward_gpu(
             "no embeddings or gradient on the GPU for backward",
         );
     };
-    let run = || {
-        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "encode backward")?;
-        kernel_gpu::backward(&mut ops, &layers, cache, de, &grads, false)?;
-        ops.finish(&[])
-    };
-    if let Err(e) = run() {
-        failures.report("encode", e);
-    }
+    crate::gpu::resident::submit(&model, "encode", &failures, |ops| {
+        kernel_gpu::backward(ops, &layers, cache, de, &grads, false)
+    });
 }
 
 /// The encode stage.

@@ -56,6 +56,9 @@ pub struct GpuContext {
     /// The limits the device was opened with (the adapter's own).
     pub limits: wgpu::Limits,
     kernels: Mutex<HashMap<String, Arc<Kernel>>>,
+    /// Two one-value storage buffers bound where a kernel leaves a binding unused (one for the
+    /// read-only bindings, one for the read-write ones), made once.
+    placeholders: OnceLock<(wgpu::Buffer, wgpu::Buffer)>,
     /// Set by the device-lost callback.
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -156,6 +159,7 @@ impl GpuContext {
             queue,
             limits,
             kernels: Mutex::new(HashMap::new()),
+            placeholders: OnceLock::new(),
             lost,
         })
     }
@@ -292,6 +296,23 @@ impl GpuContext {
             layout: &kernel.layout,
             entries: &entries,
         })
+    }
+
+    /// The placeholder buffers for unused bindings: (read-only, read-write).
+    pub fn placeholders(&self) -> (wgpu::Buffer, wgpu::Buffer) {
+        self.placeholders
+            .get_or_init(|| {
+                let make = |label| {
+                    self.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some(label),
+                        size: 4,
+                        usage: wgpu::BufferUsages::STORAGE,
+                        mapped_at_creation: false,
+                    })
+                };
+                (make("unused (read)"), make("unused (read-write)"))
+            })
+            .clone()
     }
 
     /// A storage buffer holding `data`.

@@ -25,8 +25,9 @@ use bevy_ecs::prelude::*;
 use super::{Compute, ComputeDevice, GpuContext, GpuError};
 use crate::dispatch::kernel_gpu::GpuDispatchCache;
 use crate::encode::kernel_gpu::GpuMlpCache;
-use crate::graph::{LossLevel, StageGraph};
+use crate::graph::{Failures, LossLevel, StageGraph};
 use crate::linalg_gpu::GpuMat;
+use crate::linalg_gpu::Ops;
 use crate::optim::Adam;
 use crate::optim_gpu::{GpuAdam, GpuParamSet};
 use crate::params::{Grads, Params};
@@ -149,6 +150,26 @@ impl GpuBatch {
     }
 }
 
+/// Records a stage's kernels with `record` into one submission on the model's device and submits
+/// it (nothing read back); a failure is reported for `stage` and gives `None`.
+pub fn submit<T, E>(
+    model: &GpuModel,
+    stage: &'static str,
+    failures: &Failures,
+    record: impl FnOnce(&mut Ops<'_>) -> Result<T, E>,
+) -> Option<T>
+where
+    E: std::fmt::Display + From<GpuError>,
+{
+    let run = || -> Result<T, E> {
+        let mut ops = Ops::new(&model.ctx, stage)?;
+        let out = record(&mut ops)?;
+        ops.finish(&[])?;
+        Ok(out)
+    };
+    run().map_err(|e| failures.report(stage, e)).ok()
+}
+
 /// Moves `graph`'s model to the GPU when its device is wgpu and every stage runs resident:
 /// uploads `Params` and `Adam` into a [`GpuModel`] (gradients start at zero) and adds an empty
 /// [`GpuBatch`]. Returns whether the graph is now resident (true at once when it already was).
@@ -183,7 +204,7 @@ pub fn sync_to_host(graph: &mut StageGraph) -> Result<(), GpuError> {
     let Some(model) = graph.world.get_resource::<GpuModel>() else {
         return Ok(());
     };
-    let ops = crate::linalg_gpu::Ops::new(&model.ctx, "parameters to the host")?;
+    let ops = Ops::new(&model.ctx, "parameters to the host")?;
     let out = ops.finish(&[
         &model.params.flat(),
         &model.adam.m.flat(),

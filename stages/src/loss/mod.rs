@@ -313,31 +313,18 @@ fn ce_backward_gpu<L: Level>(
     let (Ok(f), Some(t), Some(p)) = (gb.embeddings(L::SET), &level.plan, &level.probs) else {
         return failures.report(L::NAME, "no forward results on the GPU for backward");
     };
-    let run = || {
-        let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "loss backward")?;
+    let done = crate::gpu::resident::submit(&model, L::NAME, &failures, |ops| {
         let mask = match (&gb.mask, L::FRAMES) {
             (Some(m), true) => m.clone(),
             _ => ops.filled("all rows", f.rows, 1, 1.0)?,
         };
         let df = ops.zeros("dL/dF", f.rows, f.cols)?;
-        kernel_gpu::backward(
-            &mut ops,
-            f,
-            &a,
-            p,
-            t,
-            &mask,
-            cfg.temperature,
-            f.rows,
-            &df,
-            &da,
-        )?;
-        ops.finish(&[])?;
+        let tau = cfg.temperature;
+        kernel_gpu::backward(ops, f, &a, p, t, &mask, tau, f.rows, &df, &da)?;
         Ok::<_, crate::gpu::GpuError>(df)
-    };
-    match run() {
-        Ok(df) => gb.level_mut(L::SET).grad = Some(df),
-        Err(e) => failures.report(L::NAME, e),
+    });
+    if done.is_some() {
+        gb.level_mut(L::SET).grad = done;
     }
 }
 

@@ -210,12 +210,15 @@ fn solve1(
     );
 }
 
-/// OT1 on the resident GPU batch: the cost (with the SWD term of `thetas`, one P×d block per
-/// video, when given) and the solve from the embeddings there; the plan stays there for the loss
-/// (the step check comes back with the loss). At evaluation the plans and costs come back, as
-/// `TransportPlan` and the OT objective for the predict stage.
+/// One OT level on the resident GPU batch: the cost of the level's embeddings (with OT1's SWD
+/// term of `thetas`, one P×d block per video, when given) and the solve there; the plan stays
+/// there for the loss (the step check comes back with the loss). At evaluation the plans and
+/// costs come back, as the level's plan component (`make`) and, at a frame level, the OT
+/// objective.
 #[cfg(feature = "wgpu")]
-fn solve_frames_gpu(
+#[allow(clippy::too_many_arguments)]
+fn solve_on_gpu<P: Component>(
+    (name, level, make): OtLevel<P>,
     batch: &Batch,
     cfg: &ModelConfig,
     model: &crate::gpu::resident::GpuModel,
@@ -227,35 +230,32 @@ fn solve_frames_gpu(
     use crate::linalg_gpu::{GpuMat, Ops};
     use crate::ot::asot_gpu::{check_step, solve_resident};
     let Some(a) = model.params.get(ACTIONS) else {
-        return failures.report("ot1", "missing parameter clusters");
+        return failures.report(name, "missing parameter clusters");
     };
-    let (rows, valid) = (gb.rows, gb.valid.clone());
-    let (k, params) = (cfg.actions, cfg.ot(batch.train));
-    let f = match gb.frames() {
+    let f = match gb.embeddings(level) {
         Ok(f) => f.clone(),
-        Err(e) => return failures.report("ot1", e),
+        Err(e) => return failures.report(name, e),
     };
+    let valid = gb.valid_rows(level);
+    let rows = f.rows / valid.len().max(1);
+    let (k, params) = (cfg.actions, cfg.ot(batch.train));
+    let frames = level != crate::graph::LossLevel::Segments;
     let run = || {
-        let mut ops = Ops::new(&model.ctx, "ot1")?;
+        let mut ops = Ops::new(&model.ctx, name)?;
         let swd = match &thetas {
             Some(t) => {
                 let flat = t.concat();
-                let theta = GpuMat::upload(
-                    &model.ctx,
-                    "SWD directions",
-                    &flat,
-                    flat.len() / f.cols,
-                    f.cols,
-                )?;
-                let term = crate::ot::swd_gpu::swd_cost(
+                let (p, d) = (flat.len() / f.cols.max(1), f.cols);
+                let theta = GpuMat::upload(&model.ctx, "SWD directions", &flat, p, d)?;
+                let swd = &cfg.clot.swd;
+                Some(crate::ot::swd_gpu::swd_cost(
                     &mut ops,
                     &f,
                     &a,
                     &theta,
                     valid.len(),
-                    &cfg.clot.swd,
-                )?;
-                Some(term)
+                    swd,
+                )?)
             }
             None => None,
         };
@@ -273,8 +273,8 @@ fn solve_frames_gpu(
     };
     match run() {
         Ok((solved, None)) => {
-            gb.levels[0].plan = Some(solved.plan);
-            gb.step_states.push(("ot1", solved.state));
+            gb.level_mut(level).plan = Some(solved.plan);
+            gb.step_states.push((name, solved.state));
         }
         Ok((solved, Some(out))) => {
             insert_plans(
@@ -282,17 +282,31 @@ fn solve_frames_gpu(
                 (&out[1], &out[0], &valid),
                 rows,
                 k,
-                Some(params),
-                "ot1",
-                |v, k| TransportPlan::from_vec(v, k, "OT1 plan"),
+                frames.then_some(params),
+                name,
+                make,
                 failures,
                 commands,
             );
-            gb.levels[0].plan = Some(solved.plan);
+            gb.level_mut(level).plan = Some(solved.plan);
         }
-        Err(e) => failures.report("ot1", e),
+        Err(e) => failures.report(name, e),
     }
 }
+
+/// An OT stage's name, loss level and plan component, for [`solve_on_gpu`].
+#[cfg(feature = "wgpu")]
+type OtLevel<P> = (
+    &'static str,
+    crate::graph::LossLevel,
+    fn(Vec<f32>, usize) -> Result<P, clot_schemas::SchemaError>,
+);
+
+/// OT1's, for [`solve_on_gpu`].
+#[cfg(feature = "wgpu")]
+const OT1: OtLevel<TransportPlan> = ("ot1", crate::graph::LossLevel::Frames, |v, k| {
+    TransportPlan::from_vec(v, k, "OT1 plan")
+});
 
 /// [`solve1`] on the resident GPU batch.
 #[cfg(feature = "wgpu")]
@@ -306,7 +320,8 @@ fn solve1_gpu(
     mut commands: Commands<'_, '_>,
 ) {
     let _span = profile.span("ot1");
-    solve_frames_gpu(
+    solve_on_gpu(
+        OT1,
         &batch,
         &cfg,
         &model,
@@ -334,12 +349,14 @@ fn solve1_swd_gpu(
 ) {
     let _span = profile.span("ot1");
     let thetas = draw_directions(&batch, &cfg, &mut rng, &index, None);
-    solve_frames_gpu(
+    let thetas = Some(thetas);
+    solve_on_gpu(
+        OT1,
         &batch,
         &cfg,
         &model,
         &mut gb,
-        Some(thetas),
+        thetas,
         &failures,
         &mut commands,
     );
@@ -537,56 +554,19 @@ fn solve_level_gpu<P: Component>(
     Res<'_, Profile>,
     Commands<'_, '_>,
 ) {
-    use crate::graph::LossLevel;
-    use crate::linalg_gpu::Ops;
-    use crate::ot::asot_gpu::{check_step, solve_resident};
     move |batch, cfg, model, mut gb, failures, profile, mut commands| {
         let _span = profile.span(name);
-        let Some(a) = model.params.get(ACTIONS) else {
-            return failures.report(name, "missing parameter clusters");
-        };
-        let f = match gb.embeddings(level) {
-            Ok(f) => f.clone(),
-            Err(e) => return failures.report(name, e),
-        };
-        let valid = gb.valid_rows(level);
-        let rows = f.rows / valid.len().max(1);
-        let (k, params) = (cfg.actions, cfg.ot(batch.train));
-        let frames = level != LossLevel::Segments;
-        let run = || {
-            let mut ops = Ops::new(&model.ctx, name)?;
-            let shape = (valid.len(), rows, k);
-            let solved = solve_resident(&mut ops, &f, &a, shape, cfg.rho, &valid, params, None)?;
-            if batch.train {
-                ops.finish(&[])?;
-                return Ok((solved, None));
-            }
-            let out = ops.finish(&[&solved.plan, &solved.cost, &solved.state])?;
-            check_step(params, &out[2])?;
-            crate::ot::asot::check_finite(&out[1], rows, k)?;
-            Ok::<_, crate::ot::OtError>((solved, Some(out)))
-        };
-        match run() {
-            Ok((solved, None)) => {
-                gb.level_mut(level).plan = Some(solved.plan);
-                gb.step_states.push((name, solved.state));
-            }
-            Ok((solved, Some(out))) => {
-                insert_plans(
-                    &batch,
-                    (&out[1], &out[0], &valid),
-                    rows,
-                    k,
-                    frames.then_some(params),
-                    name,
-                    make,
-                    &failures,
-                    &mut commands,
-                );
-                gb.level_mut(level).plan = Some(solved.plan);
-            }
-            Err(e) => failures.report(name, e),
-        }
+        let what = (name, level, make);
+        solve_on_gpu(
+            what,
+            &batch,
+            &cfg,
+            &model,
+            &mut gb,
+            None,
+            &failures,
+            &mut commands,
+        );
     }
 }
 

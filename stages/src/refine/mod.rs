@@ -236,15 +236,11 @@ fn refine_gpu(
             (Err(e), _) | (_, Err(e)) => return failures.report("refine", e),
         };
         let b = gb.valid.len();
-        let run = || {
-            let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "refine")?;
-            let cache = kernel_gpu::forward(&mut ops, &f, &s, (b, kk), cfg.clot.tau_ca)?;
-            ops.finish(&[])?;
-            Ok::<_, crate::gpu::GpuError>(cache)
-        };
-        match run() {
-            Ok(c) => gb.refined = Some(c),
-            Err(e) => failures.report("refine", e),
+        let done = crate::gpu::resident::submit(&model, "refine", &failures, |ops| {
+            kernel_gpu::forward(ops, &f, &s, (b, kk), cfg.clot.tau_ca)
+        });
+        if done.is_some() {
+            gb.refined = done;
         }
     }
 }
@@ -281,17 +277,12 @@ fn refine_backward_gpu(
             return failures.report("refine", "no gradient for what the frames attend over");
         };
         let b = gb.valid.len();
-        let run = || {
-            let mut ops = crate::linalg_gpu::Ops::new(&model.ctx, "refine backward")?;
+        crate::gpu::resident::submit(&model, "refine", &failures, |ops| {
             let (dfr, ds) =
-                kernel_gpu::backward(&mut ops, &f, &s, cache, dout, (b, kk), cfg.clot.tau_ca)?;
+                kernel_gpu::backward(ops, &f, &s, cache, dout, (b, kk), cfg.clot.tau_ca)?;
             ops.axpy(1.0, &dfr, df)?;
-            ops.axpy(1.0, &ds, &ds_into)?;
-            ops.finish(&[])
-        };
-        if let Err(e) = run() {
-            failures.report("refine", e);
-        }
+            ops.axpy(1.0, &ds, &ds_into)
+        });
     }
 }
 
