@@ -41,7 +41,7 @@ step gpu_solver sh -c "target/release/clot-bench gpu-solver --max-cells ${MAX_CE
 step devices_coffee sh -c "target/release/clot-bench devices --seeds ${SEEDS:-5} --json > '$out/devices_coffee.json'"
 big="${TMPDIR:-/tmp}/clot-big-data"
 step synth_large target/release/clot -q synth --videos 52 --median-len 2500 --dim 15 --actions 12 --activity big --out "$big"
-step devices_large sh -c "target/release/clot-bench devices --layout '$big' --activity big --actions 12 --seeds 1 --json > '$out/devices_large.json'"
+step devices_large sh -c "target/release/clot-bench devices --layout '$big' --activity big --actions 12 --mlp 15,128,40 --epochs 30 --seeds 1 --json > '$out/devices_large.json'"
 grep -h "on \|max |Δ|\|salat on" "$out"/parity_*.log | sort -u >"$out/parity_summary.txt"
 echo "results in $out" | tee -a "$out/summary.txt"
 exit $status

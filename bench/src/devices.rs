@@ -24,6 +24,9 @@ struct Args {
     steps: usize,
     threads: usize,
     modes: Vec<String>,
+    /// `--mlp` and `--epochs` for `clot train` (the preset's when absent).
+    mlp: Option<String>,
+    epochs: Option<usize>,
     json: bool,
 }
 
@@ -37,6 +40,8 @@ fn parse_args(args: &[String]) -> Result<Args> {
         steps: 10,
         threads: 1,
         modes: vec!["clot".into(), "asot".into()],
+        mlp: None,
+        epochs: None,
         json: false,
     };
     let mut it = args.iter().cloned();
@@ -51,6 +56,8 @@ fn parse_args(args: &[String]) -> Result<Args> {
             "--steps" => a.steps = val()?.parse()?,
             "--threads" => a.threads = val()?.parse()?,
             "--mode" => a.modes = val()?.split(',').map(str::to_string).collect(),
+            "--mlp" => a.mlp = Some(val()?),
+            "--epochs" => a.epochs = Some(val()?.parse()?),
             "--json" => a.json = true,
             other => bail!("unknown flag {other}"),
         }
@@ -83,6 +90,12 @@ fn train(
         .args(["--seed", &seed.to_string(), "--device", device, "--json"])
         .arg("--out")
         .arg(out);
+    if let Some(mlp) = &a.mlp {
+        cmd.args(["--mlp", mlp]);
+    }
+    if let Some(e) = a.epochs {
+        cmd.args(["--epochs", &e.to_string()]);
+    }
     let mut output = None;
     let seconds = time_once(|| -> Result<()> {
         output = Some(cmd.output()?);

@@ -332,6 +332,21 @@ impl<'c> Ops<'c> {
         Ok(())
     }
 
+    /// Records a row kernel: one invocation per row of `over` (shape from `over`), with
+    /// `buffers` bound as a, b, c, dd.
+    fn each_row(
+        &mut self,
+        entry: &str,
+        over: &GpuMat,
+        buffers: [Option<&GpuMat>; 4],
+    ) -> Result<(), GpuError> {
+        let groups = self.groups(over.rows);
+        let params = shape(over.rows, over.cols)?;
+        let kernel = Arc::clone(&self.kernel);
+        self.record_on(&kernel, entry, &params, buffers, groups);
+        Ok(())
+    }
+
     /// Workgroups for `threads` invocations of a 1-D entry point (2-D past the device's limit).
     pub fn groups(&self, threads: usize) -> [u32; 3] {
         let groups = (threads as u64).div_ceil(WORKGROUP as u64).max(1);
@@ -599,15 +614,11 @@ impl<'c> Ops<'c> {
     pub fn argmax_mask(&mut self, x: &GpuMat) -> Result<(GpuMat, GpuMat), GpuError> {
         let masked = self.zeros("argmax masked", x.rows, x.cols)?;
         let onehot = self.zeros("argmax one-hot", x.rows, x.cols)?;
-        self.record(
+        self.each_row(
             "argmax_mask",
-            shape(x.rows, x.cols)?,
-            Some(x),
-            None,
-            &masked,
-            Some(&onehot),
-            self.groups(x.rows),
-        );
+            x,
+            [Some(x), None, Some(&masked), Some(&onehot)],
+        )?;
         Ok((masked, onehot))
     }
 
@@ -692,15 +703,7 @@ impl<'c> Ops<'c> {
     pub fn layer_norm(&mut self, x: &GpuMat) -> Result<(GpuMat, GpuMat), GpuError> {
         let xhat = self.zeros("layer norm", x.rows, x.cols)?;
         let rstd = self.zeros("layer norm 1/sigma", x.rows, 1)?;
-        self.record(
-            "layer_norm",
-            shape(x.rows, x.cols)?,
-            Some(x),
-            None,
-            &xhat,
-            Some(&rstd),
-            self.groups(x.rows),
-        );
+        self.each_row("layer_norm", x, [Some(x), None, Some(&xhat), Some(&rstd)])?;
         Ok((xhat, rstd))
     }
 
@@ -712,15 +715,11 @@ impl<'c> Ops<'c> {
         gdy: &GpuMat,
     ) -> Result<GpuMat, GpuError> {
         let dx = self.zeros("layer norm grad", xhat.rows, xhat.cols)?;
-        self.record(
+        self.each_row(
             "layer_norm_backward",
-            shape(xhat.rows, xhat.cols)?,
-            Some(xhat),
-            Some(rstd),
-            &dx,
-            Some(gdy),
-            self.groups(xhat.rows),
-        );
+            xhat,
+            [Some(xhat), Some(rstd), Some(&dx), Some(gdy)],
+        )?;
         Ok(dx)
     }
 
@@ -778,15 +777,7 @@ impl<'c> Ops<'c> {
     pub fn normalize(&mut self, x: &GpuMat) -> Result<(GpuMat, GpuMat), GpuError> {
         let y = self.zeros("normalized", x.rows, x.cols)?;
         let norms = self.zeros("norms", x.rows, 1)?;
-        self.record(
-            "normalize",
-            shape(x.rows, x.cols)?,
-            Some(x),
-            None,
-            &y,
-            Some(&norms),
-            self.groups(x.rows),
-        );
+        self.each_row("normalize", x, [Some(x), None, Some(&y), Some(&norms)])?;
         Ok((y, norms))
     }
 
@@ -804,29 +795,17 @@ impl<'c> Ops<'c> {
         );
         assert_eq!(norms.len(), y.rows, "normalize_backward: one norm per row");
         let dx = self.zeros("normalize grad", y.rows, y.cols)?;
-        self.record(
+        self.each_row(
             "normalize_backward",
-            shape(y.rows, y.cols)?,
-            Some(y),
-            Some(dy),
-            &dx,
-            Some(norms),
-            self.groups(y.rows),
-        );
+            y,
+            [Some(y), Some(dy), Some(&dx), Some(norms)],
+        )?;
         Ok(dx)
     }
 
     /// Row-wise softmax in place (as [`crate::linalg::softmax_rows`]).
     pub fn softmax(&mut self, z: &GpuMat) -> Result<(), GpuError> {
-        self.record(
-            "softmax",
-            shape(z.rows, z.cols)?,
-            None,
-            None,
-            z,
-            None,
-            self.groups(z.rows),
-        );
+        self.each_row("softmax", z, [None, None, Some(z), None])?;
         Ok(())
     }
 
@@ -838,15 +817,7 @@ impl<'c> Ops<'c> {
             "softmax_backward: shapes differ"
         );
         let dz = self.zeros("softmax grad", w.rows, w.cols)?;
-        self.record(
-            "softmax_backward",
-            shape(w.rows, w.cols)?,
-            Some(w),
-            Some(dw),
-            &dz,
-            None,
-            self.groups(w.rows),
-        );
+        self.each_row("softmax_backward", w, [Some(w), Some(dw), Some(&dz), None])?;
         Ok(dz)
     }
 
@@ -859,15 +830,7 @@ impl<'c> Ops<'c> {
         );
         assert_eq!(mask.len(), p.rows, "ce_rows: one mask value per row");
         let out = self.zeros("cross-entropy rows", p.rows, 1)?;
-        self.record(
-            "ce_rows",
-            shape(p.rows, p.cols)?,
-            Some(p),
-            Some(t),
-            &out,
-            Some(mask),
-            self.groups(p.rows),
-        );
+        self.each_row("ce_rows", p, [Some(p), Some(t), Some(&out), Some(mask)])?;
         Ok(out)
     }
 
