@@ -169,9 +169,13 @@ pub trait Stage {
 
 /// Adds a resident stage's systems to `$phase` of `$schedule`: with the `wgpu` feature its GPU
 /// system `$gpu` (run when the graph is resident, [`crate::gpu::on_gpu`]) chained before its CPU
-/// system `$cpu` (run otherwise); without the feature, `$cpu` alone.
+/// system `$cpu` (run otherwise); without the feature, `$cpu` alone. With a trailing
+/// `in_set $set`, the systems also go in that set (the loss levels' order).
 macro_rules! add_cpu_gpu {
-    ($graph:expr, $schedule:expr, $phase:expr, $cpu:expr, $gpu:expr) => {{
+    ($graph:expr, $schedule:expr, $phase:expr, $cpu:expr, $gpu:expr) => {
+        add_cpu_gpu!($graph, $schedule, $phase, $cpu, $gpu, in_set $phase)
+    };
+    ($graph:expr, $schedule:expr, $phase:expr, $cpu:expr, $gpu:expr, in_set $set:expr) => {{
         #[cfg(feature = "wgpu")]
         {
             use bevy_ecs::schedule::IntoScheduleConfigs;
@@ -182,12 +186,14 @@ macro_rules! add_cpu_gpu {
                     $gpu.run_if(crate::gpu::on_gpu),
                     $cpu.run_if(bevy_ecs::prelude::not(crate::gpu::on_gpu)),
                 )
-                    .chain(),
+                    .chain()
+                    .in_set($set),
             )
         }
         #[cfg(not(feature = "wgpu"))]
         {
-            $graph.add_systems($schedule, $phase, $cpu)
+            use bevy_ecs::schedule::IntoScheduleConfigs;
+            $graph.add_systems($schedule, $phase, $cpu.in_set($set))
         }
     }};
 }

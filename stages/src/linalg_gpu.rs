@@ -656,6 +656,14 @@ impl<'c> Ops<'c> {
         Ok(())
     }
 
+    /// `times` copies of `x` stacked (times·rows × cols), one dispatch: a shared matrix (A, the
+    /// segment queries) given to every video of a batch.
+    pub fn tile(&mut self, x: &GpuMat, times: usize) -> Result<GpuMat, GpuError> {
+        let out = self.zeros("tiled", times * x.rows, x.cols)?;
+        self.add_tiled(x, &out)?;
+        Ok(out)
+    }
+
     /// x ∘ g with `g` one value per column (1×cols), in a new matrix.
     pub fn mul_cols(&mut self, x: &GpuMat, g: &GpuMat) -> Result<GpuMat, GpuError> {
         assert_eq!(g.len(), x.cols, "mul_cols: one factor per column");

@@ -87,6 +87,8 @@ pub fn upload_drops(
 /// One attention's cache.
 #[derive(Debug, Clone)]
 pub struct GpuMhaCache {
+    /// The in-projection's q, k and v weights (d×d each), split off the packed matrix.
+    w: [GpuMat; 3],
     q: GpuMat,
     k: GpuMat,
     v: GpuMat,
@@ -309,6 +311,7 @@ fn mha(
     Ok((
         out,
         GpuMhaCache {
+            w: [wq, wk, wv],
             q,
             k,
             v,
@@ -392,7 +395,7 @@ fn mha_backward(
         )?;
     }
     // the in-projection: gradients of the three parts into one packed temporary each
-    let [(wq, _), (wk, _), (wv, _)] = split_in(ops, p[0], p[1], d)?;
+    let [wq, wk, wv] = &c.w;
     let gw = ops.zeros("in-projection grad", 3 * d, d)?;
     let gb = ops.zeros("in-projection bias grad", 1, 3 * d)?;
     let part = |ops: &mut Ops<'_>, i: usize, x: &GpuMat, w: &GpuMat, dy: &GpuMat| {
@@ -432,9 +435,9 @@ fn mha_backward(
         ops.gemm(1.0, dy, Op::N, w, Op::N, 0.0, &dx)?;
         Ok::<_, GpuError>(dx)
     };
-    let dxq = part(ops, 0, xq, &wq, &dq)?;
-    let dxk = part(ops, 1, xk, &wk, &dk)?;
-    let dxv = part(ops, 2, xv, &wv, &dv)?;
+    let dxq = part(ops, 0, xq, wq, &dq)?;
+    let dxk = part(ops, 1, xk, wk, &dk)?;
+    let dxv = part(ops, 2, xv, wv, &dv)?;
     ops.axpy(1.0, &gw, g[0])?;
     ops.axpy(1.0, &gb, g[1])?;
     Ok((dxq, dxk, dxv))
@@ -467,8 +470,7 @@ pub fn forward(
     } else {
         mem.clone()
     };
-    let mut tgt = ops.zeros("queries", batch * kq, d)?;
-    ops.add_tiled(&p[base + 2], &tgt)?;
+    let mut tgt = ops.tile(&p[base + 2], batch)?;
     let self_dims = Dims {
         batch,
         lq: kq,

@@ -46,15 +46,7 @@ pub fn forward(
     ops.sigmoid_affine(&s, alpha, beta)?;
     let (winner_s, onehot) = ops.argmax_mask(&s)?;
     // c = ((M∘S)ᵀ E + A) / denom per video
-    let c = ops.zeros("dispatch c", batch * k, d)?;
-    for v in 0..batch {
-        let item = GpuMat {
-            offset: c.offset + v * k * d,
-            rows: k,
-            ..c.clone()
-        };
-        ops.copy_into(a, &item);
-    }
+    let c = ops.tile(a, batch)?;
     ops.gemm_batched(batch, (k, n, d), 1.0, &winner_s, Op::T, e, Op::N, 1.0, &c)?;
     let denom = ops.filled("dispatch denominators", batch, k, 1.0)?;
     let ones = ops.filled("ones", 1, n, 1.0)?;

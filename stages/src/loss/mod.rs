@@ -17,7 +17,6 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 
 use bevy_ecs::prelude::*;
-use bevy_ecs::schedule::IntoScheduleConfigs;
 use clot_schemas::{
     F32Matrix, FrameEmbeddings, RefinedFrames, RefinedPlan, SegmentEmbeddings, SegmentPlan,
     TransportPlan,
@@ -28,6 +27,7 @@ use crate::actions::ACTIONS;
 use crate::batch::{Batch, EmbeddingGrad, Input, LossValue, ModelConfig, RefinedGrad, SegmentGrad};
 use crate::graph::{
     Backward, Failures, Forward, Grad, LossLevel, Phase, Profile, Stage, StageGraph, StageInfo,
+    add_cpu_gpu,
 };
 use crate::params::{Grads, Params};
 
@@ -338,35 +338,22 @@ impl<L: Level> Stage for LossStage<L> {
     }
 
     fn build(&self, graph: &mut StageGraph) {
-        #[cfg(feature = "wgpu")]
-        {
-            use crate::gpu::on_gpu;
-            graph
-                .add_systems(
-                    Forward,
-                    Phase::Loss,
-                    (
-                        ce_forward_gpu::<L>.run_if(on_gpu),
-                        ce_forward::<L>.run_if(not(on_gpu)),
-                    )
-                        .chain()
-                        .in_set(L::SET),
-                )
-                .add_systems(
-                    Backward,
-                    Phase::Loss,
-                    (
-                        ce_backward_gpu::<L>.run_if(on_gpu),
-                        ce_backward::<L>.run_if(not(on_gpu)),
-                    )
-                        .chain()
-                        .in_set(L::SET),
-                );
-        }
-        #[cfg(not(feature = "wgpu"))]
-        graph
-            .add_systems(Forward, Phase::Loss, ce_forward::<L>.in_set(L::SET))
-            .add_systems(Backward, Phase::Loss, ce_backward::<L>.in_set(L::SET));
+        add_cpu_gpu!(
+            graph,
+            Forward,
+            Phase::Loss,
+            ce_forward::<L>,
+            ce_forward_gpu::<L>,
+            in_set L::SET
+        );
+        add_cpu_gpu!(
+            graph,
+            Backward,
+            Phase::Loss,
+            ce_backward::<L>,
+            ce_backward_gpu::<L>,
+            in_set L::SET
+        );
     }
 
     fn resident(&self) -> bool {

@@ -201,15 +201,7 @@ pub fn swd_cost(
         theta.cols
     );
     // one copy of A per video, so that frames and actions project alike
-    let stacked = ops.zeros("actions per video", batch * k, d)?;
-    for v in 0..batch {
-        let item = GpuMat {
-            offset: stacked.offset + v * k * d,
-            rows: k,
-            ..stacked.clone()
-        };
-        ops.copy_into(a, &item);
-    }
+    let stacked = ops.tile(a, batch)?;
     let xf = project(ops, &kernel, f, theta, (batch, n, p), params.radius)?;
     let xa = project(ops, &kernel, &stacked, theta, (batch, k, p), params.radius)?;
     if params.variant == SwdVariant::Released {
