@@ -140,7 +140,7 @@ pub fn estimate_actions(ds: &Dataset, activity: &str, range: Option<KRange>) -> 
 }
 
 /// [`resolve_config_from`] with `auto` replaced by the estimate's K.
-fn resolve_with_k(
+pub(crate) fn resolve_with_k(
     r: &Resolved,
     dim: usize,
     labels: &LabelFacts,
@@ -588,7 +588,12 @@ fn write_run(out: &Path, o: &RunOutput<'_>) -> Result<()> {
     }
     if let Some(est) = o.k_estimate {
         write_k_choice(&out.join("k_choice.parquet"), prov, est)?;
-        k_choice_plot(&out.join("k_choice.png"), &title, est)?;
+        k_curve_plot(
+            &out.join("k_choice.png"),
+            &title,
+            "",
+            &[KCurve::of(est, "gap".into())],
+        )?;
     }
     let run = out
         .file_name()
@@ -637,32 +642,80 @@ fn write_run(out: &Path, o: &RunOutput<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The gap statistic against K, with K̂ marked, to `png_path` (and SVG beside it).
-fn k_choice_plot(png_path: &Path, title: &str, est: &KEstimate) -> Result<()> {
-    let (lo, hi) = est
-        .curve
+/// One score curve of `--actions auto` for [`k_curve_plot`]: the gap per K and the K chosen.
+pub(crate) struct KCurve {
+    pub label: String,
+    pub chosen: usize,
+    pub method: String,
+    /// (K, gap)
+    pub points: Vec<(f64, f64)>,
+}
+
+impl KCurve {
+    pub(crate) fn of(est: &KEstimate, label: String) -> Self {
+        KCurve {
+            label,
+            chosen: est.k,
+            method: est.method.clone(),
+            points: est.curve.iter().map(|s| (s.k as f64, s.gap)).collect(),
+        }
+    }
+}
+
+/// The gap statistic against K, each curve's K̂ marked by a vertical line, to `png_path` (and SVG
+/// beside it).
+pub(crate) fn k_curve_plot(
+    png_path: &Path,
+    title: &str,
+    place: &str,
+    curves: &[KCurve],
+) -> Result<()> {
+    let (lo, hi) = curves
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| {
-            (lo.min(s.gap), hi.max(s.gap))
+        .flat_map(|c| &c.points)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(_, g)| {
+            (lo.min(g), hi.max(g))
         });
+    // "knee of … over K = 2-10 (fit; frames …)": the words before the parenthesis in the
+    // subtitle, the details as the legend's title (a long subtitle is cut off)
+    let (method, detail) = curves
+        .first()
+        .map_or(("", ""), |c| match c.method.split_once(" (") {
+            Some((m, d)) => (m, d.strip_suffix(')').unwrap_or(d)),
+            None => (c.method.as_str(), ""),
+        });
+    let chosen = match curves {
+        [one] => format!("chosen K = {} · {method}", one.chosen),
+        _ => format!("one curve per K range · {method}"),
+    };
+    let mut lines_ = Vec::new();
+    for c in curves {
+        lines_.push(Line {
+            label: c.label.clone(),
+            points: c.points.clone(),
+        });
+        lines_.push(Line {
+            label: format!("chosen K = {}", c.chosen),
+            points: vec![(c.chosen as f64, lo), (c.chosen as f64, hi)],
+        });
+    }
     lines(
         png_path,
         &LinesPlot {
             title: format!("{title} · choosing K without labels"),
-            subtitle: Some(format!("chosen K = {} · {}", est.k, est.method)),
+            subtitle: Some(if place.is_empty() {
+                chosen
+            } else {
+                format!("{place} · {chosen}")
+            }),
             x_label: "K (actions)".into(),
             y_label: "gap statistic (mean ln W_ref − ln W)".into(),
-            legend_title: "curve".into(),
-            lines: vec![
-                Line {
-                    label: "gap".into(),
-                    points: est.curve.iter().map(|s| (s.k as f64, s.gap)).collect(),
-                },
-                Line {
-                    label: format!("chosen K = {}", est.k),
-                    points: vec![(est.k as f64, lo), (est.k as f64, hi)],
-                },
-            ],
+            legend_title: if detail.is_empty() {
+                "curve".into()
+            } else {
+                detail.to_string()
+            },
+            lines: lines_,
         },
     )
 }

@@ -175,14 +175,107 @@ fn bad_sweep_files_fail_before_anything_runs() {
     let f = write(
         tmp.path(),
         "e.toml",
-        "dataset = \"demo\"\n[grid]\nactions = [5, \"auto\"]\n",
+        "dataset = \"demo\"\n[grid]\nactions = [5, \"auto:2-50000\"]\n",
     );
     let e = fails(&["sweep", s(&f), "--out", s(&out)]);
     assert!(
-        e.contains("trial 2") && e.contains("clot train --actions auto"),
+        e.contains("trial 2") && e.contains("choosing K for `demo`") && e.contains("50000"),
         "{e}"
     );
     assert!(!out.exists(), "nothing ran, nothing written");
+}
+
+/// `actions = "auto"` in a sweep: K̂ is estimated once per activity and range before anything
+/// runs, each trial is the `clot train --actions auto` run bit for bit (and the same trial as the
+/// one with `actions = K̂`), `trial.parquet` says how K was chosen, the trial folder holds the
+/// score curve, and `clot report` draws it.
+#[test]
+fn actions_auto_trials_estimate_k_once_and_equal_clot_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(
+        tmp.path(),
+        "a.toml",
+        "name = \"a\"\ndataset = \"demo\"\nepochs = 2\nactions = \"auto:2-10\"\n[grid]\nseed = [0, 1]\n",
+    );
+    let out = tmp.path().join("out");
+    let run = clot(&["sweep", s(&f), "--out", s(&out), "--predictions"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert_eq!(
+        stderr.matches("estimated from the features alone").count(),
+        1,
+        "one estimate for the two seeds: {stderr}"
+    );
+    let plan = json(&["sweep", s(&f), "--dry-run", "--json"]);
+    let plan = plan.as_array().unwrap();
+    assert_eq!(plan.len(), 2);
+    let k = plan[0]["config"]["actions"].as_u64().unwrap();
+    assert!((2..=10).contains(&k), "K̂ = {k}");
+    assert_eq!(plan[0]["k_choice"]["k"], k);
+    assert_eq!(plan[0]["k_choice"]["curve"].as_array().unwrap().len(), 9);
+    // the same trial as one with K̂ given
+    let fixed = write(
+        tmp.path(),
+        "f.toml",
+        &format!(
+            "name = \"a\"\ndataset = \"demo\"\nepochs = 2\nactions = {k}\n[grid]\nseed = [0, 1]\n"
+        ),
+    );
+    let fixed = json(&["sweep", s(&fixed), "--dry-run", "--json"]);
+    assert_eq!(plan[0]["trial"], fixed[0]["trial"]);
+    assert!(fixed[0]["k_choice"].is_null());
+    for t in plan {
+        let id = t["trial"].as_str().unwrap();
+        let seed = t["config"]["seed"].to_string();
+        let dir = out.join("sweep=a").join(format!("trial={id}"));
+        let row = read(&dir.join("trial.parquet"));
+        assert_eq!(strings(&row, "k_range"), ["2-10"]);
+        let estimated = row.column_by_name("k_estimated").unwrap().as_boolean();
+        assert!(estimated.value(0));
+        let actions = row
+            .column_by_name("actions")
+            .unwrap()
+            .as_primitive::<arrow_array::types::Int64Type>();
+        assert_eq!(actions.value(0) as u64, k);
+        let train = tmp.path().join(format!("train-{id}"));
+        let report = json(&[
+            "train",
+            "demo",
+            "--epochs",
+            "2",
+            "--actions",
+            "auto:2-10",
+            "--seed",
+            &seed,
+            "--out",
+            s(&train),
+            "--json",
+        ]);
+        assert_eq!(report["config"]["actions"], k);
+        assert_eq!(report["k_choice"]["curve"], t["k_choice"]["curve"]);
+        let (a, b) = (
+            read(&dir.join("predictions.parquet")),
+            read(&train.join("predictions.parquet")),
+        );
+        assert_eq!(i32s(&a, "prediction"), i32s(&b, "prediction"), "trial {id}");
+        let (a, b) = (
+            read(&dir.join("k_choice.parquet")),
+            read(&train.join("k_choice.parquet")),
+        );
+        assert_eq!(f64s(&a, "gap"), f64s(&b, "gap"));
+    }
+    ok(&["report", s(&out)]);
+    let png = out
+        .join("report")
+        .join("a")
+        .join("demo")
+        .join("k_choice.png");
+    assert!(png.is_file(), "{} missing", png.display());
+    let texts = common::svg_texts(&png.with_extension("svg")).join(" ");
+    assert!(
+        texts.contains("choosing K without labels") && texts.contains(&format!("chosen K = {k}")),
+        "{texts}"
+    );
 }
 
 #[test]
@@ -629,4 +722,30 @@ fn a_parquet_sweep_reads_each_activity_once_and_equals_the_folder_sweep() {
         v
     };
     assert_eq!(mofs(&a), mofs(&b));
+    // `actions = "auto"` plans from a Parquet file's features as from the folder's
+    let plan_auto = |data: &Path| {
+        let f = write(
+            tmp.path(),
+            "auto.toml",
+            &format!(
+                "name = \"k\"\ndataset = {:?}\nactivity = \"all\"\nactions = \"auto:2-8\"\n",
+                s(data)
+            ),
+        );
+        let plan = json(&["sweep", s(&f), "--dry-run", "--json"]);
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["activity"].clone(), t["k_choice"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let (from_pq, from_folder) = (plan_auto(&pq), plan_auto(&folder));
+    assert_eq!(from_pq.len(), 3);
+    assert!(from_pq.iter().all(|(_, k)| k["k"].is_u64()), "{from_pq:?}");
+    let curves = |v: &[(serde_json::Value, serde_json::Value)]| {
+        v.iter()
+            .map(|(a, k)| (a.to_string(), k["k"].clone(), k["curve"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(curves(&from_pq), curves(&from_folder));
 }

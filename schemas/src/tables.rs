@@ -181,6 +181,10 @@ impl Table {
                 f("videos", UInt32, false),
                 f("unscored_videos", UInt32, false),
                 f("frames", UInt64, false),
+                // K (the `actions` setting) was estimated without labels (`actions = "auto"`),
+                // over this range of K (null when K was given)
+                f("k_estimated", Boolean, false),
+                f("k_range", Utf8, true),
                 f("mof", Float64, true),
                 f("f1", Float64, true),
                 f("miou", Float64, true),

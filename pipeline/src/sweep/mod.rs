@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clot_datasets::{Dataset, Video};
+use clot_stages::choose_k::{KEstimate, KRange};
 
 use crate::cli::{DatasetArgs, SweepArgs};
 use crate::commands::{Resolved, load_with_dim, resolve};
@@ -170,6 +171,32 @@ fn parquet_facts(path: &Path, r: Resolved, dim: Option<(usize, String)>) -> Resu
     })
 }
 
+/// K̂ of `activity` for `actions = "auto"`, as `clot train --actions auto` estimates it: from the
+/// activity's features alone (a Parquet dataset's activity is read for it and let go after).
+/// Every shard computes the same K̂ (the estimate is seeded and thread-count independent), so
+/// trial ids agree across shards.
+fn estimate_k(source: &Source, activity: &str, range: Option<KRange>) -> Result<KEstimate> {
+    let what = || format!("choosing K for `{activity}` (actions = \"auto\")");
+    match source {
+        Source::InMemory(ds) => {
+            crate::run::estimate_actions(ds, activity, range).with_context(what)
+        }
+        Source::Parquet {
+            path,
+            zero_non_finite,
+        } => {
+            let sel = clot_datasets::ParquetSelection {
+                activities: vec![activity.to_string()],
+                zero_non_finite: *zero_non_finite,
+                ..clot_datasets::ParquetSelection::default()
+            };
+            let (ds, _) = clot_datasets::read_parquet_selected(path, &sel)
+                .with_context(|| format!("reading activity `{activity}` of {}", path.display()))?;
+            crate::run::estimate_actions(&ds, activity, range).with_context(what)
+        }
+    }
+}
+
 /// The videos of the activities whose trials are running, each read once and shared by its
 /// trials; an activity is let go when its last trial has ended.
 struct ActivityCache<'a> {
@@ -277,7 +304,31 @@ pub fn sweep(a: &SweepArgs, quiet: bool) -> Result<()> {
         .iter()
         .map(|(k, (f, _))| (k.clone(), f.clone()))
         .collect();
-    let all = plan::resolve(&file.specs, &facts)?;
+    let mut estimates: BTreeMap<(DataKey, String, String), Arc<KEstimate>> = BTreeMap::new();
+    let mut estimate = |data: &DataKey, activity: &str, range: Option<KRange>| {
+        let key = (
+            data.clone(),
+            activity.to_string(),
+            range.map_or_else(String::new, |r| r.to_string()),
+        );
+        if let Some(est) = estimates.get(&key) {
+            return Ok(Arc::clone(est));
+        }
+        let (_, source) = sources
+            .get(data)
+            .context("internal: a sweep dataset was not read")?;
+        let est = Arc::new(estimate_k(source, activity, range)?);
+        if !quiet {
+            eprintln!(
+                "note: K = {} for `{activity}` of {}, estimated from the features alone ({}; \
+                 {:.1} s). The labels were not read.",
+                est.k, data.dataset, est.method, est.seconds
+            );
+        }
+        estimates.insert(key, Arc::clone(&est));
+        Ok(est)
+    };
+    let all = plan::resolve(&file.specs, &facts, &mut estimate)?;
     let (index, count) = shard_of(a.shard.as_deref(), &|k| std::env::var(k).ok())?;
     let total = all.len();
     let trials = plan::shard(all, index, count);
@@ -406,6 +457,8 @@ fn print_plan(
             dataset: &'a str,
             activity: &'a str,
             config: &'a crate::config::TrainConfig,
+            /// With `actions = "auto"`: K̂, the range, the method and the curve.
+            k_choice: Option<&'a KEstimate>,
         }
         let rows: Vec<Row<'_>> = trials
             .iter()
@@ -414,6 +467,7 @@ fn print_plan(
                 dataset: &t.dataset_name,
                 activity: &t.activity,
                 config: &t.cfg,
+                k_choice: t.k_estimate.as_deref(),
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -425,7 +479,13 @@ fn print_plan(
         dir.display()
     );
     for t in trials {
-        let diff = t.cfg.differences_from_defaults();
+        let mut diff = t.cfg.differences_from_defaults();
+        if let Some(est) = &t.k_estimate {
+            diff.push(format!(
+                "K = {} estimated without labels over {}",
+                est.k, est.range
+            ));
+        }
         println!(
             "  {}  {} / {}  {}",
             t.id,

@@ -27,17 +27,23 @@
 //! trial is resolved exactly as `clot train` resolves its flags ([`crate::run::resolve_config`]).
 //!
 //! A trial's id is a hash of its resolved configuration (dataset name, activity, every setting),
-//! so the same trial has the same id whichever file or order produced it.
+//! so the same trial has the same id whichever file or order produced it. `actions = "auto"`
+//! (or `"auto:MIN-MAX"`) is resolved here to K̂, estimated from the activity's features once per
+//! dataset, activity and range (the caller's [`EstimateK`]); the trial is then the configuration
+//! with K̂, so it has the id of the trial with `actions = K̂`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clot_datasets::{Dataset, GENERIC};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{Overrides, TrainConfig};
+use clot_stages::choose_k::{KEstimate, KRange};
+
+use crate::config::{Actions, Overrides, TrainConfig};
 
 /// Keys that choose the data rather than a setting.
 const DATA_KEYS: [&str; 3] = ["dataset", "preset", "activity"];
@@ -88,7 +94,14 @@ pub struct Trial {
     pub cfg: TrainConfig,
     /// How settings were resolved (e.g. where K came from).
     pub notes: Vec<String>,
+    /// With `actions = "auto"`: how K was estimated (shared by the trials of one dataset,
+    /// activity and range).
+    pub k_estimate: Option<Arc<KEstimate>>,
 }
+
+/// K̂ of one activity of one dataset over a range (`None`: the default range), from its features
+/// alone ([`crate::run::estimate_actions`]). The sweep computes each once per process.
+pub type EstimateK<'a> = dyn FnMut(&DataKey, &str, Option<KRange>) -> Result<Arc<KEstimate>> + 'a;
 
 /// A parsed sweep file.
 #[derive(Debug, Clone)]
@@ -427,9 +440,14 @@ impl DataFacts {
 }
 
 /// Resolves every spec against the facts of its dataset, expanding `activity = "all"` (or no
-/// activity) to every activity of the data. Fails on the first trial whose settings do not
-/// resolve, naming it; duplicate trials (same id) are kept once.
-pub fn resolve(specs: &[TrialSpec], data: &BTreeMap<DataKey, DataFacts>) -> Result<Vec<Trial>> {
+/// activity) to every activity of the data. `actions = "auto"` takes K̂ from `estimate`, and the
+/// trial is then the configuration with that K, as in `clot train --actions auto`. Fails on the
+/// first trial whose settings do not resolve, naming it; duplicate trials (same id) are kept once.
+pub fn resolve(
+    specs: &[TrialSpec],
+    data: &BTreeMap<DataKey, DataFacts>,
+    estimate: &mut EstimateK<'_>,
+) -> Result<Vec<Trial>> {
     let mut trials = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (i, spec) in specs.iter().enumerate() {
@@ -456,15 +474,34 @@ pub fn resolve(specs: &[TrialSpec], data: &BTreeMap<DataKey, DataFacts>) -> Resu
                         .join(", ")
                 );
             };
-            let resolved = crate::run::resolve_config_from(
-                &facts.resolved,
-                facts.dim,
-                &act.labels,
-                activity,
-                &Overrides::default(),
-                &spec.settings,
-            )
-            .with_context(which)?;
+            let (resolved, k_estimate) = match spec.settings.actions {
+                Some(Actions::Auto(range)) => {
+                    let est = estimate(&spec.data, activity, range).with_context(which)?;
+                    let resolved = crate::run::resolve_with_k(
+                        &facts.resolved,
+                        facts.dim,
+                        &act.labels,
+                        activity,
+                        &Overrides::default(),
+                        &spec.settings,
+                        &est,
+                    )
+                    .with_context(which)?;
+                    (resolved, Some(est))
+                }
+                _ => {
+                    let resolved = crate::run::resolve_config_from(
+                        &facts.resolved,
+                        facts.dim,
+                        &act.labels,
+                        activity,
+                        &Overrides::default(),
+                        &spec.settings,
+                    )
+                    .with_context(which)?;
+                    (resolved, None)
+                }
+            };
             crate::train::check_lengths(
                 &resolved.cfg,
                 facts.dim,
@@ -480,6 +517,7 @@ pub fn resolve(specs: &[TrialSpec], data: &BTreeMap<DataKey, DataFacts>) -> Resu
                     activity: activity.clone(),
                     cfg: resolved.cfg,
                     notes: resolved.notes,
+                    k_estimate,
                 });
             }
         }
@@ -632,6 +670,7 @@ mod tests {
                     activity: "a".into(),
                     cfg: c,
                     notes: Vec::new(),
+                    k_estimate: None,
                 }
             })
             .collect();

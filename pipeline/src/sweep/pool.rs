@@ -16,7 +16,9 @@ use indicatif::ProgressBar;
 
 use super::plan::Trial;
 use super::store::{TrialRow, trial_dir, write_trial};
-use crate::output::{Provenance, write_curve, write_predictions, write_video_metrics};
+use crate::output::{
+    Provenance, write_curve, write_k_choice, write_predictions, write_video_metrics,
+};
 use crate::train::{fit, score_with};
 
 /// How to run the trials.
@@ -55,6 +57,7 @@ pub fn run_trial(
         videos: videos.len() as u32,
         unscored_videos: videos.iter().filter(|v| v.labels.is_none()).count() as u32,
         frames: videos.iter().map(|v| v.frames() as u64).sum(),
+        k_range: trial.k_estimate.as_ref().map(|e| e.range.to_string()),
         mof: None,
         f1: None,
         miou: None,
@@ -94,6 +97,9 @@ pub fn run_trial(
         row.final_ot_objective = (!objectives.is_empty() && objectives.len() == results.len())
             .then(|| objectives.iter().sum::<f64>() / objectives.len() as f64);
         write_curve(&dir.join("training_curve.parquet"), &prov, &trained.curve)?;
+        if let Some(est) = &trial.k_estimate {
+            write_k_choice(&dir.join("k_choice.parquet"), &prov, est)?;
+        }
         if predictions {
             write_predictions(&dir.join("predictions.parquet"), &prov, &results)?;
         }

@@ -22,7 +22,9 @@
 //!   over seeds; one line per value of the other swept settings; categories as points),
 //!   `training_curves.png/.svg` (the loss per step of the best configuration's seeds) and, where the
 //!   sweep ran with `--predictions`, `segments_seed<k>.png/.svg` (ground truth vs prediction of
-//!   the best configuration, clusters coloured by their activity-level Hungarian match).
+//!   the best configuration, clusters coloured by their activity-level Hungarian match) and,
+//!   where trials estimated K (`actions = "auto"`), `k_choice.png/.svg` (the gap statistic
+//!   against K, one curve per K range, K̂ marked).
 //!
 //! Cost: O(trials) small Parquet reads and O(trials · settings) grouping; the pictures read the
 //! best configurations' curves and predictions only.
@@ -189,6 +191,8 @@ pub struct TrialRecord {
     pub collapsed: Option<bool>,
     pub final_loss: Option<f64>,
     pub wall_s: Option<f64>,
+    /// The range K̂ was estimated over (`actions = "auto"`; absent in sweeps before the column).
+    pub k_range: Option<String>,
     /// Every setting column, by name.
     pub settings: BTreeMap<String, Setting>,
 }
@@ -393,6 +397,10 @@ fn trial_rows(path: &Path, batches: &[RecordBatch]) -> Result<Vec<TrialRecord>> 
                 collapsed,
                 final_loss: f64_at(b, "final_loss", row)?,
                 wall_s: f64_at(b, "wall_s", row)?,
+                k_range: match b.column_by_name("k_range") {
+                    Some(_) => text_at(b, "k_range", row)?,
+                    None => None,
+                },
                 settings,
             });
         }
@@ -1556,6 +1564,10 @@ fn pictures(r: &Report, s: &SweepInfo, out: &Path) -> Result<Vec<PathBuf>> {
             setting_picture(&png, &scored, &missing, s, setting, by, &place)?;
             written.push(png);
         }
+        let png = dir.join("k_choice.png");
+        if k_choice_picture(&png, r, &s.name, dataset, activity, &place)? {
+            written.push(png);
+        }
         let best = r.best.iter().find(|b| {
             !b.label_free
                 && b.sweep == s.name
@@ -1633,6 +1645,78 @@ fn pictures(r: &Report, s: &SweepInfo, out: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(written)
+}
+
+/// The score curve of `actions = "auto"` for one activity of a sweep (one curve per K range, read
+/// from the first trial of each that wrote `k_choice.parquet`); false when no trial estimated K.
+fn k_choice_picture(
+    png: &Path,
+    r: &Report,
+    sweep: &str,
+    dataset: &str,
+    activity: &str,
+    place: &str,
+) -> Result<bool> {
+    let mut curves: Vec<crate::run::KCurve> = Vec::new();
+    let mut ranges: Vec<&str> = Vec::new();
+    for t in &r.records {
+        let Some(range) = t.k_range.as_deref() else {
+            continue;
+        };
+        let path = t.dir().join("k_choice.parquet");
+        if t.sweep != sweep
+            || t.dataset != dataset
+            || t.activity != activity
+            || ranges.contains(&range)
+            || !path.exists()
+        {
+            continue;
+        }
+        ranges.push(range);
+        curves.push(
+            read_k_choice(&path, range).with_context(|| format!("reading {}", path.display()))?,
+        );
+    }
+    if curves.is_empty() {
+        return Ok(false);
+    }
+    crate::run::k_curve_plot(png, "Number of actions", place, &curves)?;
+    Ok(true)
+}
+
+/// A trial's `k_choice.parquet` as a curve labelled by its K range.
+fn read_k_choice(path: &Path, range: &str) -> Result<crate::run::KCurve> {
+    let mut curve = crate::run::KCurve {
+        label: format!("gap, K in {range}"),
+        chosen: 0,
+        method: String::new(),
+        points: Vec::new(),
+    };
+    for b in read_batches(path)? {
+        let k = column(&b, "k")?;
+        let k = k
+            .as_primitive_opt::<UInt32Type>()
+            .ok_or_else(|| wrong_type("k", "UInt32", k.data_type()))?;
+        let gap = column(&b, "gap")?;
+        let gap = gap
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| wrong_type("gap", "Float64", gap.data_type()))?;
+        let chosen = column(&b, "chosen")?;
+        let chosen = chosen
+            .as_boolean_opt()
+            .ok_or_else(|| wrong_type("chosen", "Boolean", chosen.data_type()))?;
+        for row in 0..b.num_rows() {
+            curve.points.push((k.value(row) as f64, gap.value(row)));
+            if chosen.is_valid(row) && chosen.value(row) {
+                curve.chosen = k.value(row) as usize;
+                curve.method = required_text(&b, "method", row)?;
+            }
+        }
+    }
+    if curve.method.is_empty() {
+        bail!("no row is marked `chosen`");
+    }
+    Ok(curve)
 }
 
 /// `by` against `setting` over the configurations of one activity.
@@ -1964,6 +2048,7 @@ mod tests {
             collapsed: mof.map(|_| seed == 1),
             final_loss: mof.map(|_| loss),
             wall_s: Some(1.0),
+            k_range: None,
             settings,
         }
     }

@@ -6,6 +6,7 @@
 //! <out>/sweep=<name>/trial=<id>/video_metrics.parquet    per video (with ground truth)
 //! <out>/sweep=<name>/trial=<id>/training_curve.parquet   per step
 //! <out>/sweep=<name>/trial=<id>/predictions.parquet      per frame (with --predictions)
+//! <out>/sweep=<name>/trial=<id>/k_choice.parquet         per K tried (with actions = "auto")
 //! ```
 //!
 //! Every file is written atomically (temporary name, fsync, rename), and `trial.parquet` is written
@@ -56,6 +57,8 @@ pub struct TrialRow {
     /// Videos predicted but not scored (no ground truth).
     pub unscored_videos: u32,
     pub frames: u64,
+    /// The range K̂ was estimated over (`actions = "auto"`); `None` when K was given.
+    pub k_range: Option<String>,
     pub mof: Option<f64>,
     pub f1: Option<f64>,
     pub miou: Option<f64>,
@@ -176,6 +179,8 @@ pub fn write_trial(path: &Path, prov: &Provenance, row: &TrialRow) -> Result<()>
         Arc::new(UInt32Array::from(vec![row.videos])),
         Arc::new(UInt32Array::from(vec![row.unscored_videos])),
         Arc::new(UInt64Array::from(vec![row.frames])),
+        Arc::new(BooleanArray::from(vec![row.k_range.is_some()])),
+        so(&row.k_range),
         fo(row.mof),
         fo(row.f1),
         fo(row.miou),
