@@ -153,6 +153,7 @@ pub fn write_summary(
     skipped_videos: usize,
     scores: &Scores,
     wall_s: f64,
+    k_estimate: Option<&KEstimate>,
 ) -> Result<()> {
     let schema = prov.schema(Table::RunSummary);
     let c = &prov.config;
@@ -167,6 +168,11 @@ pub fn write_summary(
             Arc::new(UInt64Array::from(vec![c.seed])),
             Arc::new(StringArray::from(vec![prov.device.0.as_str()])),
             Arc::new(StringArray::from(vec![c.hash()])),
+            Arc::new(UInt32Array::from(vec![c.actions as u32])),
+            Arc::new(BooleanArray::from(vec![k_estimate.is_some()])),
+            Arc::new(StringArray::from(vec![
+                k_estimate.map(|e| e.range.to_string()),
+            ])),
             Arc::new(UInt32Array::from(vec![videos as u32])),
             Arc::new(UInt32Array::from(vec![skipped_videos as u32])),
             Arc::new(Float64Array::from(vec![a.mof])),

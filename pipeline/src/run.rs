@@ -611,6 +611,7 @@ fn write_run(out: &Path, o: &RunOutput<'_>) -> Result<()> {
                 o.skipped_videos,
                 s,
                 o.wall,
+                o.k_estimate,
             )?;
             let (pred, gt): (Vec<i32>, Vec<i32>) = o
                 .results

@@ -599,6 +599,27 @@ fn actions_auto_reads_no_labels_and_records_its_curve() {
     }
     let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(cfg.contains(&format!("actions = {k}")), "{cfg}");
+    // the labelled run's summary says K̂ and how it was chosen
+    let summary = read(&d.out("auto-labelled").join("summary.parquet"));
+    let col = |name: &str| summary.column_by_name(name).unwrap().clone();
+    let actions = col("actions");
+    let actions = actions
+        .as_any()
+        .downcast_ref::<arrow_array::UInt32Array>()
+        .unwrap();
+    assert_eq!(actions.value(0) as u64, k);
+    let estimated = col("k_estimated");
+    let estimated = estimated
+        .as_any()
+        .downcast_ref::<arrow_array::BooleanArray>()
+        .unwrap();
+    assert!(estimated.value(0));
+    let range = col("k_range");
+    let range = range
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .unwrap();
+    assert_eq!(range.value(0), "2-16");
 }
 
 #[test]

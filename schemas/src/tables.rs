@@ -134,6 +134,10 @@ impl Table {
                 f("seed", UInt64, false),
                 f("device", Utf8, false),
                 f("config_hash", Utf8, false),
+                // K, and whether it was estimated without labels (`--actions auto`) over k_range
+                f("actions", UInt32, false),
+                f("k_estimated", Boolean, false),
+                f("k_range", Utf8, true),
                 f("videos", UInt32, false),
                 f("skipped_videos", UInt32, false),
                 f("mof", Float64, false),
