@@ -144,17 +144,29 @@ pub fn write_video_metrics(
     write_table(path, schema, &[b]).map_err(Into::into)
 }
 
+/// What the one-row run summary holds besides the provenance.
+#[derive(Debug)]
+pub struct Summary<'a> {
+    /// The run folder's name.
+    pub run: &'a str,
+    pub videos: usize,
+    pub skipped_videos: usize,
+    pub scores: &'a Scores,
+    pub wall_s: f64,
+    /// With `--actions auto`: how K was estimated.
+    pub k_estimate: Option<&'a KEstimate>,
+}
+
 /// Writes the one-row run summary.
-pub fn write_summary(
-    path: &Path,
-    prov: &Provenance,
-    run: &str,
-    videos: usize,
-    skipped_videos: usize,
-    scores: &Scores,
-    wall_s: f64,
-    k_estimate: Option<&KEstimate>,
-) -> Result<()> {
+pub fn write_summary(path: &Path, prov: &Provenance, row: &Summary<'_>) -> Result<()> {
+    let &Summary {
+        run,
+        videos,
+        skipped_videos,
+        scores,
+        wall_s,
+        k_estimate,
+    } = row;
     let schema = prov.schema(Table::RunSummary);
     let c = &prov.config;
     let (a, v) = (&scores.activity, &scores.video);

@@ -15,8 +15,8 @@ use crate::commands::{Resolved, baselines, load_with_dim};
 use crate::config::{Actions, Overrides, TrainConfig};
 use crate::graphs;
 use crate::output::{
-    Provenance, read_checkpoint, write_checkpoint, write_curve, write_k_choice, write_predictions,
-    write_summary, write_text, write_video_metrics,
+    Provenance, Summary, read_checkpoint, write_checkpoint, write_curve, write_k_choice,
+    write_predictions, write_summary, write_text, write_video_metrics,
 };
 use crate::plot::{Line, LinesPlot, SegmentsPlot, curve, lines, segments};
 use crate::train::{Scores, StageTime, VideoResult, fit, score_with};
@@ -606,12 +606,14 @@ fn write_run(out: &Path, o: &RunOutput<'_>) -> Result<()> {
             write_summary(
                 &out.join("summary.parquet"),
                 prov,
-                &run,
-                o.results.len(),
-                o.skipped_videos,
-                s,
-                o.wall,
-                o.k_estimate,
+                &Summary {
+                    run: &run,
+                    videos: o.results.len(),
+                    skipped_videos: o.skipped_videos,
+                    scores: s,
+                    wall_s: o.wall,
+                    k_estimate: o.k_estimate,
+                },
             )?;
             let (pred, gt): (Vec<i32>, Vec<i32>) = o
                 .results

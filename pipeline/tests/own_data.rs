@@ -601,7 +601,7 @@ fn actions_auto_reads_no_labels_and_records_its_curve() {
     assert!(cfg.contains(&format!("actions = {k}")), "{cfg}");
     // the labelled run's summary says K̂ and how it was chosen
     let summary = read(&d.out("auto-labelled").join("summary.parquet"));
-    let col = |name: &str| summary.column_by_name(name).unwrap().clone();
+    let col = |name: &str| std::sync::Arc::clone(summary.column_by_name(name).unwrap());
     let actions = col("actions");
     let actions = actions
         .as_any()
