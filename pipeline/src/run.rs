@@ -102,14 +102,7 @@ pub fn resolve_config(
         }
         _ => None,
     };
-    match estimate {
-        None => resolve_config_from(r, ds.dim, &labels, activity, file, flags),
-        Some(est) => {
-            let mut resolved = resolve_with_k(r, ds.dim, &labels, activity, file, flags, &est)?;
-            resolved.k_estimate = Some(est);
-            Ok(resolved)
-        }
-    }
+    resolve_with_estimate(r, ds.dim, &labels, activity, file, flags, estimate.as_ref())
 }
 
 /// K̂ of `activity` from its videos' features alone ([`clot_stages::choose_k`]); labels are never
@@ -139,16 +132,20 @@ pub fn estimate_actions(ds: &Dataset, activity: &str, range: Option<KRange>) -> 
     )?)
 }
 
-/// [`resolve_config_from`] with `auto` replaced by the estimate's K.
-pub(crate) fn resolve_with_k(
+/// [`resolve_config_from`], with `auto` replaced by the estimate's K when there is one (and the
+/// estimate kept in the result).
+pub(crate) fn resolve_with_estimate(
     r: &Resolved,
     dim: usize,
     labels: &LabelFacts,
     activity: &str,
     file: &Overrides,
     flags: &Overrides,
-    est: &KEstimate,
+    est: Option<&KEstimate>,
 ) -> Result<ResolvedConfig> {
+    let Some(est) = est else {
+        return resolve_config_from(r, dim, labels, activity, file, flags);
+    };
     let fixed = |o: &Overrides| Overrides {
         actions: match o.actions {
             Some(Actions::Auto(_)) => Some(Actions::Fixed(est.k)),
@@ -165,6 +162,7 @@ pub(crate) fn resolve_with_k(
             est.k, est.method, est.points, est.frames, est.seconds
         ),
     );
+    resolved.k_estimate = Some(est.clone());
     Ok(resolved)
 }
 

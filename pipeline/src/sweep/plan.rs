@@ -474,34 +474,22 @@ pub fn resolve(
                         .join(", ")
                 );
             };
-            let (resolved, k_estimate) = match spec.settings.actions {
+            let k_estimate = match spec.settings.actions {
                 Some(Actions::Auto(range)) => {
-                    let est = estimate(&spec.data, activity, range).with_context(which)?;
-                    let resolved = crate::run::resolve_with_k(
-                        &facts.resolved,
-                        facts.dim,
-                        &act.labels,
-                        activity,
-                        &Overrides::default(),
-                        &spec.settings,
-                        &est,
-                    )
-                    .with_context(which)?;
-                    (resolved, Some(est))
+                    Some(estimate(&spec.data, activity, range).with_context(which)?)
                 }
-                _ => {
-                    let resolved = crate::run::resolve_config_from(
-                        &facts.resolved,
-                        facts.dim,
-                        &act.labels,
-                        activity,
-                        &Overrides::default(),
-                        &spec.settings,
-                    )
-                    .with_context(which)?;
-                    (resolved, None)
-                }
+                _ => None,
             };
+            let resolved = crate::run::resolve_with_estimate(
+                &facts.resolved,
+                facts.dim,
+                &act.labels,
+                activity,
+                &Overrides::default(),
+                &spec.settings,
+                k_estimate.as_deref(),
+            )
+            .with_context(which)?;
             crate::train::check_lengths(
                 &resolved.cfg,
                 facts.dim,
