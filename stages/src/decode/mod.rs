@@ -109,6 +109,18 @@ fn draw_video_drops(
     })
 }
 
+/// The decoder's shape for a forward pass, checked: d must split evenly into the heads.
+fn forward_shape(cfg: &ModelConfig) -> Result<DecoderShape, String> {
+    let shape = cfg.clot.decoder_shape(cfg.dim());
+    if shape.heads == 0 || !shape.d.is_multiple_of(shape.heads) {
+        return Err(format!(
+            "d = {} is not divisible by {} heads",
+            shape.d, shape.heads
+        ));
+    }
+    Ok(shape)
+}
+
 /// The decoder's tensors of the resident parameters (or gradients), in layout order.
 #[cfg(feature = "wgpu")]
 fn gpu_tensors(
@@ -132,13 +144,10 @@ fn decode_gpu(
 ) {
     use crate::linalg_gpu::GpuMat;
     let _span = profile.span("decode");
-    let shape = cfg.clot.decoder_shape(cfg.dim());
-    if shape.heads == 0 || !shape.d.is_multiple_of(shape.heads) {
-        return failures.report(
-            "decode",
-            format!("d = {} is not divisible by {} heads", shape.d, shape.heads),
-        );
-    }
+    let shape = match forward_shape(&cfg) {
+        Ok(s) => s,
+        Err(e) => return failures.report("decode", e),
+    };
     let p = match gpu_tensors(&model.params, &shape) {
         Ok(p) => p,
         Err(e) => return failures.report("decode", e),
@@ -223,13 +232,10 @@ fn decode(
     mut commands: Commands<'_, '_>,
 ) {
     let _span = profile.span("decode");
-    let shape = cfg.clot.decoder_shape(cfg.dim());
-    if shape.heads == 0 || !shape.d.is_multiple_of(shape.heads) {
-        return failures.report(
-            "decode",
-            format!("d = {} is not divisible by {} heads", shape.d, shape.heads),
-        );
-    }
+    let shape = match forward_shape(&cfg) {
+        Ok(s) => s,
+        Err(e) => return failures.report("decode", e),
+    };
     let p = match tensors(&params.0, &shape) {
         Ok(p) => p,
         Err(e) => return failures.report("decode", e),

@@ -308,30 +308,6 @@ const OT1: OtLevel<TransportPlan> = ("ot1", crate::graph::LossLevel::Frames, |v,
     TransportPlan::from_vec(v, k, "OT1 plan")
 });
 
-/// [`solve1`] on the resident GPU batch.
-#[cfg(feature = "wgpu")]
-fn solve1_gpu(
-    batch: Res<'_, Batch>,
-    cfg: Res<'_, ModelConfig>,
-    model: Res<'_, crate::gpu::resident::GpuModel>,
-    mut gb: ResMut<'_, crate::gpu::resident::GpuBatch>,
-    failures: Res<'_, Failures>,
-    profile: Res<'_, Profile>,
-    mut commands: Commands<'_, '_>,
-) {
-    let _span = profile.span("ot1");
-    solve_on_gpu(
-        OT1,
-        &batch,
-        &cfg,
-        &model,
-        &mut gb,
-        None,
-        &failures,
-        &mut commands,
-    );
-}
-
 /// [`solve1_swd`] on the resident GPU batch: the directions are drawn on the CPU from the same
 /// streams (one upload of B·P×d values), the SWD term is built on the GPU.
 #[cfg(feature = "wgpu")]
@@ -536,9 +512,9 @@ fn solve_level<E: Component + Deref<Target = F32Matrix>, P: Component>(
     }
 }
 
-/// [`solve_level`] on the resident GPU batch (OT2 over S, OT3 over F_R): the plan stays there for
-/// the loss; at evaluation it comes back as the level's component (with the objective at a frame
-/// level).
+/// [`solve_level`] on the resident GPU batch (OT1 without SWD over F, OT2 over S, OT3 over F_R):
+/// the plan stays there for the loss; at evaluation it comes back as the level's component (with
+/// the objective at a frame level).
 #[cfg(feature = "wgpu")]
 #[allow(clippy::type_complexity)]
 fn solve_level_gpu<P: Component>(
@@ -608,7 +584,13 @@ impl Stage for Solve1Stage {
         if self.swd {
             add_cpu_gpu!(graph, Forward, Phase::Solve1, solve1_swd, solve1_swd_gpu);
         } else {
-            add_cpu_gpu!(graph, Forward, Phase::Solve1, solve1, solve1_gpu);
+            add_cpu_gpu!(
+                graph,
+                Forward,
+                Phase::Solve1,
+                solve1,
+                solve_level_gpu(OT1.0, OT1.1, OT1.2)
+            );
         }
     }
 
