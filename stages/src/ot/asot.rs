@@ -567,10 +567,13 @@ fn prepare(w: &mut Work, k: usize, grad: &Gradient<'_>) {
 }
 
 impl GradientView<'_> {
-    /// G of the rows `first..` (as many as `gs` holds) from those rows of T (`ts`).
+    /// G of the rows `first..` (as many as `gs` holds) from those rows of T (`ts`). `k` is the
+    /// view's row width, passed in so that a caller can make it a compile-time constant
+    /// ([`step_chunk`]).
     #[inline(always)]
-    fn rows(&self, first: usize, ts: &[f32], gs: &mut [f32]) {
-        let (k, k1, n, nv) = (self.k, self.k + 1, self.n, self.nv);
+    fn rows(&self, k: usize, first: usize, ts: &[f32], gs: &mut [f32]) {
+        debug_assert_eq!(k, self.k);
+        let (k1, n, nv) = (k + 1, self.n, self.nv);
         let Gradient { c, a, p, .. } = self.g;
         let Prefix { pt, pr, row, .. } = self.prefix;
         let offsets = self.offsets;
@@ -729,7 +732,7 @@ fn gradient(
 
 multiversion! {
     fn gradient_rows_on(view: &GradientView<'_>, first: usize, ts: &[f32], gs: &mut [f32]) {
-        view.rows(first, ts, gs);
+        view.rows(view.k, first, ts, gs);
     }
 }
 
@@ -967,12 +970,58 @@ multiversion! {
         step: f32,
         target: f64,
     ) {
-        if let Some(view) = view {
-            view.rows(first, ts, gs);
+        // the common widths as constants: the row loops then unroll and lose their bounds
+        // checks and iterator bookkeeping, which otherwise cost more than the arithmetic of a
+        // short row (same operations in the same order, so the same bits)
+        // (a direct call in each arm: through a function pointer the body would not be
+        // inlined, so not compiled for AVX2)
+        macro_rules! width {
+            ($w:literal) => {
+                step_chunk::<$w>(view, first, ts, ls, gs, pts, prs, rws, tot, k, step, target)
+            };
         }
-        normalise_chunk(ts, ls, gs, k, step, target);
-        chunk_prefix(ts, k, pts, prs, rws, tot);
+        #[cfg(test)]
+        let k_known = if tests::RUNTIME_WIDTH.load(std::sync::atomic::Ordering::Relaxed) {
+            0
+        } else {
+            k
+        };
+        #[cfg(not(test))]
+        let k_known = k;
+        match k_known {
+            8 => width!(8),
+            16 => width!(16),
+            24 => width!(24),
+            32 => width!(32),
+            _ => width!(0),
+        }
     }
+}
+
+/// The body of [`step_chunk_on`] for rows of width `W` known at compile time, or of the run-time
+/// width `k` when `W` = 0.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn step_chunk<const W: usize>(
+    view: Option<&GradientView<'_>>,
+    first: usize,
+    ts: &mut [f32],
+    ls: &mut [f32],
+    gs: &mut [f32],
+    pts: &mut [f64],
+    prs: &mut [f64],
+    rws: &mut [f64],
+    tot: &mut [f64],
+    k: usize,
+    step: f32,
+    target: f64,
+) {
+    let k = if W > 0 { W } else { k };
+    if let Some(view) = view {
+        view.rows(k, first, ts, gs);
+    }
+    normalise_chunk(ts, ls, gs, k, step, target);
+    chunk_prefix(ts, k, pts, prs, rws, tot);
 }
 
 /// The balanced-actions and unbalanced-frames variants of [`update`] (the caller recomputes the
@@ -1116,6 +1165,11 @@ const SINKHORN_TOL: f64 = 1e-7;
 mod tests {
     use super::*;
 
+    /// Set: the chunk loop takes the run-time width path whatever K is (for the test that
+    /// compares it with the constant widths).
+    pub(super) static RUNTIME_WIDTH: std::sync::atomic::AtomicBool =
+        std::sync::atomic::AtomicBool::new(false);
+
     /// The AVX2 build of the hot loops must give the portable build's bits, in every variant.
     #[test]
     fn objective_equals_a_dense_evaluation_and_falls_as_the_solver_runs() {
@@ -1166,6 +1220,32 @@ mod tests {
         // mirror descent lowers the objective from the uniform start
         let start = solve(&cost, n, k, nv, &AsotParams { iters: 0, ..p }).expect("start");
         assert!(objective(&cost, &start, n, k, nv, &p) > fast);
+    }
+
+    #[test]
+    fn constant_row_widths_give_the_plan_of_the_run_time_width() {
+        // widths 8, 16, 24 and 32 (K padded to whole blocks) run a copy of the chunk loop with
+        // the width as a constant; it must be the same arithmetic, bit for bit
+        let (b, n) = (2, 300);
+        let valid = [300, 77];
+        for k in [3, 8, 12, 16, 20, 24, 29, 32] {
+            let costs: Vec<f32> = (0..b * n * k)
+                .map(|x| ((x as f32 * 0.618_034).fract() - 0.5) * 2.0 + ((x / k) % 5) as f32 * 0.1)
+                .collect();
+            let p = AsotParams::default();
+            let solve = |runtime: bool| {
+                RUNTIME_WIDTH.store(runtime, std::sync::atomic::Ordering::Relaxed);
+                let plan = iterate(&costs, b, n, k, &valid, &p, Isa::detect()).expect("solve");
+                RUNTIME_WIDTH.store(false, std::sync::atomic::Ordering::Relaxed);
+                plan
+            };
+            let (known, runtime) = (solve(false), solve(true));
+            let same = known
+                .iter()
+                .zip(&runtime)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "K = {k}");
+        }
     }
 
     #[test]
