@@ -569,7 +569,7 @@ fn prepare(w: &mut Work, k: usize, grad: &Gradient<'_>) {
 impl GradientView<'_> {
     /// G of the rows `first..` (as many as `gs` holds) from those rows of T (`ts`). `k` is the
     /// view's row width, passed in so that a caller can make it a compile-time constant
-    /// ([`step_chunk`]).
+    /// (`step_chunk_on` does for the common widths).
     #[inline(always)]
     fn rows(&self, k: usize, first: usize, ts: &[f32], gs: &mut [f32]) {
         debug_assert_eq!(k, self.k);
@@ -972,13 +972,17 @@ multiversion! {
     ) {
         // the common widths as constants: the row loops then unroll and lose their bounds
         // checks and iterator bookkeeping, which otherwise cost more than the arithmetic of a
-        // short row (same operations in the same order, so the same bits)
-        // (a direct call in each arm: through a function pointer the body would not be
-        // inlined, so not compiled for AVX2)
-        macro_rules! width {
-            ($w:literal) => {
-                step_chunk::<$w>(view, first, ts, ls, gs, pts, prs, rws, tot, k, step, target)
-            };
+        // short row (same operations in the same order, so the same bits). The body is written
+        // out in each arm, so that every copy is compiled for AVX2 too.
+        macro_rules! with_width {
+            ($k:expr) => {{
+                let k: usize = $k;
+                if let Some(view) = view {
+                    view.rows(k, first, ts, gs);
+                }
+                normalise_chunk(ts, ls, gs, k, step, target);
+                chunk_prefix(ts, k, pts, prs, rws, tot);
+            }};
         }
         #[cfg(test)]
         let k_known = if tests::RUNTIME_WIDTH.load(std::sync::atomic::Ordering::Relaxed) {
@@ -989,39 +993,13 @@ multiversion! {
         #[cfg(not(test))]
         let k_known = k;
         match k_known {
-            8 => width!(8),
-            16 => width!(16),
-            24 => width!(24),
-            32 => width!(32),
-            _ => width!(0),
+            8 => with_width!(8),
+            16 => with_width!(16),
+            24 => with_width!(24),
+            32 => with_width!(32),
+            _ => with_width!(k),
         }
     }
-}
-
-/// The body of [`step_chunk_on`] for rows of width `W` known at compile time, or of the run-time
-/// width `k` when `W` = 0.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn step_chunk<const W: usize>(
-    view: Option<&GradientView<'_>>,
-    first: usize,
-    ts: &mut [f32],
-    ls: &mut [f32],
-    gs: &mut [f32],
-    pts: &mut [f64],
-    prs: &mut [f64],
-    rws: &mut [f64],
-    tot: &mut [f64],
-    k: usize,
-    step: f32,
-    target: f64,
-) {
-    let k = if W > 0 { W } else { k };
-    if let Some(view) = view {
-        view.rows(k, first, ts, gs);
-    }
-    normalise_chunk(ts, ls, gs, k, step, target);
-    chunk_prefix(ts, k, pts, prs, rws, tot);
 }
 
 /// The balanced-actions and unbalanced-frames variants of [`update`] (the caller recomputes the
