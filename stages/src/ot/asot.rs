@@ -1148,7 +1148,11 @@ mod tests {
     pub(super) static RUNTIME_WIDTH: std::sync::atomic::AtomicBool =
         std::sync::atomic::AtomicBool::new(false);
 
-    /// The AVX2 build of the hot loops must give the portable build's bits, in every variant.
+    /// Whether two plans are the same bits.
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
     #[test]
     fn objective_equals_a_dense_evaluation_and_falls_as_the_solver_runs() {
         let (n, k, nv) = (40, 5, 33);
@@ -1217,15 +1221,11 @@ mod tests {
                 RUNTIME_WIDTH.store(false, std::sync::atomic::Ordering::Relaxed);
                 plan
             };
-            let (known, runtime) = (solve(false), solve(true));
-            let same = known
-                .iter()
-                .zip(&runtime)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
-            assert!(same, "K = {k}");
+            assert!(same_bits(&solve(false), &solve(true)), "K = {k}");
         }
     }
 
+    /// The AVX2 build of the hot loops must give the portable build's bits, in every variant.
     #[test]
     fn every_instruction_set_gives_the_same_plan() {
         let (b, n, k) = (3, 700, 22);
@@ -1254,11 +1254,7 @@ mod tests {
                 .map(|isa| iterate(&costs, b, n, k, &valid, p, isa).expect("solve"))
                 .collect();
             for other in &plans[1..] {
-                let same = other
-                    .iter()
-                    .zip(&plans[0])
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "{p:?}");
+                assert!(same_bits(other, &plans[0]), "{p:?}");
             }
         }
     }
