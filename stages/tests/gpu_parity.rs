@@ -52,6 +52,9 @@ fn costs(b: usize, n: usize, k: usize, valid: &[usize], seed: u64) -> Vec<f32> {
 
 struct Agreement {
     max_abs: f32,
+    /// max(1, the largest CPU entry): plan entries lie in [0, 1] except with unbalanced frames,
+    /// whose rows are free to carry more than their share
+    scale: f32,
     argmax_same: usize,
     frames: usize,
 }
@@ -59,6 +62,7 @@ struct Agreement {
 fn compare(cpu: &[f32], gpu: &[f32], n: usize, k: usize, valid: &[usize]) -> Agreement {
     assert_eq!(cpu.len(), gpu.len());
     let mut max_abs = 0f32;
+    let scale = cpu.iter().fold(1f32, |m, &x| m.max(x));
     let mut argmax_same = 0;
     let mut frames = 0;
     let argmax = |row: &[f32]| {
@@ -92,18 +96,25 @@ fn compare(cpu: &[f32], gpu: &[f32], n: usize, k: usize, valid: &[usize]) -> Agr
     }
     Agreement {
         max_abs,
+        scale,
         argmax_same,
         frames,
     }
 }
 
-/// The solver's stated tolerance: 1e-4 per plan entry, the same argmax on ≥ 99.9 % of frames.
+/// The solver's stated tolerance: 1e-4 per plan entry relative to max(1, the largest entry), the
+/// same argmax on ≥ 99.9 % of frames.
 fn assert_parity(what: &str, a: &Agreement) {
     eprintln!(
-        "{what}: max |Δ| = {:.2e}, argmax agrees on {}/{} frames",
-        a.max_abs, a.argmax_same, a.frames
+        "{what}: max |Δ| = {:.2e} (largest entry {:.3}), argmax agrees on {}/{} frames",
+        a.max_abs, a.scale, a.argmax_same, a.frames
     );
-    assert!(a.max_abs <= 1e-4, "{what}: max |Δ| = {:e}", a.max_abs);
+    assert!(
+        a.max_abs <= 1e-4 * a.scale,
+        "{what}: max |Δ| = {:e} against entries up to {}",
+        a.max_abs,
+        a.scale
+    );
     assert!(
         a.argmax_same as f64 >= 0.999 * a.frames as f64,
         "{what}: argmax agrees on only {}/{} frames",
@@ -170,26 +181,104 @@ fn asot_solver_matches_the_cpu_on_a_long_video() {
 }
 
 #[test]
-fn asot_solver_refuses_what_the_gpu_does_not_implement_and_bad_input() {
-    let Some(ctx) = gpu("asot_solver_refuses_what_the_gpu_does_not_implement_and_bad_input") else {
+fn asot_solver_splits_a_long_video_into_row_windows_with_the_same_plan() {
+    let Some(ctx) = gpu("asot_solver_splits_a_long_video_into_row_windows_with_the_same_plan")
+    else {
         return;
     };
-    let (b, n, k) = (1, 16, 3);
-    let c = costs(b, n, k, &[16], 1);
+    // full-length videos above a (here artificial) limit per binding: the prefix sums of the
+    // first video are 20 001 × 13 values (1.04 MB); a 300 kB binding holds windows of 4 096 rows
+    // with their halo of 2·800 + 1 + 64 rows
+    let (b, n, k) = (2, 20_000, 12);
+    let valid = vec![20_000, 7_301];
+    let c = costs(b, n, k, &valid, 21);
     for p in [
+        AsotParams::default(),
         AsotParams {
-            balanced_actions: true,
+            step: StepSize::Fixed(0.5),
+            radius: 0.01,
             ..AsotParams::default()
         },
         AsotParams {
             unbalanced_frames: true,
             ..AsotParams::default()
         },
+        AsotParams {
+            balanced_actions: true,
+            iters: 5,
+            ..AsotParams::default()
+        },
     ] {
-        let e = asot_gpu::solve_batch(&ctx, &c, b, n, k, &[16], &p).unwrap_err();
-        assert!(matches!(e, OtError::Gpu(GpuError::Unsupported(_))), "{e}");
-        assert!(e.to_string().contains("--device cpu"), "{e}");
+        let whole = asot_gpu::solve_batch(&ctx, &c, b, n, k, &valid, &p).unwrap();
+        let split = asot_gpu::solve_batch_within(&ctx, &c, b, n, k, &valid, &p, 300_000).unwrap();
+        let what = format!(
+            "windows of a 300 kB binding, r={} step={:?} balanced={} unbalanced={}",
+            p.radius, p.step, p.balanced_actions, p.unbalanced_frames
+        );
+        let same = whole
+            .iter()
+            .zip(&split)
+            .filter(|(a, b)| a.to_bits() == b.to_bits())
+            .count();
+        assert_eq!(
+            same,
+            whole.len(),
+            "{what}: plans differ from the unsplit solve"
+        );
+        let cpu = solve_batch(&c, b, n, k, &valid, &p).unwrap();
+        assert_parity(&what, &compare(&cpu, &split, n, k, &valid));
     }
+}
+
+#[test]
+fn asot_solver_variants_match_the_cpu() {
+    let Some(ctx) = gpu("asot_solver_variants_match_the_cpu") else {
+        return;
+    };
+    // balanced actions (Sinkhorn after each step), unbalanced frames (a KL term on the row sums),
+    // and both; ragged batches with more valid frames than actions (the CPU's projection itself
+    // converges only sublinearly when there are about as many actions as frames). λ_f stays
+    // below 1: from about 1 up the iteration amplifies rounding (at λ_f = 1 with the automatic
+    // step the CPU's own plan moves by 5e-3 when the costs change by a relative 1e-6), so no two
+    // implementations agree to 1e-4 there
+    let cases: [(usize, usize, usize, Vec<usize>); 3] = [
+        (2, 256, 7, vec![256, 200]),
+        (3, 700, 22, vec![700, 333, 90]),
+        (1, 2_000, 48, vec![1_500]),
+    ];
+    let variants = [
+        ("balanced", true, false, 0.1),
+        ("unbalanced", false, true, 0.1),
+        ("unbalanced λ_f = 0.5", false, true, 0.5),
+        ("both", true, true, 0.1),
+    ];
+    for (seed, (b, n, k, valid)) in cases.iter().enumerate() {
+        let c = costs(*b, *n, *k, valid, 100 + seed as u64);
+        for (name, balanced, unbalanced, lambda_frames) in variants {
+            for step in [StepSize::Auto, StepSize::Fixed(0.5)] {
+                let p = AsotParams {
+                    balanced_actions: balanced,
+                    unbalanced_frames: unbalanced,
+                    lambda_frames,
+                    step,
+                    ..AsotParams::default()
+                };
+                let cpu = solve_batch(&c, *b, *n, *k, valid, &p).unwrap();
+                let gpu = asot_gpu::solve_batch(&ctx, &c, *b, *n, *k, valid, &p).unwrap();
+                let what = format!("{name}, B={b} N={n} K={k} valid={valid:?} step={step:?}");
+                assert_parity(&what, &compare(&cpu, &gpu, *n, *k, valid));
+            }
+        }
+    }
+}
+
+#[test]
+fn asot_solver_refuses_bad_input_as_the_cpu_does() {
+    let Some(ctx) = gpu("asot_solver_refuses_bad_input_as_the_cpu_does") else {
+        return;
+    };
+    let (b, n, k) = (1, 16, 3);
+    let c = costs(b, n, k, &[16], 1);
     // the same input checks as the CPU: a NaN cost names its video, frame and action
     let mut bad = c.clone();
     bad[5] = f32::NAN;
@@ -321,8 +410,9 @@ fn asot_solver_splits_a_batch_above_the_limit_into_groups_with_the_same_plans() 
         },
     ] {
         let whole = asot_gpu::solve_batch(&ctx, &c, b, n, k, &valid, &p).unwrap();
-        // groups of 2, 2 and 1 videos; and one video per dispatch
-        for limit in [2 * per_video + 7, per_video] {
+        // groups of 2, 2 and 1 videos; one video per dispatch; one video per dispatch, each in
+        // two row windows (256 and 144 rows)
+        for limit in [2 * per_video + 7, per_video, per_video - 1] {
             let split = asot_gpu::solve_batch_within(&ctx, &c, b, n, k, &valid, &p, limit).unwrap();
             assert!(
                 whole
@@ -334,7 +424,8 @@ fn asot_solver_splits_a_batch_above_the_limit_into_groups_with_the_same_plans() 
             );
         }
     }
-    // a video that does not fit alone is an error naming the sizes and the adapter
+    // a video whose windows cannot hold even the prefix sums their GW windows read is an error
+    // naming the sizes and the adapter
     let e = asot_gpu::solve_batch_within(&ctx, &c, b, n, k, &valid, &AsotParams::default(), 100)
         .unwrap_err();
     assert!(matches!(e, OtError::Gpu(GpuError::TooLarge { .. })), "{e}");

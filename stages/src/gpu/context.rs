@@ -173,11 +173,20 @@ impl GpuContext {
 
     /// Checks that a storage buffer of `bytes` fits the device; `what` says what it is for.
     pub fn check_size(&self, what: impl FnOnce() -> String, bytes: u64) -> Result<(), GpuError> {
-        if bytes > self.max_binding() {
+        self.check_within(what, bytes, self.max_binding())
+    }
+
+    fn check_within(
+        &self,
+        what: impl FnOnce() -> String,
+        bytes: u64,
+        limit: u64,
+    ) -> Result<(), GpuError> {
+        if bytes > limit {
             return Err(GpuError::TooLarge {
                 what: what(),
                 bytes,
-                limit: self.max_binding(),
+                limit,
                 adapter: self.describe(),
             });
         }
@@ -283,12 +292,29 @@ impl GpuContext {
     /// Binds `buffers` as bind group 0 of `kernel`, in binding order.
     /// The group is bound once and reused by every dispatch of a solve.
     pub fn bind(&self, kernel: &Kernel, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
-        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+        let parts: Vec<(&wgpu::Buffer, std::ops::Range<u64>)> =
+            buffers.iter().map(|&b| (b, 0..b.size())).collect();
+        self.bind_parts(kernel, &parts)
+    }
+
+    /// [`GpuContext::bind`] with each buffer bound over a byte range (a window of a buffer larger
+    /// than one binding may be; ranges start at multiples of the device's storage offset
+    /// alignment).
+    pub fn bind_parts(
+        &self,
+        kernel: &Kernel,
+        parts: &[(&wgpu::Buffer, std::ops::Range<u64>)],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = parts
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
+            .map(|(i, (b, range))| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: b.as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b,
+                    offset: range.start,
+                    size: wgpu::BufferSize::new(range.end - range.start),
+                }),
             })
             .collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -321,8 +347,27 @@ impl GpuContext {
         label: &str,
         data: &[T],
     ) -> Result<wgpu::Buffer, GpuError> {
+        self.upload_within(label, data, self.max_binding())
+    }
+
+    /// [`GpuContext::upload`] for a buffer bound in windows ([`GpuContext::bind_parts`]): it
+    /// may be as large as the device's largest buffer.
+    pub fn upload_windowed<T: bytemuck::Pod>(
+        &self,
+        label: &str,
+        data: &[T],
+    ) -> Result<wgpu::Buffer, GpuError> {
+        self.upload_within(label, data, self.limits.max_buffer_size)
+    }
+
+    fn upload_within<T: bytemuck::Pod>(
+        &self,
+        label: &str,
+        data: &[T],
+        limit: u64,
+    ) -> Result<wgpu::Buffer, GpuError> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
-        self.check_size(|| label.to_string(), bytes.len() as u64)?;
+        self.check_within(|| label.to_string(), bytes.len() as u64, limit)?;
         // zero-sized bindings are invalid: keep at least one element
         let contents = if bytes.is_empty() {
             &[0u8; 4][..]
@@ -352,8 +397,23 @@ impl GpuContext {
 
     /// A zeroed storage buffer of `len` elements of 4 bytes.
     pub fn scratch(&self, label: &str, len: usize) -> Result<wgpu::Buffer, GpuError> {
+        self.scratch_within(label, len, self.max_binding())
+    }
+
+    /// [`GpuContext::scratch`] for a buffer bound in windows ([`GpuContext::bind_parts`]): it
+    /// may be as large as the device's largest buffer.
+    pub fn scratch_windowed(&self, label: &str, len: usize) -> Result<wgpu::Buffer, GpuError> {
+        self.scratch_within(label, len, self.limits.max_buffer_size)
+    }
+
+    fn scratch_within(
+        &self,
+        label: &str,
+        len: usize,
+        limit: u64,
+    ) -> Result<wgpu::Buffer, GpuError> {
         let bytes = (len.max(1) * 4) as u64;
-        self.check_size(|| label.to_string(), bytes)?;
+        self.check_within(|| label.to_string(), bytes, limit)?;
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes,

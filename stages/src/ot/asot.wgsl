@@ -11,6 +11,13 @@
 //   cols             B×C×(K+1)       chunk totals, then (after `scan`) the sums of the chunks
 //                                    before; then B×K action-marginal terms; then the step
 //                                    (and the max it came from) at `state`
+//   aux              the variants' state: B flags (the balanced projection's progress: 0 running,
+//                    1 converged this iteration, 2 converged before), then
+//                    balanced:   B×K column potentials v, B×K how far each moved, B×C×K×2 each
+//                                chunk's (max, Σ exp(· − max)) of L + u per column
+//                    unbalanced: B×C×2 each chunk's (max, Σ exp(· − max)) of L, B×2 the video's
+//   while a variant runs, rows holds (Σ exp(L − max), max) of each row (unbalanced) or its row
+//   potential u in the second slot (balanced)
 
 override workgroup_size: u32 = 64u;
 override rows_per_chunk: u32 = 128u;
@@ -36,7 +43,27 @@ struct Params {
     step: f32,
     // offset of the step in `cols`
     state: u32,
-    _pad: u32,
+    // 1: the action marginal is enforced (no λ_a term; Sinkhorn projection after each step)
+    balanced: u32,
+    // 1: the frame marginal is relaxed by a KL term of weight `lambda_frames`
+    unbalanced: u32,
+    lambda_frames: f32,
+    // the balanced projection stops once no column potential moves by more than this, relative
+    // to max(1, |v|)
+    sinkhorn_tol: f32,
+    // The window of one dispatch (a video too long for one storage binding is solved in row
+    // windows, each its own bind group): the rows [row0, row_end) and chunks [chunk0, chunk_end)
+    // it covers (flat over the batch), and where its bound parts of cost, t and l (cell0) and of
+    // pt (pt0) start. One window covering everything has 0, B·N, 0, B·C, 0, 0.
+    row0: u32,
+    row_end: u32,
+    chunk0: u32,
+    chunk_end: u32,
+    cell0: u32,
+    pt0: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 struct Video {
@@ -61,6 +88,7 @@ struct Video {
 @group(0) @binding(5) var<storage, read_write> rows: array<f32>;
 @group(0) @binding(6) var<storage, read_write> pt: array<f32>;
 @group(0) @binding(7) var<storage, read_write> cols: array<f32>;
+@group(0) @binding(8) var<storage, read_write> aux: array<f32>;
 
 var<workgroup> partial: array<f32, workgroup_size>;
 
@@ -68,12 +96,27 @@ fn flat(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * nwg.x + wid.x) * workgroup_size + lid;
 }
 
+// Index into this window's part of cost, t and l.
 fn cell(v: u32, i: u32, j: u32) -> u32 {
-    return (v * P.n + i) * P.k + j;
+    return (v * P.n + i) * P.k + j - P.cell0;
 }
 
+// Index into this window's part of pt.
 fn pidx(v: u32, x: u32, j: u32) -> u32 {
-    return (v * (P.n + 1u) + x) * (P.k + 1u) + j;
+    return (v * (P.n + 1u) + x) * (P.k + 1u) + j - P.pt0;
+}
+
+// The flat row (v·N + i) of a per-row invocation, or B·N past this window's rows.
+fn row_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    let idx = flat(wid, nwg, lid) + P.row0;
+    return select(P.b * P.n, idx, idx < P.row_end);
+}
+
+// The flat item of an invocation over (chunk, `per` items of it), or B·C·per past this window's
+// chunks.
+fn chunk_item(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, per: u32) -> u32 {
+    let idx = flat(wid, nwg, lid) + P.chunk0 * per;
+    return select(P.b * P.chunks * per, idx, idx < P.chunk_end * per);
 }
 
 fn oidx(v: u32, c: u32, j: u32) -> u32 {
@@ -85,12 +128,14 @@ fn chunk_of(x: u32) -> u32 {
     return (max(x, 1u) - 1u) / rows_per_chunk;
 }
 
-// What the GW term of row i needs: the window [lo, hi) and Σ_window rowsum − rowsum_i.
+// What the GW term of row i needs: the window [lo, hi) and Σ_window rowsum − rowsum_i; and the
+// row's frame-marginal term (unbalanced frames; 0 otherwise).
 struct Window {
     on: bool,
     lo: u32,
     hi: u32,
     base: f32,
+    fkl: f32,
 }
 
 fn window(v: u32, i: u32, nv: u32) -> Window {
@@ -99,6 +144,10 @@ fn window(v: u32, i: u32, nv: u32) -> Window {
     w.lo = select(0u, i - P.a, i >= P.a);
     w.hi = min(i + P.a, P.n - 1u) + 1u;
     w.base = 0.0;
+    w.fkl = 0.0;
+    if P.unbalanced == 1u && i < nv {
+        w.fkl = P.lambda_frames * (log(rows[2u * (v * P.n + i)] * f32(nv) + 1e-12) + 1.0);
+    }
     if w.on {
         let k = P.k;
         let win_rows = pt[pidx(v, w.hi, k)] - pt[pidx(v, w.lo, k)];
@@ -108,11 +157,12 @@ fn window(v: u32, i: u32, nv: u32) -> Window {
     return w;
 }
 
-// G of cell (v, i, j): α·GW + (1 − α)·C + ε·log(T + 1e-12) + λ_a·(log(colsum·K + 1e-12) + 1).
+// G of cell (v, i, j): α·GW + (1 − α)·C + ε·log(T + 1e-12) + λ_a·(log(colsum·K + 1e-12) + 1)
+// (+ λ_f·(log(rowsum·nv + 1e-12) + 1) with unbalanced frames).
 fn grad(v: u32, i: u32, j: u32, w: Window) -> f32 {
     let c = cell(v, i, j);
     let tij = t[c];
-    let rest = P.lin * cost[c] + P.eps * log(tij + 1e-12) + cols[P.colterm + v * P.k + j];
+    let rest = P.lin * cost[c] + P.eps * log(tij + 1e-12) + cols[P.colterm + v * P.k + j] + w.fkl;
     if !w.on {
         return rest;
     }
@@ -126,7 +176,7 @@ fn grad(v: u32, i: u32, j: u32, w: Window) -> f32 {
 @compute @workgroup_size(workgroup_size)
 fn init(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let idx = flat(wid, nwg, lid);
+    let idx = row_of(wid, nwg, lid);
     if idx >= P.b * P.n {
         return;
     }
@@ -154,8 +204,8 @@ fn init(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(workgroup_size)
 fn prefix(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let idx = flat(wid, nwg, lid);
     let k1 = P.k + 1u;
+    let idx = chunk_item(wid, nwg, lid, k1);
     if idx >= P.b * P.chunks * k1 {
         return;
     }
@@ -199,7 +249,15 @@ fn scan(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         run += total;
     }
     if j < P.k {
-        cols[P.colterm + v * P.k + j] = P.lambda * (log(run * f32(P.k) + 1e-12) + 1.0);
+        var term = P.lambda * (log(run * f32(P.k) + 1e-12) + 1.0);
+        if P.balanced == 1u {
+            term = 0.0;
+            // the projection after this iteration's step starts from v = 0
+            aux[sk_v(v, j)] = 0.0;
+        }
+        cols[P.colterm + v * P.k + j] = term;
+    } else if P.balanced == 1u {
+        aux[v] = 0.0;
     }
 }
 
@@ -208,7 +266,7 @@ fn scan(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(workgroup_size)
 fn row_max(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let idx = flat(wid, nwg, lid);
+    let idx = row_of(wid, nwg, lid);
     if idx >= P.b * P.n {
         return;
     }
@@ -248,7 +306,7 @@ fn reduce_step(@builtin(local_invocation_index) lid: u32) {
 @compute @workgroup_size(workgroup_size)
 fn update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let idx = flat(wid, nwg, lid);
+    let idx = row_of(wid, nwg, lid);
     if idx >= P.b * P.n {
         return;
     }
@@ -284,6 +342,271 @@ fn update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         t[c] = x;
         r += x;
         l[c] = l[c] + shift;
+    }
+    rows[2u * idx] = r;
+}
+
+
+// ---- the variants (asot.rs `update_relaxed`): the step, then a projection in its own passes ----
+
+fn sk_v(v: u32, j: u32) -> u32 {
+    return P.b + v * P.k + j;
+}
+
+fn sk_moved(v: u32, j: u32) -> u32 {
+    return P.b + P.b * P.k + v * P.k + j;
+}
+
+fn sk_part(v: u32, c: u32, j: u32) -> u32 {
+    return P.b + 2u * P.b * P.k + 2u * ((v * P.chunks + c) * P.k + j);
+}
+
+fn ub_part(v: u32, c: u32) -> u32 {
+    return P.b + 2u * (v * P.chunks + c);
+}
+
+fn ub_video(v: u32) -> u32 {
+    return P.b + 2u * P.b * P.chunks + 2u * v;
+}
+
+// (max, Σ exp(· − max)) of two such pairs combined; an empty pair is (−inf, 0).
+fn lse_add(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    if b.y == 0.0 {
+        return a;
+    }
+    if a.y == 0.0 {
+        return b;
+    }
+    let m = max(a.x, b.x);
+    return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+}
+
+// L ← L − step·G for a valid row (balanced: and u = 0; unbalanced: the row's (Σ exp(L − max),
+// max) into `rows`). Every G of the row is computed before L is written.
+@compute @workgroup_size(workgroup_size)
+fn step_l(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let idx = row_of(wid, nwg, lid);
+    if idx >= P.b * P.n {
+        return;
+    }
+    let v = idx / P.n;
+    let i = idx % P.n;
+    let vid = videos[v];
+    if i >= vid.nv {
+        return;
+    }
+    let step = select(cols[P.state], P.step, P.fixed_step == 1u);
+    let w = window(v, i, vid.nv);
+    var m = -3.4028235e38;
+    for (var j = 0u; j < P.k; j++) {
+        let c = cell(v, i, j);
+        let x = l[c] - step * grad(v, i, j, w);
+        l[c] = x;
+        m = max(m, x);
+    }
+    if P.balanced == 1u {
+        rows[2u * idx + 1u] = 0.0;
+    } else {
+        var s = 0.0;
+        for (var j = 0u; j < P.k; j++) {
+            s += exp(l[cell(v, i, j)] - m);
+        }
+        rows[2u * idx] = s;
+        rows[2u * idx + 1u] = m;
+    }
+}
+
+// Unbalanced frames: each row chunk's (max, Σ exp(L − max)) over its valid rows.
+@compute @workgroup_size(workgroup_size)
+fn ub_chunks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let idx = chunk_item(wid, nwg, lid, 1u);
+    if idx >= P.b * P.chunks {
+        return;
+    }
+    let c = idx % P.chunks;
+    let v = idx / P.chunks;
+    let end = min((c + 1u) * rows_per_chunk, videos[v].nv);
+    var acc = vec2<f32>(-3.4028235e38, 0.0);
+    for (var i = c * rows_per_chunk; i < end; i++) {
+        let r = 2u * (v * P.n + i);
+        acc = lse_add(acc, vec2<f32>(rows[r + 1u], rows[r]));
+    }
+    aux[ub_part(v, c)] = acc.x;
+    aux[ub_part(v, c) + 1u] = acc.y;
+}
+
+// Unbalanced frames: the video's (max, Σ exp(L − max)) from its chunks, in order.
+@compute @workgroup_size(workgroup_size)
+fn ub_video_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let v = flat(wid, nwg, lid);
+    if v >= P.b {
+        return;
+    }
+    var acc = vec2<f32>(-3.4028235e38, 0.0);
+    for (var c = 0u; c < P.chunks; c++) {
+        acc = lse_add(acc, vec2<f32>(aux[ub_part(v, c)], aux[ub_part(v, c) + 1u]));
+    }
+    aux[ub_video(v)] = acc.x;
+    aux[ub_video(v) + 1u] = acc.y;
+}
+
+// Unbalanced frames: T = exp(L − max)/Σ over the whole video (only the total mass is fixed),
+// L shifted to log T, and the row's new sum.
+@compute @workgroup_size(workgroup_size)
+fn ub_finish(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let idx = row_of(wid, nwg, lid);
+    if idx >= P.b * P.n {
+        return;
+    }
+    let v = idx / P.n;
+    let i = idx % P.n;
+    if i >= videos[v].nv {
+        return;
+    }
+    let m = aux[ub_video(v)];
+    let total = aux[ub_video(v) + 1u];
+    let f = select(0.0, 1.0 / total, total > 0.0);
+    let shift = log(f) - m;
+    var r = 0.0;
+    for (var j = 0u; j < P.k; j++) {
+        let c = cell(v, i, j);
+        let x = exp(l[c] - m) * f;
+        t[c] = x;
+        r += x;
+        l[c] = l[c] + shift;
+    }
+    rows[2u * idx] = r;
+}
+
+// Balanced actions, one Sinkhorn iteration in four passes (asot.rs: columns, then rows, stop
+// once the column potentials settle). First each chunk's (max, Σ exp(· − max)) of L + u per
+// column, over its valid rows.
+@compute @workgroup_size(workgroup_size)
+fn sk_cols(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let idx = chunk_item(wid, nwg, lid, P.k);
+    if idx >= P.b * P.chunks * P.k {
+        return;
+    }
+    let j = idx % P.k;
+    let c = (idx / P.k) % P.chunks;
+    let v = idx / (P.k * P.chunks);
+    if aux[v] != 0.0 {
+        return;
+    }
+    let end = min((c + 1u) * rows_per_chunk, videos[v].nv);
+    var m = -3.4028235e38;
+    for (var i = c * rows_per_chunk; i < end; i++) {
+        m = max(m, l[cell(v, i, j)] + rows[2u * (v * P.n + i) + 1u]);
+    }
+    var s = 0.0;
+    for (var i = c * rows_per_chunk; i < end; i++) {
+        s += exp(l[cell(v, i, j)] + rows[2u * (v * P.n + i) + 1u] - m);
+    }
+    aux[sk_part(v, c, j)] = m;
+    aux[sk_part(v, c, j) + 1u] = s;
+}
+
+// The column potential v_j = log(1/K) − LSE_i (L_ij + u_i) from the chunks, in order, and how
+// far it moved.
+@compute @workgroup_size(workgroup_size)
+fn sk_colsum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let idx = flat(wid, nwg, lid);
+    if idx >= P.b * P.k {
+        return;
+    }
+    let j = idx % P.k;
+    let v = idx / P.k;
+    if aux[v] != 0.0 {
+        return;
+    }
+    var acc = vec2<f32>(-3.4028235e38, 0.0);
+    for (var c = 0u; c < P.chunks; c++) {
+        acc = lse_add(acc, vec2<f32>(aux[sk_part(v, c, j)], aux[sk_part(v, c, j) + 1u]));
+    }
+    var pot = 0.0;
+    if acc.y > 0.0 {
+        pot = -log(f32(P.k)) - (acc.x + log(acc.y));
+    }
+    let old = aux[sk_v(v, j)];
+    aux[sk_moved(v, j)] = abs(pot - old) / max(1.0, abs(pot));
+    aux[sk_v(v, j)] = pot;
+}
+
+// Whether the projection of each video has settled: its flag goes 0 → 1 in the iteration whose
+// columns moved less than the tolerance (that iteration's rows still run), 1 → 2 in the next.
+@compute @workgroup_size(workgroup_size)
+fn sk_check(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let v = flat(wid, nwg, lid);
+    if v >= P.b {
+        return;
+    }
+    if aux[v] == 1.0 {
+        aux[v] = 2.0;
+    } else if aux[v] == 0.0 {
+        var moved = 0.0;
+        for (var j = 0u; j < P.k; j++) {
+            moved = max(moved, aux[sk_moved(v, j)]);
+        }
+        if moved < P.sinkhorn_tol {
+            aux[v] = 1.0;
+        }
+    }
+}
+
+// The row potential u_i = log(1/nv) − LSE_j (L_ij + v_j) of a valid row.
+@compute @workgroup_size(workgroup_size)
+fn sk_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let idx = row_of(wid, nwg, lid);
+    if idx >= P.b * P.n {
+        return;
+    }
+    let v = idx / P.n;
+    let i = idx % P.n;
+    let vid = videos[v];
+    if i >= vid.nv || aux[v] == 2.0 {
+        return;
+    }
+    var m = -3.4028235e38;
+    for (var j = 0u; j < P.k; j++) {
+        m = max(m, l[cell(v, i, j)] + aux[sk_v(v, j)]);
+    }
+    var s = 0.0;
+    for (var j = 0u; j < P.k; j++) {
+        s += exp(l[cell(v, i, j)] + aux[sk_v(v, j)] - m);
+    }
+    rows[2u * idx + 1u] = vid.log_marginal - (m + log(s));
+}
+
+// Balanced actions: L ← L + u + v, T = exp(L), and the row's new sum.
+@compute @workgroup_size(workgroup_size)
+fn sk_finish(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let idx = row_of(wid, nwg, lid);
+    if idx >= P.b * P.n {
+        return;
+    }
+    let v = idx / P.n;
+    let i = idx % P.n;
+    if i >= videos[v].nv {
+        return;
+    }
+    let u = rows[2u * idx + 1u];
+    var r = 0.0;
+    for (var j = 0u; j < P.k; j++) {
+        let c = cell(v, i, j);
+        let x = l[c] + u + aux[sk_v(v, j)];
+        l[c] = x;
+        let e = exp(x);
+        t[c] = e;
+        r += e;
     }
     rows[2u * idx] = r;
 }

@@ -2,25 +2,38 @@
 //! ([`super::asot`]), for a batch of videos padded to N rows in one set of dispatches.
 //!
 //! Contract: [`solve_batch`] takes what [`super::asot::solve_batch`] takes and returns the same
-//! B×N×K plans (valid rows sum to 1, padded rows 0), checked the same way. Implemented: the
-//! default problem (KL-relaxed action marginal, exact frame marginal) with the automatic or a
-//! fixed step. `balanced_actions` and `unbalanced_frames` are refused with
-//! [`GpuError::Unsupported`] rather than solved differently.
+//! B×N×K plans (valid rows sum to 1, padded rows 0), checked the same way: the default problem
+//! (KL-relaxed action marginal, exact frame marginal), balanced actions (the action marginal
+//! enforced by a Sinkhorn projection after each step) and unbalanced frames (the frame marginal
+//! relaxed by a KL term), with the automatic or a fixed step.
 //!
 //! How it runs: one upload of the costs, then per iteration three dispatches over the whole
 //! batch (chunk-local prefix sums per column, their scan over chunks, the fused gradient and
 //! update per row; the first iteration with the automatic step adds the per-row max of G and a
 //! one-workgroup reduction), all recorded into one command buffer; the step size never comes
-//! back to the CPU, the plan comes back once at the end. A batch above the adapter's limit per
-//! storage binding runs as groups of whole videos with the same plans ([`solve_batch_within`]).
+//! back to the CPU, the plan comes back once at the end. Unbalanced frames replace the row update
+//! by four passes (the step, each chunk's and each video's log-sum-exp, the normalisation to a
+//! total mass of 1). Balanced actions follow the step with the log-domain Sinkhorn projection,
+//! four passes per Sinkhorn iteration (column log-sum-exps by chunk, their combination into the
+//! column potentials, the convergence flag, the row potentials); as on the CPU it stops per
+//! video once the column potentials settle, so it is submitted in blocks of
+//! [`SINKHORN_BLOCK`] iterations and only the videos' flags come back between blocks (this
+//! variant cannot be recorded into a resident training step, [`solve_resident`] refuses it).
+//! A batch above the adapter's limit per storage binding runs as groups of whole videos with the
+//! same plans ([`solve_batch_within`]).
 //! Cost: O(iters · B · N · K) work, one
 //! `exp` and one `log` per cell and iteration, like the CPU; storage about 16 bytes per cell.
 //!
 //! Precision and tolerance: the GPU works in f32 throughout, where the CPU accumulates its row,
 //! column and prefix sums in f64, and WGSL's `exp`/`log` are not the CPU's polynomials. The
 //! plans therefore agree to rounding, not to the bit. The parity tests (`tests/gpu_parity.rs`)
-//! hold the GPU to a max absolute difference of 1e-4 per plan entry (entries lie in [0, 1]) and
-//! to the same argmax on at least 99.9 % of frames.
+//! hold the GPU to a max absolute difference of 1e-4 per plan entry (entries lie in [0, 1]; with
+//! unbalanced frames a row may carry more than its share, and the bound is 1e-4 of the largest
+//! entry) and to the same argmax on at least 99.9 % of frames. Unbalanced frames with λ_f of
+//! about 1 or more amplify rounding (at λ_f = 1 the CPU's own plan moves by 5e-3 when the costs
+//! change by a relative 1e-6), and no two implementations agree that closely there. The balanced projection stops in f32 once no
+//! column potential moves by more than [`SINKHORN_TOL`] relative to max(1, |v|), where the CPU's
+//! f64 projection stops at an absolute 1e-7 (f32 potentials cannot settle that finely).
 
 use super::asot::{AsotParams, OtError, StepSize, check, check_finite, check_problem};
 use crate::gpu::{Binding, GpuContext, GpuError};
@@ -31,7 +44,14 @@ use crate::linalg_gpu::{GpuMat, Ops};
 const ROWS_PER_CHUNK: usize = 128;
 const WORKGROUP: usize = 64;
 
-const BINDINGS: [Binding; 8] = [
+/// Sinkhorn iterations of the balanced projection recorded per submission; between blocks only the
+/// videos' convergence flags come back.
+pub const SINKHORN_BLOCK: usize = 32;
+/// The balanced projection has settled once no column potential moves by more than this,
+/// relative to max(1, |v|): a few f32 rounding steps.
+pub const SINKHORN_TOL: f32 = 1e-6;
+
+const BINDINGS: [Binding; 9] = [
     Binding::Uniform,
     Binding::Read,
     Binding::Read,
@@ -40,8 +60,25 @@ const BINDINGS: [Binding; 8] = [
     Binding::ReadWrite,
     Binding::ReadWrite,
     Binding::ReadWrite,
+    Binding::ReadWrite,
 ];
-const ENTRIES: [&str; 6] = ["init", "prefix", "scan", "row_max", "reduce_step", "update"];
+const ENTRIES: [&str; 15] = [
+    "init",
+    "prefix",
+    "scan",
+    "row_max",
+    "reduce_step",
+    "update",
+    "step_l",
+    "ub_chunks",
+    "ub_video_sum",
+    "ub_finish",
+    "sk_cols",
+    "sk_colsum",
+    "sk_check",
+    "sk_rows",
+    "sk_finish",
+];
 
 /// `Params` of `asot.wgsl`.
 #[repr(C)]
@@ -62,7 +99,17 @@ struct Params {
     inv_r: f32,
     step: f32,
     state: u32,
-    pad: u32,
+    balanced: u32,
+    unbalanced: u32,
+    lambda_frames: f32,
+    sinkhorn_tol: f32,
+    row0: u32,
+    row_end: u32,
+    chunk0: u32,
+    chunk_end: u32,
+    cell0: u32,
+    pt0: u32,
+    pad: [u32; 3],
 }
 
 /// `Video` of `asot.wgsl`.
@@ -98,8 +145,10 @@ pub fn solve_batch(
 /// batch (4 / the first gradient's max over every video), so with [`StepSize::Auto`] each group
 /// first runs one iteration to find its max, and every group then runs with the step the GPU
 /// computed for the group holding the batch's max, fixed: the same plans as one dispatch, bit for
-/// bit. One video is never split (its rows couple through the prefix sums); a video that does not
-/// fit alone is a [`GpuError::TooLarge`].
+/// bit. A video that does not fit alone is solved alone in row windows, each binding its rows
+/// and the prefix sums its GW windows read (the same arithmetic, so again the same plan, bit for
+/// bit); only a video whose prefix-sum halo (2·⌊N·r⌋ rows) alone exceeds `limit` is a
+/// [`GpuError::TooLarge`].
 #[allow(clippy::too_many_arguments)]
 pub fn solve_batch_within(
     ctx: &GpuContext,
@@ -114,18 +163,15 @@ pub fn solve_batch_within(
     check(costs, b, n, k, valid, p)?;
     // the largest buffer per video: the prefix sums, (N+1)×(K+1) values
     let per_video = ((n + 1) * (k + 1) * 4) as u64;
-    let group = usize::try_from(limit / per_video).unwrap_or(usize::MAX);
-    if group == 0 {
-        return Err(GpuError::TooLarge {
-            what: format!("the ASOT solve of one video of {n} frames × {k} actions"),
-            bytes: per_video,
-            limit,
-            adapter: ctx.describe(),
-        }
-        .into());
-    }
+    // (a video too long for one binding is a group of its own, solved in row windows)
+    let group = usize::try_from(limit / per_video)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let run_group = |costs: &[f32], b: usize, valid: &[usize], p: &AsotParams| {
+        solve_group(ctx, costs, b, n, k, valid, p, limit)
+    };
     if group >= b {
-        return solve_group(ctx, costs, b, n, k, valid, p).map(|(plan, _)| plan);
+        return run_group(costs, b, valid, p).map(|(plan, _)| plan);
     }
     let cell = n * k;
     let groups: Vec<std::ops::Range<usize>> = (0..b)
@@ -137,12 +183,9 @@ pub fn solve_batch_within(
         let first = AsotParams { iters: 1, ..*p };
         let (mut max, mut step) = (f32::NEG_INFINITY, f32::NAN);
         for g in &groups {
-            let (_, (m, s)) = solve_group(
-                ctx,
+            let (_, (m, s)) = run_group(
                 &costs[g.start * cell..g.end * cell],
                 g.len(),
-                n,
-                k,
                 &valid[g.clone()],
                 &first,
             )
@@ -162,12 +205,9 @@ pub fn solve_batch_within(
     }
     let mut out = Vec::with_capacity(b * cell);
     for g in &groups {
-        let (plan, _) = solve_group(
-            ctx,
+        let (plan, _) = run_group(
             &costs[g.start * cell..g.end * cell],
             g.len(),
-            n,
-            k,
             &valid[g.clone()],
             &fixed,
         )?;
@@ -176,8 +216,9 @@ pub fn solve_batch_within(
     Ok(out)
 }
 
-/// One dispatch: the plans, and the first iteration's max of G with the step the GPU took from it
-/// (NaN with a fixed step).
+/// One dispatch (or, for one video above `limit`, one per row window): the plans, and the first
+/// iteration's max of G with the step the GPU took from it (NaN with a fixed step).
+#[allow(clippy::too_many_arguments)]
 fn solve_group(
     ctx: &GpuContext,
     costs: &[f32],
@@ -186,9 +227,11 @@ fn solve_group(
     k: usize,
     valid: &[usize],
     p: &AsotParams,
+    limit: u64,
 ) -> Result<(Vec<f32>, (f32, f32)), OtError> {
-    let cost = ctx.upload("asot cost", costs)?;
-    let solver = Solver::new(ctx, cost, b, n, k, valid, p)?;
+    // bound in row windows if one video does not fit a binding ([`spans`])
+    let cost = ctx.upload_windowed("asot cost", costs)?;
+    let solver = Solver::new(ctx, cost, b, n, k, valid, p, Some(limit))?;
     let out = solver.run(ctx, |_| {}, &[])?;
     let [plan, cols] = <[Vec<f32>; 2]>::try_from(out).map_err(|_| readback_error(ctx))?;
     let auto = (cols[solver.state + 1], cols[solver.state]);
@@ -231,7 +274,7 @@ pub fn solve_embeddings(
     let fb = ctx.upload("frame embeddings", f)?;
     let ab = ctx.upload("action embeddings", a)?;
     let cost_bound = ctx.bind(&cost_kernel, &[&uniform, &fb, &ab, &cost]);
-    let solver = Solver::new(ctx, cost, b, n, k, valid, p)?;
+    let solver = Solver::new(ctx, cost, b, n, k, valid, p, None)?;
     let build_cost = |pass: &mut wgpu::ComputePass<'_>| {
         ctx.dispatch(
             pass,
@@ -265,7 +308,8 @@ pub struct ResidentSolve {
 /// on the GPU (`f` B·N×d, videos padded to N rows; `a` K×d), with nothing read back: the
 /// resident training step's OT. `extra` (a B·N×K term and its weight, e.g. OT1's SWD term) is
 /// added to the cost before the solve. The step-size check the CPU makes before returning waits
-/// for [`check_step`] on [`ResidentSolve::state`].
+/// for [`check_step`] on [`ResidentSolve::state`]. Balanced actions are refused
+/// ([`GpuError::Unsupported`]): their projection's length depends on the data.
 #[allow(clippy::too_many_arguments)]
 pub fn solve_resident(
     ops: &mut Ops<'_>,
@@ -278,6 +322,14 @@ pub fn solve_resident(
     extra: Option<(&GpuMat, f32)>,
 ) -> Result<ResidentSolve, OtError> {
     check_problem(b, n, k, valid, p)?;
+    if p.balanced_actions {
+        // its projection stops on the data, which a step with nothing read back cannot wait for
+        return Err(GpuError::Unsupported(
+            "the balanced-actions solver inside a resident training step (`clot solve` runs it)"
+                .into(),
+        )
+        .into());
+    }
     let d = f.cols;
     if f.rows != b * n || a.rows != k || a.cols != d || d == 0 {
         return Err(OtError::Shape(format!(
@@ -325,7 +377,7 @@ pub fn solve_resident(
     if let Some((term, weight)) = extra {
         ops.axpy(weight, term, &cost_mat)?;
     }
-    let solver = Solver::new(ctx, cost, b, n, k, valid, p)?;
+    let solver = Solver::new(ctx, cost, b, n, k, valid, p, None)?;
     solver.record(ctx, &mut ops.submission().encoder, |_| {});
     let plan = GpuMat {
         buf: solver.t.clone(),
@@ -380,13 +432,124 @@ fn too_big(ctx: &GpuContext, b: usize, n: usize, k: usize, what: &str) -> OtErro
     })
 }
 
+/// A row window of one solve: its bind group and how many rows and row chunks it covers.
+struct Window {
+    bound: wgpu::BindGroup,
+    rows: usize,
+    chunks: usize,
+}
+
+/// The part of a solve one window binds: flat rows (v·N + i) and prefix-sum rows (v·(N+1) + x).
+#[derive(Debug, Clone, PartialEq)]
+struct Span {
+    rows: std::ops::Range<usize>,
+    chunks: std::ops::Range<usize>,
+    pt: std::ops::Range<usize>,
+}
+
+impl Span {
+    fn whole(b: usize, n: usize) -> Span {
+        Span {
+            rows: 0..b * n,
+            chunks: 0..b * n.div_ceil(ROWS_PER_CHUNK),
+            pt: 0..b * (n + 1),
+        }
+    }
+}
+
+/// Prefix-sum windows start at a multiple of this many rows, so that every window's byte offset
+/// is a multiple of 256 (the largest storage offset alignment WebGPU allows), whatever K is; row
+/// windows start at multiples of [`ROWS_PER_CHUNK`] (a multiple of it).
+const PT_ALIGN_ROWS: usize = 64;
+
+/// The windows of a solve of `b` videos of `n` frames and `k` actions (window half-width `a`)
+/// with at most `limit` bytes per binding: one covering everything when every buffer fits, else,
+/// for a single video, row windows of whole chunks, each binding its rows of the costs and the
+/// plan and its rows of the prefix sums with the `a` rows either side that its GW windows read.
+/// A [`GpuError::TooLarge`] when several videos do not fit (they are grouped by the caller) or
+/// one video's halo alone does not.
+fn spans(
+    ctx: &GpuContext,
+    (b, n, k, a): (usize, usize, usize, usize),
+    limit: u64,
+) -> Result<Vec<Span>, OtError> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let (cell_row, pt_row) = (k * 4, (k + 1) * 4);
+    let fits = b * n * cell_row <= limit && b * (n + 1) * pt_row <= limit;
+    if fits {
+        return Ok(vec![Span::whole(b, n)]);
+    }
+    let halo = 2 * a + 1 + PT_ALIGN_ROWS;
+    let rows = (limit / pt_row).saturating_sub(halo).min(limit / cell_row) / ROWS_PER_CHUNK
+        * ROWS_PER_CHUNK;
+    if b != 1 || rows == 0 {
+        let what = if b == 1 {
+            format!(
+                "the ASOT solve of one video of {n} frames × {k} actions, in row windows (each \
+                 needs the prefix sums of {halo} rows around its own)"
+            )
+        } else {
+            format!("the ASOT solve of {b} videos of {n} frames × {k} actions in one dispatch")
+        };
+        return Err(GpuError::TooLarge {
+            what,
+            bytes: ((n + 1) * pt_row) as u64,
+            limit: limit as u64,
+            adapter: ctx.describe(),
+        }
+        .into());
+    }
+    Ok((0..n)
+        .step_by(rows)
+        .map(|r0| {
+            let r1 = (r0 + rows).min(n);
+            let p0 = r0.saturating_sub(a) / PT_ALIGN_ROWS * PT_ALIGN_ROWS;
+            Span {
+                rows: r0..r1,
+                chunks: r0 / ROWS_PER_CHUNK..r1.div_ceil(ROWS_PER_CHUNK),
+                pt: p0..(r1 + a + 1).min(n + 1),
+            }
+        })
+        .collect())
+}
+
+/// What one invocation of a solver pass covers (asot.wgsl).
+#[derive(Debug, Clone, Copy)]
+enum Threads {
+    /// A row of a video (B·N).
+    Rows,
+    /// A column, or the row sums, of a row chunk (B·C·(K+1)).
+    ChunkColumns,
+    /// An action of a row chunk (B·C·K).
+    ChunkActions,
+    /// A row chunk (B·C).
+    Chunks,
+    /// A column, or the row sums, of a video (B·(K+1)).
+    Columns,
+    /// An action of a video (B·K).
+    Actions,
+    /// A video (B).
+    Videos,
+    /// One workgroup.
+    One,
+}
+
+fn compute_pass(encoder: &mut wgpu::CommandEncoder) -> wgpu::ComputePass<'_> {
+    encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some("asot"),
+        timestamp_writes: None,
+    })
+}
+
 /// One solve's buffers and bindings on the GPU, with the cost already there.
 struct Solver {
     kernel: std::sync::Arc<crate::gpu::Kernel>,
-    bound: wgpu::BindGroup,
+    /// One bind group per row window (one covering everything unless a video is split).
+    windows: Vec<Window>,
     cost: wgpu::Buffer,
     t: wgpu::Buffer,
     cols: wgpu::Buffer,
+    aux: wgpu::Buffer,
     shape: (usize, usize, usize, usize),
     valid: Vec<usize>,
     state: usize,
@@ -394,6 +557,10 @@ struct Solver {
 }
 
 impl Solver {
+    /// `split`: the bytes one binding may hold, when a single video too long for one binding may
+    /// be solved in row windows (its buffers then only need to fit the device's largest buffer,
+    /// `cost` too); `None` binds every buffer whole (the caller has checked them).
+    #[allow(clippy::too_many_arguments)]
     fn new(
         ctx: &GpuContext,
         cost: wgpu::Buffer,
@@ -402,17 +569,8 @@ impl Solver {
         k: usize,
         valid: &[usize],
         p: &AsotParams,
+        split: Option<u64>,
     ) -> Result<Solver, OtError> {
-        if p.balanced_actions {
-            return Err(
-                GpuError::Unsupported("the ASOT solver with balanced actions".into()).into(),
-            );
-        }
-        if p.unbalanced_frames {
-            return Err(
-                GpuError::Unsupported("the ASOT solver with unbalanced frames".into()).into(),
-            );
-        }
         let cells = b
             .checked_mul(n)
             .and_then(|x| x.checked_mul(k))
@@ -442,7 +600,17 @@ impl Solver {
                 StepSize::Auto => 0.0,
             },
             state: to_u32(state, "column sums")?,
-            pad: 0,
+            balanced: u32::from(p.balanced_actions),
+            unbalanced: u32::from(p.unbalanced_frames),
+            lambda_frames: p.lambda_frames,
+            sinkhorn_tol: SINKHORN_TOL,
+            row0: 0,
+            row_end: to_u32(b * n, "frames")?,
+            chunk0: 0,
+            chunk_end: to_u32(b * chunks, "chunks")?,
+            cell0: 0,
+            pt0: 0,
+            pad: [0; 3],
         };
         to_u32(cells, "cells")?;
         to_u32((b * (n + 1)).saturating_mul(k + 1), "prefix sums")?;
@@ -471,23 +639,76 @@ impl Solver {
                 ("rows_per_chunk", ROWS_PER_CHUNK as f64),
             ],
         )?;
-        let uniform = ctx.uniform("asot params", &params);
         let vids = ctx.upload("asot videos", &videos)?;
-        let t = ctx.scratch("asot plan", cells)?;
-        let l = ctx.scratch("asot log plan", cells)?;
+        let spans = match split {
+            Some(limit) => spans(ctx, (b, n, k, a), limit)?,
+            None => vec![Span::whole(b, n)],
+        };
+        let big = |label: &str, len: usize| {
+            if spans.len() > 1 {
+                ctx.scratch_windowed(label, len)
+            } else {
+                ctx.scratch(label, len)
+            }
+        };
+        let t = big("asot plan", cells)?;
+        let l = big("asot log plan", cells)?;
+        let pt = big("asot prefix sums", b * (n + 1) * (k + 1))?;
         let rows = ctx.scratch("asot rows", b * n * 2)?;
-        let pt = ctx.scratch("asot prefix sums", b * (n + 1) * (k + 1))?;
         let cols = ctx.scratch("asot column sums", state + 2)?;
-        let bound = ctx.bind(
-            &kernel,
-            &[&uniform, &cost, &vids, &t, &l, &rows, &pt, &cols],
-        );
+        // the variants' state (asot.wgsl's layout of `aux`)
+        let aux = if p.balanced_actions {
+            b + 2 * b * k + 2 * b * chunks * k
+        } else if p.unbalanced_frames {
+            b + 2 * b * chunks + 2 * b
+        } else {
+            1
+        };
+        let aux = ctx.scratch("asot projection state", aux)?;
+        let whole = |buf: &wgpu::Buffer| 0..buf.size();
+        let windows = spans
+            .iter()
+            .map(|span| {
+                let params = Params {
+                    row0: span.rows.start as u32,
+                    row_end: span.rows.end as u32,
+                    chunk0: span.chunks.start as u32,
+                    chunk_end: span.chunks.end as u32,
+                    cell0: (span.rows.start * k) as u32,
+                    pt0: (span.pt.start * (k + 1)) as u32,
+                    ..params
+                };
+                let cells = (span.rows.start * k * 4) as u64..(span.rows.end * k * 4) as u64;
+                let pts = (span.pt.start * (k + 1) * 4) as u64..(span.pt.end * (k + 1) * 4) as u64;
+                let uniform = ctx.uniform("asot params", &params);
+                let bound = ctx.bind_parts(
+                    &kernel,
+                    &[
+                        (&uniform, whole(&uniform)),
+                        (&cost, cells.clone()),
+                        (&vids, whole(&vids)),
+                        (&t, cells.clone()),
+                        (&l, cells),
+                        (&rows, whole(&rows)),
+                        (&pt, pts),
+                        (&cols, whole(&cols)),
+                        (&aux, whole(&aux)),
+                    ],
+                );
+                Window {
+                    bound,
+                    rows: span.rows.len(),
+                    chunks: span.chunks.len(),
+                }
+            })
+            .collect();
         Ok(Solver {
             kernel,
-            bound,
+            windows,
             cost,
             t,
             cols,
+            aux,
             shape: (b, n, k, chunks),
             valid: valid.to_vec(),
             state,
@@ -495,8 +716,9 @@ impl Solver {
         })
     }
 
-    /// One command buffer: `before` (what fills the cost buffer, if anything), then every
-    /// iteration. Reads back the plan, the column sums with the step, then `extra`.
+    /// `before` (what fills the cost buffer, if anything), then every iteration; reads back the
+    /// plan, the column sums with the step, then `extra`. One command buffer, except with balanced
+    /// actions, whose projections are submitted in blocks (their length depends on the data).
     fn run(
         &self,
         ctx: &GpuContext,
@@ -506,36 +728,131 @@ impl Solver {
         let (b, n, k, _) = self.shape;
         let mut outputs = vec![(&self.t, b * n * k), (&self.cols, self.state + 2)];
         outputs.extend_from_slice(extra);
-        let record = |encoder: &mut wgpu::CommandEncoder| self.record(ctx, encoder, before);
-        Ok(ctx.run_and_read("ASOT solve", record, &outputs)?)
+        let label = "ASOT solve";
+        let mut sub = ctx.begin(label);
+        if !self.p.balanced_actions {
+            self.record(ctx, &mut sub.encoder, before);
+            return Ok(sub.finish(&outputs)?);
+        }
+        {
+            let mut pass = compute_pass(&mut sub.encoder);
+            before(&mut pass);
+            self.dispatch(ctx, &mut pass, "init", Threads::Rows);
+        }
+        let cap = self.p.sinkhorn_iters.max(1);
+        for it in 0..self.p.iters {
+            self.step(ctx, &mut compute_pass(&mut sub.encoder), it);
+            let mut done = 0;
+            while done < cap {
+                let block = SINKHORN_BLOCK.min(cap - done);
+                {
+                    let mut pass = compute_pass(&mut sub.encoder);
+                    for _ in 0..block {
+                        self.sinkhorn_iteration(ctx, &mut pass);
+                    }
+                }
+                done += block;
+                if done < cap {
+                    let flags = sub.finish(&[(&self.aux, b)])?;
+                    sub = ctx.begin(label);
+                    if flags.first().is_some_and(|f| f.iter().all(|&x| x != 0.0)) {
+                        break;
+                    }
+                }
+            }
+            self.dispatch(
+                ctx,
+                &mut compute_pass(&mut sub.encoder),
+                "sk_finish",
+                Threads::Rows,
+            );
+        }
+        Ok(sub.finish(&outputs)?)
     }
 
-    /// Records `before`, then every iteration, into `encoder`.
+    /// Records `before`, then every iteration, into `encoder` (not for balanced actions, whose
+    /// projection [`Solver::run`] submits in blocks).
     fn record(
         &self,
         ctx: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         before: impl FnOnce(&mut wgpu::ComputePass<'_>),
     ) {
-        let (b, n, k, chunks) = self.shape;
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("asot"),
-            timestamp_writes: None,
-        });
+        debug_assert!(!self.p.balanced_actions);
+        let mut pass = compute_pass(encoder);
         before(&mut pass);
-        let (kernel, bound) = (&self.kernel, &self.bound);
-        let row_threads = (b * n) as u64;
-        ctx.dispatch(&mut pass, kernel, bound, "init", row_threads);
+        self.dispatch(ctx, &mut pass, "init", Threads::Rows);
         for it in 0..self.p.iters {
-            let prefix_threads = (b * chunks * (k + 1)) as u64;
-            ctx.dispatch(&mut pass, kernel, bound, "prefix", prefix_threads);
-            ctx.dispatch(&mut pass, kernel, bound, "scan", (b * (k + 1)) as u64);
-            if it == 0 && self.p.step == StepSize::Auto {
-                ctx.dispatch(&mut pass, kernel, bound, "row_max", row_threads);
-                // one workgroup
-                ctx.dispatch(&mut pass, kernel, bound, "reduce_step", 1);
+            if self.p.unbalanced_frames {
+                self.step(ctx, &mut pass, it);
+                self.dispatch(ctx, &mut pass, "ub_chunks", Threads::Chunks);
+                self.dispatch(ctx, &mut pass, "ub_video_sum", Threads::Videos);
+                self.dispatch(ctx, &mut pass, "ub_finish", Threads::Rows);
+            } else {
+                self.prefix_sums(ctx, &mut pass, it);
+                self.dispatch(ctx, &mut pass, "update", Threads::Rows);
             }
-            ctx.dispatch(&mut pass, kernel, bound, "update", row_threads);
+        }
+    }
+
+    /// The prefix sums and column terms of iteration `it`, and in the first iteration with the
+    /// automatic step the step itself.
+    fn prefix_sums(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, it: usize) {
+        self.dispatch(ctx, pass, "prefix", Threads::ChunkColumns);
+        self.dispatch(ctx, pass, "scan", Threads::Columns);
+        if it == 0 && self.p.step == StepSize::Auto {
+            self.dispatch(ctx, pass, "row_max", Threads::Rows);
+            self.dispatch(ctx, pass, "reduce_step", Threads::One);
+        }
+    }
+
+    /// A variant's iteration up to its projection: the prefix sums, then L ← L − step·G.
+    fn step(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>, it: usize) {
+        self.prefix_sums(ctx, pass, it);
+        self.dispatch(ctx, pass, "step_l", Threads::Rows);
+    }
+
+    /// One Sinkhorn iteration of the balanced projection (a video whose flag says it settled
+    /// skips it).
+    fn sinkhorn_iteration(&self, ctx: &GpuContext, pass: &mut wgpu::ComputePass<'_>) {
+        self.dispatch(ctx, pass, "sk_cols", Threads::ChunkActions);
+        self.dispatch(ctx, pass, "sk_colsum", Threads::Actions);
+        self.dispatch(ctx, pass, "sk_check", Threads::Videos);
+        self.dispatch(ctx, pass, "sk_rows", Threads::Rows);
+    }
+
+    fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        pass: &mut wgpu::ComputePass<'_>,
+        entry: &str,
+        threads: Threads,
+    ) {
+        let (b, _, k, _) = self.shape;
+        let count = |w: &Window| match threads {
+            Threads::Rows => w.rows,
+            Threads::ChunkColumns => w.chunks * (k + 1),
+            Threads::ChunkActions => w.chunks * k,
+            Threads::Chunks => w.chunks,
+            Threads::Columns => b * (k + 1),
+            Threads::Actions => b * k,
+            Threads::Videos => b,
+            // one workgroup
+            Threads::One => 1,
+        };
+        // the passes over rows or chunks run once per window; the others once, as they touch
+        // no windowed buffer (any window's bind group serves)
+        let windowed = matches!(
+            threads,
+            Threads::Rows | Threads::ChunkColumns | Threads::ChunkActions | Threads::Chunks
+        );
+        let windows = if windowed {
+            &self.windows[..]
+        } else {
+            &self.windows[..1]
+        };
+        for w in windows {
+            ctx.dispatch(pass, &self.kernel, &w.bound, entry, count(w) as u64);
         }
     }
 
