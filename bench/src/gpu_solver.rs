@@ -12,6 +12,8 @@
 //! is given as a fraction of the device's copy bandwidth, measured with a 1 GiB buffer-to-buffer
 //! copy (read + write) in the same run.
 //!
+//! `--only "B=1 N=1000000 K=48"` (repeatable) runs just the cases named.
+//!
 //! A case larger than `--max-cells` (B·N·K; default 2·10⁷, a few seconds on this machine's CPU),
 //! or whose single video exceeds the adapter's largest buffer, is listed as skipped, with the
 //! reason. A batch above the adapter's limit per storage binding runs in groups of videos, and a
@@ -27,6 +29,8 @@ use crate::{median, time_once};
 
 struct Args {
     max_cells: usize,
+    /// Run only the cases named (`B=1 N=1000000 K=48`), when any are given.
+    only: Vec<String>,
     repeats: usize,
     json: bool,
 }
@@ -34,6 +38,7 @@ struct Args {
 fn parse_args(args: &[String]) -> Result<Args> {
     let mut a = Args {
         max_cells: 20_000_000,
+        only: Vec::new(),
         repeats: 3,
         json: false,
     };
@@ -43,6 +48,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
         match flag.as_str() {
             "--max-cells" => a.max_cells = val()?.parse::<f64>()? as usize,
             "--repeats" => a.repeats = val()?.parse()?,
+            "--only" => a.only.push(val()?),
             "--json" => a.json = true,
             other => bail!("unknown flag {other}"),
         }
@@ -110,6 +116,9 @@ pub fn run(args: &[String]) -> Result<()> {
             for b in [1usize, 64] {
                 let cells = b * n * k;
                 let name = format!("B={b} N={n} K={k}");
+                if !a.only.is_empty() && !a.only.contains(&name) {
+                    continue;
+                }
                 let skip = if cells > a.max_cells {
                     Some(format!("{cells} cells > --max-cells {}", a.max_cells))
                 } else if ((n + 1) * (k + 1) * 4) as u64 > ctx.limits.max_buffer_size {

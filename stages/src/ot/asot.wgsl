@@ -301,6 +301,21 @@ fn reduce_step(@builtin(local_invocation_index) lid: u32) {
     }
 }
 
+// L ← L − step·G for valid row i of video v (G reads T, which this leaves as it is); returns the
+// row's max of L.
+fn step_row(v: u32, i: u32, nv: u32) -> f32 {
+    let step = select(cols[P.state], P.step, P.fixed_step == 1u);
+    let w = window(v, i, nv);
+    var m = -3.4028235e38;
+    for (var j = 0u; j < P.k; j++) {
+        let c = cell(v, i, j);
+        let x = l[c] - step * grad(v, i, j, w);
+        l[c] = x;
+        m = max(m, x);
+    }
+    return m;
+}
+
 // One mirror-descent step of a valid row: L ← L − step·G, T = exp(L − max) scaled to the row
 // marginal, L shifted to log T, and the new row sum.
 @compute @workgroup_size(workgroup_size)
@@ -316,15 +331,7 @@ fn update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if i >= vid.nv {
         return;
     }
-    let step = select(cols[P.state], P.step, P.fixed_step == 1u);
-    let w = window(v, i, vid.nv);
-    var m = -3.4028235e38;
-    for (var j = 0u; j < P.k; j++) {
-        let c = cell(v, i, j);
-        let x = l[c] - step * grad(v, i, j, w);
-        l[c] = x;
-        m = max(m, x);
-    }
+    let m = step_row(v, i, vid.nv);
     // every G of the row is computed (it reads this row of T) before T is overwritten
     var s = 0.0;
     for (var j = 0u; j < P.k; j++) {
@@ -396,15 +403,7 @@ fn step_l(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if i >= vid.nv {
         return;
     }
-    let step = select(cols[P.state], P.step, P.fixed_step == 1u);
-    let w = window(v, i, vid.nv);
-    var m = -3.4028235e38;
-    for (var j = 0u; j < P.k; j++) {
-        let c = cell(v, i, j);
-        let x = l[c] - step * grad(v, i, j, w);
-        l[c] = x;
-        m = max(m, x);
-    }
+    let m = step_row(v, i, vid.nv);
     if P.balanced == 1u {
         rows[2u * idx + 1u] = 0.0;
     } else {
