@@ -106,6 +106,9 @@ pub struct Session {
     cfg: TrainConfig,
     /// Copies of the graph for validation and evaluation (see [`Session::add_workers`]).
     workers: Vec<Session>,
+    /// Videos that did not fit the resident GPU step at full length and ran on the host path
+    /// (see [`Session::forward_video`]), each noted once.
+    host_fallback: Vec<String>,
 }
 
 impl Session {
@@ -171,6 +174,7 @@ impl Session {
             entities,
             cfg: cfg.clone(),
             workers: Vec::new(),
+            host_fallback: Vec::new(),
         })
     }
 
@@ -324,7 +328,7 @@ impl Session {
         let pairs = self.per_video(&labelled, videos, |s, i| {
             s.set_batch(&[i], Sampling::Validation(s.cfg.sampled_frames), false);
             s.log_scope(format!("val{epoch}/{i}"));
-            s.graph.forward().map_err(|e| anyhow!("{e}"))?;
+            s.forward_video(&videos[i].name)?;
             let e = s.entities[i];
             let (pred, input) = (
                 s.graph.world.get::<Prediction>(e),
@@ -434,6 +438,42 @@ impl Session {
         return Ok(clot_stages::gpu::resident::make_resident(&mut self.graph)?);
         #[cfg(not(feature = "wgpu"))]
         Ok(false)
+    }
+
+    /// The forward pass of one video alone (validation, evaluation). On the resident GPU path, a
+    /// video whose length needs a buffer over the device's storage-binding limit (a
+    /// [`clot_stages::gpu::GpuError::TooLarge`]) runs again on the host path with the current
+    /// parameters: the neural stages on the CPU and the solves on wgpu, which split one long
+    /// video into row windows ([`clot_stages::ot::asot_gpu`]). The graph stays resident for the
+    /// next video, and a note names the video once.
+    fn forward_video(&mut self, name: &str) -> Result<()> {
+        let first = self.graph.forward();
+        #[cfg(feature = "wgpu")]
+        if let Err(e) = &first
+            && e.over_limit
+        {
+            use clot_stages::gpu::resident::{GpuBatch, GpuModel};
+            if self.graph.world.contains_resource::<GpuModel>() {
+                self.sync_to_host()?;
+                let model = self.graph.world.remove_resource::<GpuModel>();
+                self.graph.world.insert_resource(GpuBatch::default());
+                let again = self.graph.forward();
+                if let Some(model) = model {
+                    self.graph.world.insert_resource(model);
+                }
+                again.map_err(|e| anyhow!("{e}"))?;
+                if !self.host_fallback.iter().any(|n| n == name) {
+                    self.host_fallback.push(name.to_string());
+                    eprintln!(
+                        "note: video {name} does not fit the resident GPU step at full length \
+                         ({e}); evaluated on the host path: the neural stages on the CPU, the \
+                         solves on wgpu in row windows"
+                    );
+                }
+                return Ok(());
+            }
+        }
+        first.map_err(|e| anyhow!("{e}"))
     }
 
     /// Reads a resident model back into the host's parameters (nothing to do otherwise).
@@ -557,9 +597,7 @@ impl Session {
             let v = videos[i];
             s.set_batch(&[i], Sampling::Full, false);
             s.log_scope(format!("eval/{i}"));
-            s.graph
-                .forward()
-                .map_err(|e| anyhow!("{e}"))
+            s.forward_video(&v.name)
                 .with_context(|| format!("evaluating video {}", v.name))?;
             let e = s.entities[i];
             let Some(pred) = s.graph.world.get::<Prediction>(e) else {

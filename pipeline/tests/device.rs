@@ -5,6 +5,7 @@
 
 mod common;
 
+use arrow_array::cast::AsArray;
 use common::{gpu_available, json};
 
 use std::path::Path;
@@ -221,9 +222,7 @@ fn losses(run: &Path) -> Vec<f64> {
     let a = b
         .column_by_name("loss")
         .unwrap()
-        .as_any()
-        .downcast_ref::<arrow_array::Float64Array>()
-        .unwrap()
+        .as_primitive::<arrow_array::types::Float64Type>()
         .clone();
     a.values().to_vec()
 }
@@ -418,4 +417,115 @@ fn one_resident_training_step_matches_the_cpu() {
             assert!(worst <= 1.0, "{mode}: param {}: {worst} × 8 ulp", c.name);
         }
     }
+}
+
+/// Each video's predicted labels in a run's `predictions.parquet`, in file order.
+fn predictions(run: &Path) -> Vec<(String, Vec<i32>)> {
+    let b = common::read(&run.join("predictions.parquet"));
+    let names = b.column_by_name("video").unwrap().as_string::<i32>();
+    let labels = b
+        .column_by_name("prediction")
+        .unwrap()
+        .as_primitive::<arrow_array::types::Int32Type>();
+    let mut out: Vec<(String, Vec<i32>)> = Vec::new();
+    for (name, label) in names.iter().zip(labels.values()) {
+        let name = name.unwrap();
+        match out.last_mut() {
+            Some((n, l)) if n == name => l.push(*label),
+            _ => out.push((name.to_string(), vec![*label])),
+        }
+    }
+    out
+}
+
+/// Full-length evaluation of videos too long for the resident GPU step: with the storage binding
+/// capped (`CLOT_GPU_MAX_BINDING`) so that the training crops fit and the longest demo videos do
+/// not, training is the same to the bit (the loss curve), the videos that fit get the same
+/// predictions, and the others are evaluated on the host path (the solves on wgpu, in row
+/// windows where a video's plan exceeds the cap), named in a note, and agree with the uncapped
+/// run on ≥ 99 % of their frames (the host path's neural stages are the CPU's, within 1e-5 of
+/// the GPU's). A cap the training step cannot fit fails with the limit named.
+#[test]
+fn evaluation_runs_videos_too_long_for_the_resident_step_on_the_host_path() {
+    let test = "evaluation_runs_videos_too_long_for_the_resident_step_on_the_host_path";
+    // 400 kB: the training step (2 crops of 256 frames, 128 wide at most: 262 kB) fits; the
+    // demo videos over 781 frames do not (their encoder's hidden layer is N × 128)
+    const CAP: &str = "400000";
+    if !gpu_available(test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, env: &[(&str, &str)]| {
+        let out = tmp.path().join(name);
+        let args = [
+            "train",
+            "demo",
+            "--mode",
+            "asot",
+            "--epochs",
+            "3",
+            "--seed",
+            "0",
+            "--device",
+            "wgpu",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ];
+        (common::clot_env(&args, env), out)
+    };
+    let (whole, whole_out) = run("whole", &[]);
+    assert!(
+        whole.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    let (capped, capped_out) = run("capped", &[("CLOT_GPU_MAX_BINDING", CAP)]);
+    let stderr = String::from_utf8_lossy(&capped.stderr);
+    assert!(capped.status.success(), "{stderr}");
+    let noted: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("does not fit the resident GPU step"))
+        .collect();
+    eprintln!(
+        "{test}: {} videos on the host path; {:?}",
+        noted.len(),
+        noted.first()
+    );
+    assert_eq!(
+        losses(&whole_out),
+        losses(&capped_out),
+        "training moved under the cap"
+    );
+    let (a, b) = (predictions(&whole_out), predictions(&capped_out));
+    assert_eq!(a.len(), b.len());
+    let (mut fell_back, mut frames, mut agree) = (0, 0, 0);
+    for ((name, pa), (nb, pb)) in a.iter().zip(&b) {
+        assert_eq!(name, nb);
+        assert_eq!(pa.len(), pb.len(), "{name}");
+        if noted.iter().any(|l| l.contains(&format!("video {name} "))) {
+            fell_back += 1;
+            frames += pa.len();
+            agree += pa.iter().zip(pb).filter(|(x, y)| x == y).count();
+        } else {
+            assert_eq!(pa, pb, "{name} fits the cap and must not move");
+        }
+    }
+    assert!(
+        fell_back >= 1 && fell_back < a.len(),
+        "{fell_back} of {} videos",
+        a.len()
+    );
+    assert_eq!(fell_back, noted.len(), "one note per video");
+    let share = agree as f64 / frames as f64;
+    eprintln!("{test}: {fell_back} videos, {frames} frames, agreement {share:.5}");
+    assert!(share >= 0.99, "{share}");
+    // a cap below the training step's own buffers: the error names the limit
+    let (tiny, _) = run("tiny", &[("CLOT_GPU_MAX_BINDING", "4096")]);
+    let err = String::from_utf8_lossy(&tiny.stderr);
+    assert!(!tiny.status.success());
+    assert!(
+        err.contains("allows 4096 bytes per storage binding"),
+        "{err}"
+    );
 }

@@ -205,6 +205,9 @@ pub(crate) use add_cpu_gpu;
 pub struct StageError {
     pub stage: &'static str,
     pub message: String,
+    /// The stage needed a GPU buffer over a device limit ([`crate::gpu::GpuError::TooLarge`]):
+    /// the work did not fit, and the same work split differently may.
+    pub over_limit: bool,
 }
 
 /// Failures reported during a schedule run. Systems take `Res<Failures>` (shared access: it never
@@ -213,12 +216,15 @@ pub struct StageError {
 pub struct Failures(Mutex<Vec<StageError>>);
 
 impl Failures {
-    /// Records a failure.
-    pub fn report(&self, stage: &'static str, message: impl std::fmt::Display) {
+    /// Records a failure. A [`crate::gpu::GpuError::TooLarge`], alone or inside an
+    /// [`crate::ot::OtError`], is marked [`StageError::over_limit`].
+    pub fn report<M: std::fmt::Display + 'static>(&self, stage: &'static str, message: M) {
+        let over_limit = crate::gpu::is_over_limit(&message);
         if let Ok(mut v) = self.0.lock() {
             v.push(StageError {
                 stage,
                 message: message.to_string(),
+                over_limit,
             });
         }
     }
@@ -433,6 +439,7 @@ impl StageGraph {
             res.map_err(|e| StageError {
                 stage: "graph",
                 message: format!("schedule {label:?}: {e}"),
+                over_limit: false,
             })?;
         }
         Ok(())

@@ -12,6 +12,15 @@ pub fn clot(args: &[&str]) -> Output {
         .expect("run clot")
 }
 
+/// Runs `clot` with `args` and the environment variables `env` set.
+pub fn clot_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_clot"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run clot")
+}
+
 /// Runs `clot`, asserts success, returns stdout.
 pub fn ok(args: &[&str]) -> String {
     let out = clot(args);

@@ -61,7 +61,14 @@ pub struct GpuContext {
     placeholders: OnceLock<(wgpu::Buffer, wgpu::Buffer)>,
     /// Set by the device-lost callback.
     lost: Arc<Mutex<Option<String>>>,
+    /// A cap on the storage binding below the adapter's, from `CLOT_GPU_MAX_BINDING` (bytes):
+    /// a large GPU then splits work as a small one must (for tests, and to reproduce a small
+    /// device's behaviour).
+    binding_cap: Option<u64>,
 }
+
+/// The environment variable that caps the storage binding clot plans against (bytes).
+pub const MAX_BINDING_VAR: &str = "CLOT_GPU_MAX_BINDING";
 
 impl GpuContext {
     /// The process's context, opened on first use: the best adapter of any kind (a discrete GPU
@@ -89,10 +96,14 @@ impl GpuContext {
             .copied()
             .collect::<Vec<_>>()
             .join(" ");
-        if driver.is_empty() {
+        let name = if driver.is_empty() {
             format!("{} ({:?})", i.name, i.backend)
         } else {
             format!("{} ({:?}, {driver})", i.name, i.backend)
+        };
+        match self.binding_cap {
+            Some(cap) => format!("{name} [bindings capped at {cap} bytes by {MAX_BINDING_VAR}]"),
+            None => name,
         }
     }
 
@@ -133,6 +144,20 @@ impl GpuContext {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let name = format!("{} ({:?})", info.name, info.backend);
+        let binding_cap = match std::env::var(MAX_BINDING_VAR) {
+            Err(_) => None,
+            Ok(v) => match v.trim().parse::<u64>() {
+                Ok(cap) if cap >= 1024 => Some(cap),
+                _ => {
+                    return Err(GpuError::RequestDevice {
+                        adapter: name,
+                        why: format!(
+                            "{MAX_BINDING_VAR}={v:?} is not a number of bytes of at least 1024"
+                        ),
+                    });
+                }
+            },
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("clot"),
             required_features: wgpu::Features::empty(),
@@ -161,14 +186,17 @@ impl GpuContext {
             kernels: Mutex::new(HashMap::new()),
             placeholders: OnceLock::new(),
             lost,
+            binding_cap,
         })
     }
 
-    /// The largest storage binding, in bytes.
+    /// The largest storage binding, in bytes (the adapter's, or less under
+    /// `CLOT_GPU_MAX_BINDING`).
     pub fn max_binding(&self) -> u64 {
         self.limits
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size)
+            .min(self.binding_cap.unwrap_or(u64::MAX))
     }
 
     /// Checks that a storage buffer of `bytes` fits the device; `what` says what it is for.
@@ -469,8 +497,8 @@ impl GpuContext {
             ctx: self,
             label: label.to_string(),
             encoder,
-            validation,
             oom,
+            validation,
         }
     }
 
@@ -497,8 +525,11 @@ pub struct Submission<'c> {
     ctx: &'c GpuContext,
     label: String,
     pub encoder: wgpu::CommandEncoder,
-    validation: wgpu::ErrorScopeGuard,
+    // Fields drop in declaration order and error scopes must pop in reverse order of their
+    // pushes: `oom` (pushed second) stands first, so that a submission dropped unfinished (a
+    // kernel's recording failed) pops both without a panic.
     oom: wgpu::ErrorScopeGuard,
+    validation: wgpu::ErrorScopeGuard,
 }
 
 impl<'c> Submission<'c> {
@@ -514,8 +545,8 @@ impl<'c> Submission<'c> {
             ctx,
             label,
             mut encoder,
-            validation,
             oom,
+            validation,
         } = self;
         let label = label.as_str();
         let staging: Vec<(wgpu::Buffer, usize)> = outputs

@@ -20,7 +20,7 @@ mod context;
 #[cfg(feature = "wgpu")]
 pub mod resident;
 #[cfg(feature = "wgpu")]
-pub use context::{Binding, GpuContext, Kernel, Submission};
+pub use context::{Binding, GpuContext, Kernel, MAX_BINDING_VAR, Submission};
 
 /// Every WGSL source of the crate, by the path of its file under `stages/src`.
 pub const SHADERS: &[(&str, &str)] = &[
@@ -132,6 +132,22 @@ impl Compute {
 #[cfg(feature = "wgpu")]
 pub fn on_gpu(model: Option<bevy_ecs::prelude::Res<'_, resident::GpuModel>>) -> bool {
     model.is_some()
+}
+
+/// Whether `error` is a [`GpuError::TooLarge`], alone or as the cause of an
+/// [`crate::ot::OtError`]: work that did not fit a device limit as it was laid out, which the
+/// caller may lay out again (the resident evaluation of one long video does, see
+/// `clot_pipeline::train::Session::evaluate`).
+pub fn is_over_limit(error: &dyn std::any::Any) -> bool {
+    let gpu = error.downcast_ref::<GpuError>().or_else(|| {
+        error
+            .downcast_ref::<crate::ot::OtError>()
+            .and_then(|e| match e {
+                crate::ot::OtError::Gpu(g) => Some(g),
+                _ => None,
+            })
+    });
+    matches!(gpu, Some(GpuError::TooLarge { .. }))
 }
 
 /// Whether this build has the wgpu kernels.

@@ -17,6 +17,12 @@
 //! loss level, for the progress bar and the errors a CPU run would give); at evaluation the plans
 //! and costs come back for the predictions and the OT objective. Each stage submits its own
 //! command buffer: the queue keeps them in order, so no stage waits for another.
+//!
+//! Every quantity is one buffer bound whole, so a batch needs each of them within the device's
+//! storage binding ([`GpuContext::max_binding`]); one that is not fails its stage with a
+//! [`GpuError::TooLarge`], which the failure marks ([`crate::graph::StageError::over_limit`]) so
+//! that a caller can run that batch on the host path instead (the pipeline does, for one long
+//! video at evaluation).
 
 use std::sync::Arc;
 
@@ -159,7 +165,7 @@ pub fn submit<T, E>(
     record: impl FnOnce(&mut Ops<'_>) -> Result<T, E>,
 ) -> Option<T>
 where
-    E: std::fmt::Display + From<GpuError>,
+    E: std::fmt::Display + From<GpuError> + 'static,
 {
     let run = || -> Result<T, E> {
         let mut ops = Ops::new(&model.ctx, stage)?;
