@@ -7,6 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use arrow_array::cast::AsArray;
 use common::{clot, fails, json, ok, read, s};
 
 /// A 15-dimensional dataset with 12 classes (11 steps + background), as a standard-layout folder
@@ -352,7 +353,6 @@ fn activity_rules_choose_how_videos_group() {
 
 #[test]
 fn bad_videos_are_skipped_on_request_and_counted_in_the_summary() {
-    use arrow_array::cast::AsArray;
     let read_u32 = |path: &Path, column: &str| {
         read(path)
             .column_by_name(column)
@@ -587,12 +587,7 @@ fn actions_auto_reads_no_labels_and_records_its_curve() {
     );
     let table = read(&out.join("k_choice.parquet"));
     assert_eq!(table.num_rows(), 15);
-    let chosen = table
-        .column_by_name("chosen")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<arrow_array::BooleanArray>()
-        .unwrap();
+    let chosen = table.column_by_name("chosen").unwrap().as_boolean();
     assert_eq!(chosen.true_count(), 1);
     for f in ["k_choice.png", "k_choice.svg"] {
         assert!(out.join(f).is_file(), "{f} missing");
@@ -603,22 +598,15 @@ fn actions_auto_reads_no_labels_and_records_its_curve() {
     let summary = read(&d.out("auto-labelled").join("summary.parquet"));
     let col = |name: &str| std::sync::Arc::clone(summary.column_by_name(name).unwrap());
     let actions = col("actions");
-    let actions = actions
-        .as_any()
-        .downcast_ref::<arrow_array::UInt32Array>()
-        .unwrap();
-    assert_eq!(actions.value(0) as u64, k);
-    let estimated = col("k_estimated");
-    let estimated = estimated
-        .as_any()
-        .downcast_ref::<arrow_array::BooleanArray>()
-        .unwrap();
-    assert!(estimated.value(0));
+    assert_eq!(
+        actions
+            .as_primitive::<arrow_array::types::UInt32Type>()
+            .value(0) as u64,
+        k
+    );
+    assert!(col("k_estimated").as_boolean().value(0));
     let range = col("k_range");
-    let range = range
-        .as_any()
-        .downcast_ref::<arrow_array::StringArray>()
-        .unwrap();
+    let range = range.as_string::<i32>();
     assert_eq!(range.value(0), "2-16");
 }
 
