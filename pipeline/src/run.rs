@@ -157,8 +157,8 @@ pub(crate) fn resolve_with_estimate(
     resolved.notes.insert(
         0,
         format!(
-            "K = {} estimated from the features alone ({}; {} of {} frames, {:.1} s). The labels \
-             were not read.",
+            "K = {} estimated from the features alone ({}; {} segments of {} frames, {:.1} s). The \
+             labels were not read.",
             est.k, est.method, est.points, est.frames, est.seconds
         ),
     );
@@ -590,7 +590,7 @@ fn write_run(out: &Path, o: &RunOutput<'_>) -> Result<()> {
             &out.join("k_choice.png"),
             &title,
             "",
-            &[KCurve::of(est, "gap".into())],
+            &[KCurve::of(est, "ln W".into())],
         )?;
     }
     let run = out
@@ -643,12 +643,13 @@ fn write_run(out: &Path, o: &RunOutput<'_>) -> Result<()> {
     Ok(())
 }
 
-/// One score curve of `--actions auto` for [`k_curve_plot`]: the gap per K and the K chosen.
+/// One score curve of `--actions auto` for [`k_curve_plot`]: ln W per K (the curve the knee is
+/// read from) and the K chosen.
 pub(crate) struct KCurve {
     pub label: String,
     pub chosen: usize,
     pub method: String,
-    /// (K, gap)
+    /// (K, ln W)
     pub points: Vec<(f64, f64)>,
 }
 
@@ -658,13 +659,13 @@ impl KCurve {
             label,
             chosen: est.k,
             method: est.method.clone(),
-            points: est.curve.iter().map(|s| (s.k as f64, s.gap)).collect(),
+            points: est.curve.iter().map(|s| (s.k as f64, s.log_w)).collect(),
         }
     }
 }
 
-/// The gap statistic against K, each curve's K̂ marked by a vertical line, to `png_path` (and SVG
-/// beside it).
+/// ln W of the segment means against K, each curve's K̂ (its knee) marked by a vertical line, to
+/// `png_path` (and SVG beside it).
 pub(crate) fn k_curve_plot(
     png_path: &Path,
     title: &str,
@@ -710,7 +711,7 @@ pub(crate) fn k_curve_plot(
                 format!("{place} · {chosen}")
             }),
             x_label: "K (actions)".into(),
-            y_label: "gap statistic (mean ln W_ref − ln W)".into(),
+            y_label: "ln W (within-cluster sum of squares of the segment means)".into(),
             legend_title: if detail.is_empty() {
                 "curve".into()
             } else {

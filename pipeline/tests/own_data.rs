@@ -617,11 +617,34 @@ fn actions_auto_errors_say_what_to_change() {
     assert!(e.contains("2 ≤ MIN ≤ MAX"), "{e}");
     let e = fails(&["train", s(&d.folder), "--actions", "many"]);
     assert!(e.contains("auto:MIN-MAX"), "{e}");
-    // 6 videos of about 300 frames: fewer smoothed frames than K = 5000
-    let e = fails(&["train", s(&d.folder), "--actions", "auto:2-5000"]);
+    // 6 videos of about 300 frames cut into tens of segments: too few for K = 500 and up
+    let e = fails(&["train", s(&d.folder), "--actions", "auto:500-5000"]);
     assert!(
-        e.contains("choosing K for `") && e.contains("fewer than the largest K tried (5000)"),
+        e.contains("choosing K for `")
+            && e.contains("fewer than three per action for the smallest K tried (500)"),
         "{e}"
+    );
+    // a range past a third of the segments is cut there, and the note says so
+    let r = json(&[
+        "train",
+        s(&d.folder),
+        "--actions",
+        "auto:2-5000",
+        "--epochs",
+        "1",
+        "--out",
+        s(&d.out("auto-cut")),
+        "--json",
+    ]);
+    let method = r["k_choice"]["method"].as_str().unwrap();
+    assert!(method.contains("range 2-5000 cut to 2-"), "{method}");
+    let notes = r["notes"].to_string();
+    assert!(notes.contains("range 2-5000 cut to 2-"), "{notes}");
+    let searched = r["k_choice"]["curve"].as_array().unwrap().len();
+    let k = r["k_choice"]["k"].as_u64().unwrap() as usize;
+    assert!(
+        searched >= 3 && (2..2 + searched).contains(&k),
+        "{searched} {k}"
     );
 }
 

@@ -175,11 +175,11 @@ fn bad_sweep_files_fail_before_anything_runs() {
     let f = write(
         tmp.path(),
         "e.toml",
-        "dataset = \"demo\"\n[grid]\nactions = [5, \"auto:2-50000\"]\n",
+        "dataset = \"demo\"\n[grid]\nactions = [5, \"auto:20000-50000\"]\n",
     );
     let e = fails(&["sweep", s(&f), "--out", s(&out)]);
     assert!(
-        e.contains("trial 2") && e.contains("choosing K for `demo`") && e.contains("50000"),
+        e.contains("trial 2") && e.contains("choosing K for `demo`") && e.contains("20000"),
         "{e}"
     );
     assert!(!out.exists(), "nothing ran, nothing written");

@@ -150,11 +150,13 @@ impl Table {
             ],
             Table::KChoice => vec![
                 f("k", UInt32, false),
-                // ln W(K): within-cluster sum of squares of the smoothed features
+                // ln W(K): within-cluster sum of squares of the segment means, the score the
+                // knee is read from
                 f("log_w", Float64, false),
                 // mean ln W(K) of the uniform reference sets
                 f("log_w_ref", Float64, false),
-                // log_w_ref − log_w, the score
+                // log_w_ref − log_w, the gap statistic (K̂ is its largest value only when the
+                // range has fewer than three K)
                 f("gap", Float64, false),
                 // true on the K the run trained with
                 f("chosen", Boolean, false),

@@ -23,8 +23,8 @@
 //!   `training_curves.png/.svg` (the loss per step of the best configuration's seeds) and, where the
 //!   sweep ran with `--predictions`, `segments_seed<k>.png/.svg` (ground truth vs prediction of
 //!   the best configuration, clusters coloured by their activity-level Hungarian match) and,
-//!   where trials estimated K (`actions = "auto"`), `k_choice.png/.svg` (the gap statistic
-//!   against K, one curve per K range, K̂ marked).
+//!   where trials estimated K (`actions = "auto"`), `k_choice.png/.svg` (ln W of the
+//!   segment means against K, one curve per K range, K̂ marked).
 //!
 //! Cost: O(trials) small Parquet reads and O(trials · settings) grouping; the pictures read the
 //! best configurations' curves and predictions only.
@@ -1687,7 +1687,7 @@ fn k_choice_picture(
 /// A trial's `k_choice.parquet` as a curve labelled by its K range.
 fn read_k_choice(path: &Path, range: &str) -> Result<crate::run::KCurve> {
     let mut curve = crate::run::KCurve {
-        label: format!("gap, K in {range}"),
+        label: format!("ln W, K in {range}"),
         chosen: 0,
         method: String::new(),
         points: Vec::new(),
@@ -1697,16 +1697,16 @@ fn read_k_choice(path: &Path, range: &str) -> Result<crate::run::KCurve> {
         let k = k
             .as_primitive_opt::<UInt32Type>()
             .ok_or_else(|| wrong_type("k", "UInt32", k.data_type()))?;
-        let gap = column(&b, "gap")?;
-        let gap = gap
+        let log_w = column(&b, "log_w")?;
+        let log_w = log_w
             .as_primitive_opt::<Float64Type>()
-            .ok_or_else(|| wrong_type("gap", "Float64", gap.data_type()))?;
+            .ok_or_else(|| wrong_type("log_w", "Float64", log_w.data_type()))?;
         let chosen = column(&b, "chosen")?;
         let chosen = chosen
             .as_boolean_opt()
             .ok_or_else(|| wrong_type("chosen", "Boolean", chosen.data_type()))?;
         for row in 0..b.num_rows() {
-            curve.points.push((k.value(row) as f64, gap.value(row)));
+            curve.points.push((k.value(row) as f64, log_w.value(row)));
             if chosen.is_valid(row) && chosen.value(row) {
                 curve.chosen = k.value(row) as usize;
                 curve.method = required_text(&b, "method", row)?;
