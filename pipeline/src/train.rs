@@ -108,6 +108,7 @@ pub struct Session {
     workers: Vec<Session>,
     /// Videos that did not fit the resident GPU step at full length and ran on the host path
     /// (see [`Session::forward_video`]), each noted once.
+    #[cfg(feature = "wgpu")]
     host_fallback: Vec<String>,
 }
 
@@ -174,6 +175,7 @@ impl Session {
             entities,
             cfg: cfg.clone(),
             workers: Vec::new(),
+            #[cfg(feature = "wgpu")]
             host_fallback: Vec::new(),
         })
     }
@@ -445,35 +447,42 @@ impl Session {
     /// [`clot_stages::gpu::GpuError::TooLarge`]) runs again on the host path with the current
     /// parameters: the neural stages on the CPU and the solves on wgpu, which split one long
     /// video into row windows ([`clot_stages::ot::asot_gpu`]). The graph stays resident for the
-    /// next video, and a note names the video once.
+    /// next video; a note names the video once, and later passes over it go to the host path
+    /// without trying the resident step again.
     fn forward_video(&mut self, name: &str) -> Result<()> {
-        let first = self.graph.forward();
         #[cfg(feature = "wgpu")]
-        if let Err(e) = &first
-            && e.over_limit
         {
             use clot_stages::gpu::resident::{GpuBatch, GpuModel};
-            if self.graph.world.contains_resource::<GpuModel>() {
-                self.sync_to_host()?;
-                let model = self.graph.world.remove_resource::<GpuModel>();
-                self.graph.world.insert_resource(GpuBatch::default());
-                let again = self.graph.forward();
-                if let Some(model) = model {
-                    self.graph.world.insert_resource(model);
-                }
-                again.map_err(|e| anyhow!("{e}"))?;
-                if !self.host_fallback.iter().any(|n| n == name) {
-                    self.host_fallback.push(name.to_string());
-                    eprintln!(
-                        "note: video {name} does not fit the resident GPU step at full length \
-                         ({e}); evaluated on the host path: the neural stages on the CPU, the \
-                         solves on wgpu in row windows"
-                    );
-                }
-                return Ok(());
+            if !self.graph.world.contains_resource::<GpuModel>() {
+                return self.graph.forward().map_err(|e| anyhow!("{e}"));
             }
+            if !self.host_fallback.iter().any(|n| n == name) {
+                match self.graph.forward() {
+                    Err(e) if e.over_limit => {
+                        self.host_fallback.push(name.to_string());
+                        eprintln!(
+                            "note: video {name} does not fit the resident GPU step at full \
+                             length ({e}); evaluated on the host path: the neural stages on the \
+                             CPU, the solves on wgpu in row windows"
+                        );
+                    }
+                    other => return other.map_err(|e| anyhow!("{e}")),
+                }
+            }
+            self.sync_to_host()?;
+            let model = self.graph.world.remove_resource::<GpuModel>();
+            self.graph.world.insert_resource(GpuBatch::default());
+            let host = self.graph.forward();
+            if let Some(model) = model {
+                self.graph.world.insert_resource(model);
+            }
+            host.map_err(|e| anyhow!("{e}"))
         }
-        first.map_err(|e| anyhow!("{e}"))
+        #[cfg(not(feature = "wgpu"))]
+        {
+            let _ = name;
+            self.graph.forward().map_err(|e| anyhow!("{e}"))
+        }
     }
 
     /// Reads a resident model back into the host's parameters (nothing to do otherwise).

@@ -256,7 +256,7 @@ fn cuts(prefix: &[f64], n: usize, d: usize, opts: &ChooseK) -> Vec<usize> {
     }
     // higher peaks first; a peak closer than half a window to a kept one is dropped
     let distance = (w / 2).max(2);
-    let mut order = peaks.clone();
+    let mut order = peaks;
     order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
     let mut kept: Vec<usize> = Vec::new();
     for p in order {
@@ -270,10 +270,10 @@ fn cuts(prefix: &[f64], n: usize, d: usize, opts: &ChooseK) -> Vec<usize> {
 
 /// ln of the lowest within-cluster sum of squares over `restarts` seeded k-means runs.
 fn log_w(points: &[f32], d: usize, k: usize, restarts: usize, opts: &ChooseK, seed: u64) -> f64 {
+    // greedy seeding with 2 + ⌊ln k⌋ candidates per centre, scikit-learn's default
+    let trials = 2 + (k as f64).ln().floor() as usize;
     (0..restarts.max(1) as u64)
         .filter_map(|r| {
-            // greedy seeding with 2 + ⌊ln k⌋ candidates per centre, scikit-learn's default
-            let trials = 2 + (k as f64).ln().floor() as usize;
             let km = kmeans_with(points, d, k, opts.iters, seed.wrapping_add(r), trials)?;
             Some(
                 points
@@ -391,7 +391,7 @@ pub fn estimate(
     // K stays at most a third of the segments: as K nears their number W falls to 0 and ln W
     // dives, a knee that is not there
     let searched = KRange {
-        max: range.max.min(n / 3).max(range.min),
+        max: range.max.min(n / 3),
         ..range
     };
     let cut = if searched == range {
@@ -402,7 +402,7 @@ pub fn estimate(
     let refs: Vec<Vec<f32>> = (0..opts.references as u64)
         .map(|b| reference(&points, d, opts.seed ^ (0x5eed_0000 + b)))
         .collect();
-    let curve: Vec<KScore> = (searched.min..=searched.max)
+    let mut curve: Vec<KScore> = (searched.min..=searched.max)
         .into_par_iter()
         .map(|k| {
             let seed = opts
@@ -423,11 +423,10 @@ pub fn estimate(
                 gap: lr - lw,
             }
         })
-        .collect::<Vec<_>>();
+        .collect();
     // the best K-clustering is no worse than the best with fewer clusters (split one of them):
     // a K whose runs all stuck above a smaller K's W takes that W, so no local minimum of
     // k-means bends the curve
-    let mut curve = curve;
     for i in 1..curve.len() {
         if curve[i].log_w > curve[i - 1].log_w {
             curve[i].log_w = curve[i - 1].log_w;

@@ -266,10 +266,8 @@ pub fn kmeans_with(
             candidates
                 .iter()
                 .map(|&p| (p, potential(p)))
-                .fold((candidates[0], f64::INFINITY), |acc, (p, v)| {
-                    if v < acc.1 { (p, v) } else { acc }
-                })
-                .0
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(candidates[0], |(p, _)| p)
         };
         centroids.extend_from_slice(rows(pick));
         let cen = &centroids[c * d..(c + 1) * d];

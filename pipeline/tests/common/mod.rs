@@ -6,10 +6,7 @@ use std::process::{Command, Output};
 
 /// Runs `clot` with `args`.
 pub fn clot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clot"))
-        .args(args)
-        .output()
-        .expect("run clot")
+    clot_env(args, &[])
 }
 
 /// Runs `clot` with `args` and the environment variables `env` set.

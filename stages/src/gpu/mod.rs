@@ -137,7 +137,7 @@ pub fn on_gpu(model: Option<bevy_ecs::prelude::Res<'_, resident::GpuModel>>) -> 
 /// Whether `error` is a [`GpuError::TooLarge`], alone or as the cause of an
 /// [`crate::ot::OtError`]: work that did not fit a device limit as it was laid out, which the
 /// caller may lay out again (the resident evaluation of one long video does, see
-/// `clot_pipeline::train::Session::evaluate`).
+/// `clot_pipeline::train::Session::forward_video`).
 pub fn is_over_limit(error: &dyn std::any::Any) -> bool {
     let gpu = error.downcast_ref::<GpuError>().or_else(|| {
         error
