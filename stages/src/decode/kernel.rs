@@ -72,45 +72,57 @@ pub fn layout(s: &DecoderShape) -> Vec<(String, Vec<usize>)> {
 
 /// Sinusoidal positions for N frames: `pe[n,2i] = sin(n·10000^(−2i/d))`, `pe[n,2i+1] = cos(…)`.
 pub fn positions<R: Real>(n: usize, d: usize) -> Vec<R> {
-    // Training asks for the same N×d table at every step (and evaluation for each video's
-    // length): the f64 table is kept per thread for the last few shapes, so the sines and
-    // cosines are computed once (they were 2 % of a coffee run's instructions); the values are
-    // the same, computed in f64 and rounded once.
+    // Training asks for the same N×d table at every step, and evaluation for each video's
+    // length: row t depends only on t and d, so one f64 table per width d is kept per thread,
+    // grown to the longest N asked for, and a call takes its first N rows. The sines and
+    // cosines of a row are computed once per thread (they were 2 % of a coffee run's
+    // instructions, and a tenth of a long-video evaluation when every length was a new table);
+    // the values are the same, computed in f64 and rounded once.
     thread_local! {
         static CACHE: std::cell::RefCell<Vec<PositionTable>> =
             const { std::cell::RefCell::new(Vec::new()) };
     }
-    let table = CACHE.with(|c| {
+    if d == 0 {
+        return Vec::new();
+    }
+    CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        if let Some((_, t)) = c.iter().find(|(key, _)| *key == (n, d)) {
-            return std::rc::Rc::clone(t);
+        let at = match c.iter().position(|(width, _)| *width == d) {
+            Some(at) => at,
+            None => {
+                if c.len() >= 4 {
+                    c.remove(0);
+                }
+                c.push((d, Vec::new()));
+                c.len() - 1
+            }
+        };
+        let table = &mut c[at].1;
+        let have = table.len() / d;
+        if have < n {
+            table.resize(n * d, 0.0);
+            position_rows(&mut table[have * d..], have, d);
         }
-        let t = std::rc::Rc::new(positions_f64(n, d));
-        if c.len() >= 4 {
-            c.remove(0);
-        }
-        c.push(((n, d), std::rc::Rc::clone(&t)));
-        t
-    });
-    table.iter().map(|&x| R::c(x)).collect()
+        table[..n * d].iter().map(|&x| R::c(x)).collect()
+    })
 }
 
-/// A cached position table: its (N, d) and values.
-type PositionTable = ((usize, usize), std::rc::Rc<Vec<f64>>);
+/// A cached position table: its width d and its rows (as many as the longest N asked for).
+type PositionTable = (usize, Vec<f64>);
 
-fn positions_f64(n: usize, d: usize) -> Vec<f64> {
-    let mut pe = vec![0.0; n * d];
-    for t in 0..n {
+/// Rows `first..` of the f64 position table into `pe` (as many rows as it holds, d wide).
+fn position_rows(pe: &mut [f64], first: usize, d: usize) {
+    for (r, row) in pe.chunks_exact_mut(d).enumerate() {
+        let t = first + r;
         for i in (0..d).step_by(2) {
             let freq = (-(i as f64) * (10000f64).ln() / d as f64).exp();
             let x = t as f64 * freq;
-            pe[t * d + i] = x.sin();
+            row[i] = x.sin();
             if i + 1 < d {
-                pe[t * d + i + 1] = x.cos();
+                row[i + 1] = x.cos();
             }
         }
     }
-    pe
 }
 
 // ---------------------------------------------------------------- LayerNorm
@@ -707,7 +719,20 @@ mod tests {
             }
             v
         };
-        for (n, d) in [(5, 4), (300, 40), (7, 3), (1, 2), (2, 6), (300, 40), (5, 4)] {
+        for (n, d) in [
+            (5, 4),
+            (300, 40),
+            (7, 3),
+            (1, 2),
+            (2, 6),
+            (300, 40),
+            (5, 4),
+            (12, 4),
+            (0, 4),
+            (3, 5),
+            (900, 40),
+            (299, 40),
+        ] {
             assert_eq!(positions::<f32>(n, d), direct(n, d), "{n}×{d}");
         }
         let p64 = positions::<f64>(9, 8);
