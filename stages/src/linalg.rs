@@ -174,7 +174,11 @@ pub fn linear<R: Real>(
     fan_in: usize,
     fan_out: usize,
 ) -> Vec<R> {
-    let mut y: Vec<R> = (0..rows).flat_map(|_| b.iter().copied()).collect();
+    // the bias in every row (a flat_map would grow the vector element by element)
+    let mut y: Vec<R> = Vec::with_capacity(rows * fan_out);
+    for _ in 0..rows {
+        y.extend_from_slice(b);
+    }
     gemm(
         rows,
         fan_in,
