@@ -56,33 +56,51 @@ fn padded(k: usize) -> usize {
 /// dependent chains. Same bits as `dist2` per centroid; the padding is never chosen.
 #[inline(always)]
 fn nearest2<const B: usize>(row: &[f32], by_dim: &[f32], k: usize) -> (usize, f64, f64) {
+    nearest2_rows::<B, 1>([row], by_dim, k)[0]
+}
+
+/// [`nearest2`] of R rows at once: each centroid block is loaded once for all of them, and
+/// their sums advance side by side (R times the independent additions in flight). Every row's
+/// result is [`nearest2`]'s, bit for bit: its sums are the same sequences of operations.
+#[inline(always)]
+fn nearest2_rows<const B: usize, const R: usize>(
+    rows: [&[f32]; R],
+    by_dim: &[f32],
+    k: usize,
+) -> [(usize, f64, f64); R] {
     let kp = padded(k);
-    let (mut best, mut second) = ((0, f64::INFINITY), f64::INFINITY);
+    let d = rows[0].len();
+    let mut found = [((0, f64::INFINITY), f64::INFINITY); R];
     for blk in 0..kp / B {
-        let mut acc = [0f64; B];
-        for (j, &x) in row.iter().enumerate() {
+        let mut acc = [[0f64; B]; R];
+        for j in 0..d {
             let cs: &[f32; B] = by_dim[j * kp + blk * B..][..B]
                 .try_into()
                 .expect("a block is B wide");
-            for l in 0..B {
-                let t = (x - cs[l]) as f64;
-                acc[l] += t * t;
+            for (a, row) in acc.iter_mut().zip(&rows) {
+                let x = row[j];
+                for l in 0..B {
+                    let t = (x - cs[l]) as f64;
+                    a[l] += t * t;
+                }
             }
         }
-        for (l, &dd) in acc.iter().enumerate() {
-            let c = blk * B + l;
-            if c >= k {
-                continue;
-            }
-            if dd < best.1 {
-                second = best.1;
-                best = (c, dd);
-            } else if dd < second {
-                second = dd;
+        for (a, (best, second)) in acc.iter().zip(found.iter_mut()) {
+            for (l, &dd) in a.iter().enumerate() {
+                let c = blk * B + l;
+                if c >= k {
+                    continue;
+                }
+                if dd < best.1 {
+                    *second = best.1;
+                    *best = (c, dd);
+                } else if dd < *second {
+                    *second = dd;
+                }
             }
         }
     }
-    (best.0, best.1, second)
+    found.map(|((c, best), second)| (c, best, second))
 }
 
 /// Relative slack of Hamerly's bounds: each distance is a rounded f64 sum of rounded f32
@@ -119,34 +137,71 @@ multiversion! {
     ) -> bool {
         let small = padded(k) == SMALL_BLOCK;
         let mut changed = false;
-        for (((o, u), l), row) in out
-            .iter_mut()
-            .zip(upper.iter_mut())
-            .zip(lower.iter_mut())
-            .zip(data.chunks_exact(d))
-        {
+        // rows that need the full search wait for a partner, and go through it two at a time
+        let mut waiting: Option<usize> = None;
+        macro_rules! settle {
+            ($i:expr, $found:expr) => {{
+                let (i, (c, best, second)) = ($i, $found);
+                changed |= c != out[i];
+                out[i] = c;
+                upper[i] = best.sqrt() * (1.0 + SLACK);
+                lower[i] = second.sqrt() * (1.0 - SLACK);
+            }};
+        }
+        for (i, row) in data.chunks_exact(d).enumerate() {
             if !full {
-                let m = half[*o].max(*l) * (1.0 - SLACK);
-                if *u < m {
+                let o = out[i];
+                let m = half[o].max(lower[i]) * (1.0 - SLACK);
+                if upper[i] < m {
                     continue;
                 }
-                *u = dist2(row, &centroids[*o * d..(*o + 1) * d]).sqrt() * (1.0 + SLACK);
-                if *u < m {
+                upper[i] = dist2(row, &centroids[o * d..(o + 1) * d]).sqrt() * (1.0 + SLACK);
+                if upper[i] < m {
                     continue;
                 }
             }
+            let Some(w) = waiting.take() else {
+                waiting = Some(i);
+                continue;
+            };
+            let pair = [&data[w * d..(w + 1) * d], row];
             // (plain branches: a closure would not inherit the AVX2 target)
-            let (c, best, second) = if small {
+            let [a, b] = if small {
+                nearest2_rows::<SMALL_BLOCK, 2>(pair, by_dim, k)
+            } else {
+                nearest2_rows::<BLOCK, 2>(pair, by_dim, k)
+            };
+            settle!(w, a);
+            settle!(i, b);
+        }
+        if let Some(w) = waiting {
+            let row = &data[w * d..(w + 1) * d];
+            let found = if small {
                 nearest2::<SMALL_BLOCK>(row, by_dim, k)
             } else {
                 nearest2::<BLOCK>(row, by_dim, k)
             };
-            changed |= c != *o;
-            *o = c;
-            *u = best.sqrt() * (1.0 + SLACK);
-            *l = second.sqrt() * (1.0 - SLACK);
+            settle!(w, found);
         }
         changed
+    }
+}
+
+multiversion! {
+    /// Per cluster the sum of its rows (in f64, added in row order) and its row count.
+    fn centroid_sums_on(
+        data: &[f32],
+        assignment: &[usize],
+        d: usize,
+        sums: &mut [f64],
+        counts: &mut [usize],
+    ) {
+        for (row, &a) in data.chunks_exact(d).zip(assignment) {
+            counts[a] += 1;
+            for (s, &x) in sums[a * d..(a + 1) * d].iter_mut().zip(row) {
+                *s += x as f64;
+            }
+        }
     }
 }
 
@@ -311,12 +366,7 @@ pub fn kmeans_with(
             .reduce(|| false, |a, b| a | b);
         let mut sums = vec![0f64; k * d];
         let mut counts = vec![0usize; k];
-        for (i, &a) in assignment.iter().enumerate() {
-            counts[a] += 1;
-            for (s, &x) in sums[a * d..(a + 1) * d].iter_mut().zip(rows(i)) {
-                *s += x as f64;
-            }
-        }
+        centroid_sums_on(Isa::detect(), data, &assignment, d, &mut sums, &mut counts);
         let old = centroids.clone();
         for c in 0..k {
             if counts[c] > 0 {
@@ -446,6 +496,26 @@ mod tests {
                     (got.0, got.1.to_bits(), got.2.to_bits()),
                     (want.0, want.1.to_bits(), second.to_bits()),
                     "K = {k}, row {i}"
+                );
+                // two rows side by side: each gets its own search's bits
+                let other = &data[((i + 1) % n) * d..((i + 1) % n + 1) * d];
+                let pair = if k <= SMALL_BLOCK {
+                    nearest2_rows::<SMALL_BLOCK, 2>([row, other], &by_dim, k)
+                } else {
+                    nearest2_rows::<BLOCK, 2>([row, other], &by_dim, k)
+                };
+                let alone = if k <= SMALL_BLOCK {
+                    nearest2::<SMALL_BLOCK>(other, &by_dim, k)
+                } else {
+                    nearest2::<BLOCK>(other, &by_dim, k)
+                };
+                let bits = |x: (usize, f64, f64)| (x.0, x.1.to_bits(), x.2.to_bits());
+                assert_eq!(bits(pair[0]), bits(got), "K = {k}, row {i} in a pair");
+                assert_eq!(
+                    bits(pair[1]),
+                    bits(alone),
+                    "K = {k}, row {} in a pair",
+                    i + 1
                 );
             }
         }
