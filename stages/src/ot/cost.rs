@@ -147,15 +147,17 @@ fn squared_norms(x: &[f32], w: usize) -> Vec<f32> {
     for (xb, ob) in x.chunks(ROWS * w).zip(out.chunks_mut(ROWS)) {
         let mut acc = [0f32; ROWS];
         let rows = ob.len();
+        // full blocks: eight columns of the eight rows at a time, transposed in a local tile
+        // (eight contiguous loads per row instead of one strided load per element); the
+        // columns left over, and every column of a short last block, one at a time. The same
+        // serial order of additions per row either way.
+        let mut tiled = 0;
         if rows == ROWS {
-            // eight columns of the eight rows at a time, transposed in a local tile: eight
-            // contiguous loads per row instead of one strided load per element, the same
-            // serial order of additions per row
-            let whole = w - w % ROWS;
-            for q0 in (0..whole).step_by(ROWS) {
+            tiled = w - w % ROWS;
+            for blk in 0..tiled / ROWS {
                 let mut t = [[0f32; ROWS]; ROWS];
                 for (r, xr) in xb.chunks_exact(w).enumerate() {
-                    let xs: &[f32; ROWS] = xr[q0..q0 + ROWS].try_into().expect("ROWS wide");
+                    let xs = &xr.as_chunks::<ROWS>().0[blk];
                     for (qq, &v) in xs.iter().enumerate() {
                         t[qq][r] = v;
                     }
@@ -166,16 +168,8 @@ fn squared_norms(x: &[f32], w: usize) -> Vec<f32> {
                     }
                 }
             }
-            for q in whole..w {
-                for r in 0..ROWS {
-                    let v = xb[r * w + q];
-                    acc[r] += v * v;
-                }
-            }
-            ob.copy_from_slice(&acc);
-            continue;
         }
-        for q in 0..w {
+        for q in tiled..w {
             for r in 0..rows {
                 let v = xb[r * w + q];
                 acc[r] += v * v;
