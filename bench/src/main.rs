@@ -17,6 +17,10 @@
 //! * `clot-bench devices`: whole training runs on the CPU and on wgpu, over seeds ([`devices`]).
 //! * `clot-bench trajectory`: a recorded run against the PyTorch peer's replay of the same
 //!   draws, step by step ([`trajectory`]).
+//! * `clot-bench choose-k`: `--actions auto` on synthetic sets of known K and on coffee
+//!   ([`choose_k`]).
+//!
+//! `clot-bench --help` lists every subcommand's flags; `clot-bench SUB --help` one's.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -105,9 +109,88 @@ pub(crate) fn python_script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Each subcommand and its flags, as `--help` prints them.
+const USAGE: &[(&str, &str)] = &[
+    (
+        "io",
+        "[--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]",
+    ),
+    (
+        "solver",
+        "[--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]",
+    ),
+    (
+        "train",
+        "[--mode asot|clot] [--data DIR | --layout DIR --activity A --actions K] [--epochs E] \
+         [--threads T] [--mlp D,128,40] [--seeds N] [--repeats R] [--val-every E] [--python EXE] \
+         [--json]",
+    ),
+    (
+        "modes",
+        "[--data DIR] [--seeds N] [--json] [-- <clot train flags>]",
+    ),
+    (
+        "fidelity",
+        "[--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--mode clot,asot] \
+         [--python EXE] [--json]",
+    ),
+    (
+        "ot1",
+        "[--videos B] [--rows N] [--actions K] [--dim D] [--projections P] [--repeats R] [--json]",
+    ),
+    (
+        "gpu-solver",
+        "[--max-cells C] [--only 'B=1 N=1000000 K=48'] [--repeats R] [--json]",
+    ),
+    (
+        "devices",
+        "[--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--steps S] \
+         [--threads T] [--mode clot,asot] [--mlp D,128,40] [--epochs E] [--json]",
+    ),
+    (
+        "trajectory",
+        "[--data DIR] [--mode clot,asot] [--seed S] [--python EXE] [--json] \
+         [--root DIR -- <clot train flags>]",
+    ),
+    (
+        "choose-k",
+        "[--ks 4,7,10,14,20] [--sets N] [--first-seed S] [--data DIR] [--json] \
+         [-- <clot run flags>]",
+    ),
+];
+
+/// The usage text: every subcommand, or only `only`'s.
+fn usage(only: Option<&str>) -> String {
+    let lines: Vec<String> = USAGE
+        .iter()
+        .filter(|(name, _)| only.is_none_or(|o| o == *name))
+        .map(|(name, flags)| format!("  clot-bench {name} {flags}"))
+        .collect();
+    format!("usage:\n{}", lines.join("\n"))
+}
+
+/// Whether `args` (a subcommand's flags) ask for help: `--help` or `-h` before any `--` (what
+/// follows `--` goes to `clot`).
+fn wants_help(args: &[String]) -> bool {
+    args.iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--help" || a == "-h")
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
+    let sub = args.first().map(String::as_str);
+    if matches!(sub, Some("--help" | "-h" | "help")) {
+        println!("{}", usage(None));
+        return Ok(());
+    }
+    if let Some(sub) = sub.filter(|s| USAGE.iter().any(|(name, _)| name == s))
+        && wants_help(&args[1..])
+    {
+        println!("{}", usage(Some(sub)));
+        return Ok(());
+    }
+    match sub {
         Some("io") => io::run(&args[1..]),
         Some("solver") => solver::run(&args[1..]),
         Some("train") => train::run(&args[1..]),
@@ -118,8 +201,31 @@ fn main() -> Result<()> {
         Some("gpu-solver") => gpu_solver::run(&args[1..]),
         Some("devices") => devices::run(&args[1..]),
         Some("choose-k") => choose_k::run(&args[1..]),
-        _ => bail!(
-            "usage:\n  clot-bench io [--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]\n  clot-bench solver [--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]\n  clot-bench train [--mode asot|clot] [--data DIR | --layout DIR --activity A --actions K] [--epochs E] [--threads T] [--mlp D,128,40] [--seeds N] [--repeats R] [--val-every E] [--python EXE] [--json]\n  clot-bench modes [--data DIR] [--seeds N] [--json] [-- <clot train flags>]\n  clot-bench fidelity [--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--mode clot,asot] [--python EXE] [--json]\n  clot-bench ot1 [--videos B] [--rows N] [--actions K] [--dim D] [--projections P] [--repeats R] [--json]\n  clot-bench gpu-solver [--max-cells C] [--only 'B=1 N=1000000 K=48'] [--repeats R] [--json]\n  clot-bench devices [--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--steps S] [--threads T] [--mode clot,asot] [--mlp D,128,40] [--epochs E] [--json]\n  clot-bench trajectory [--data DIR] [--mode clot,asot] [--seed S] [--python EXE] [--json] [--root DIR -- <clot train flags>]\n  clot-bench choose-k [--ks 4,7,10,14,20] [--sets N] [--first-seed S] [--data DIR] [--json] [-- <clot run flags>]"
-        ),
+        Some(other) => bail!("unknown subcommand `{other}`\n{}", usage(None)),
+        None => bail!("no subcommand given\n{}", usage(None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subcommand_has_one_usage_line_and_help_stops_at_the_separator() {
+        let names: Vec<&str> = USAGE.iter().map(|(n, _)| *n).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        let ot1 = usage(Some("ot1"));
+        assert_eq!(ot1.lines().count(), 2, "{ot1}");
+        assert!(ot1.contains("clot-bench ot1 [--videos B]"), "{ot1}");
+        assert_eq!(usage(None).lines().count(), 1 + USAGE.len());
+        let args = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(wants_help(&args(&["--sets", "2", "-h"])));
+        assert!(wants_help(&args(&["--help"])));
+        // after `--` the flags are clot's: `clot run --help` is not ours to answer
+        assert!(!wants_help(&args(&["--sets", "2", "--", "--help"])));
+        assert!(!wants_help(&args(&["--json"])));
     }
 }
