@@ -6,7 +6,10 @@
 //! written, trained once with `--actions auto` and once with the true K (the same run when
 //! K̂ = K). It prints K̂ − K, both MoFs and both wall times per set, then the share of sets with
 //! |K̂ − K| ≤ 1, the distribution of K̂ − K and the mean MoF difference. With `--data DIR` it also runs the
-//! Breakfast coffee videos with `auto`, the preset's K and the number of classes present.
+//! Breakfast coffee videos with `auto`, the preset's K and the number of classes present. With
+//! `--seed-spread` each set is also trained with the true K and training seed 1, and the share of
+//! sets whose MoF moves by at most 0.02 with the seed alone is printed beside the share that K̂
+//! moves by at most 0.02: the yardstick for the second.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +24,7 @@ struct Args {
     data: Option<PathBuf>,
     extra: Vec<String>,
     json: bool,
+    seed_spread: bool,
 }
 
 fn parse_args(args: &[String]) -> Result<Args> {
@@ -31,6 +35,7 @@ fn parse_args(args: &[String]) -> Result<Args> {
         data: None,
         extra: Vec::new(),
         json: false,
+        seed_spread: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -46,10 +51,11 @@ fn parse_args(args: &[String]) -> Result<Args> {
             "--first-seed" => a.first_seed = value()?.parse()?,
             "--data" => a.data = Some(PathBuf::from(value()?)),
             "--json" => a.json = true,
+            "--seed-spread" => a.seed_spread = true,
             "--" => a.extra = it.by_ref().cloned().collect(),
             other => bail!(
-                "unknown flag {other} (flags: --ks 4,7 --sets N --first-seed S --data DIR --json -- \
-                 CLOT FLAGS)"
+                "unknown flag {other} (flags: --ks 4,7 --sets N --first-seed S --data DIR \
+                 --seed-spread --json -- CLOT FLAGS)"
             ),
         }
     }
@@ -101,6 +107,9 @@ struct SetResult {
     choose_s: f64,
     wall_auto_s: f64,
     wall_true_s: f64,
+    /// With `--seed-spread`: MoF with the true K and training seed 1 (the others use clot's
+    /// default seed, 0), the yardstick for the MoF difference K̂ makes.
+    mof_true_seed1: Option<f64>,
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -146,6 +155,15 @@ pub fn run(args: &[String]) -> Result<()> {
                 )?;
                 (r, t.elapsed().as_secs_f64())
             };
+            let seed1 = if a.seed_spread {
+                let mut extra = a.extra.clone();
+                extra.extend(["--seed".to_string(), "1".to_string()]);
+                let dir = dir.path().join("seed1");
+                let r = run_json(&clot, &data, &k.to_string(), &extra, &dir)?;
+                Some(num(&r, &["scores", "activity", "mof"]))
+            } else {
+                None
+            };
             let r = SetResult {
                 k,
                 seed,
@@ -155,6 +173,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 choose_s: num(&auto, &["k_choice", "seconds"]),
                 wall_auto_s: wall_auto,
                 wall_true_s: wall_true,
+                mof_true_seed1: seed1,
             };
             if !a.json {
                 println!(
@@ -169,6 +188,9 @@ pub fn run(args: &[String]) -> Result<()> {
                     r.wall_auto_s,
                     r.wall_true_s
                 );
+                if let Some(m) = r.mof_true_seed1 {
+                    println!("{:>24} MoF K, training seed 1: {m:.4}", "");
+                }
             }
             rows.push(r);
         }
@@ -180,6 +202,14 @@ pub fn run(args: &[String]) -> Result<()> {
     let mof_gap: Vec<f64> = rows.iter().map(|r| r.mof_true - r.mof_auto).collect();
     let mean_gap = mof_gap.iter().sum::<f64>() / n;
     let close = mof_gap.iter().filter(|g| g.abs() <= 0.02).count();
+    // how far the training seed alone moves MoF at the true K: the noise the K̂ difference is
+    // measured against
+    let spread: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.mof_true_seed1.map(|m| (m - r.mof_true).abs()))
+        .collect();
+    let spread_close = spread.iter().filter(|g| **g <= 0.02).count();
+    let spread_median = crate::median(spread.clone());
     let coffee = match &a.data {
         Some(d) => Some(coffee(&clot, d, &a.extra, dir.path())?),
         None => None,
@@ -188,6 +218,8 @@ pub fn run(args: &[String]) -> Result<()> {
         let v = serde_json::json!({
             "sets": rows, "within_one": within, "k_hat_minus_k": diffs,
             "mean_mof_true_minus_auto": mean_gap, "mof_within_0_02": close, "coffee": coffee,
+            "seed_spread_within_0_02": a.seed_spread.then_some(spread_close),
+            "seed_spread_median": a.seed_spread.then_some(spread_median),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -201,6 +233,13 @@ pub fn run(args: &[String]) -> Result<()> {
         "MoF with K minus MoF with K̂: mean {mean_gap:+.4}; within 0.02 on {close} of {} sets",
         rows.len()
     );
+    if a.seed_spread {
+        println!(
+            "at the true K, training seeds 0 and 1: MoF within 0.02 on {spread_close} of {} sets, \
+             median |difference| {spread_median:.4}",
+            spread.len()
+        );
+    }
     if let Some(c) = coffee {
         println!("\ncoffee (Breakfast, 5 videos):");
         for (what, k, mof) in c {

@@ -154,7 +154,7 @@ const USAGE: &[(&str, &str)] = &[
     ),
     (
         "choose-k",
-        "[--ks 4,7,10,14,20] [--sets N] [--first-seed S] [--data DIR] [--json] \
+        "[--ks 4,7,10,14,20] [--sets N] [--first-seed S] [--data DIR] [--seed-spread] [--json] \
          [-- <clot run flags>]",
     ),
 ];

@@ -39,7 +39,7 @@
 //! count (each K's k-means runs are seeded by K and restart, and are themselves thread-count
 //! independent). Cost: O(frames · d) for the cuts, then (restarts + references) · |range| k-means
 //! runs on at most `max_points` segment means, O(iters · points · K · d) each, in parallel over
-//! K; 0.05–0.6 s on the demo's sets (a few hundred segments).
+//! K; 0.3–1.3 s on the demo generator's sets (a few hundred segments, 2 threads).
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
