@@ -109,62 +109,76 @@ pub(crate) fn python_script(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Each subcommand and its flags, as `--help` prints them.
-const USAGE: &[(&str, &str)] = &[
+/// A subcommand's entry point: its flags (everything after its name).
+type Run = fn(&[String]) -> Result<()>;
+
+/// Each subcommand, its flags as `--help` prints them, and what runs it: the one list that both
+/// dispatch and help read.
+const SUBCOMMANDS: &[(&str, &str, Run)] = &[
     (
         "io",
         "[--videos N] [--median-len N] [--dim D] [--repeats R] [--data DIR] [--python EXE] [--json]",
+        io::run,
     ),
     (
         "solver",
         "[--max-n N] [--repeats R] [--shared DIR] [--python EXE] [--json]",
+        solver::run,
     ),
     (
         "train",
         "[--mode asot|clot] [--data DIR | --layout DIR --activity A --actions K] [--epochs E] \
          [--threads T] [--mlp D,128,40] [--seeds N] [--repeats R] [--val-every E] [--python EXE] \
          [--json]",
+        train::run,
     ),
     (
         "modes",
         "[--data DIR] [--seeds N] [--json] [-- <clot train flags>]",
+        modes::run,
     ),
     (
         "fidelity",
         "[--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--mode clot,asot] \
          [--python EXE] [--json]",
+        fidelity::run,
     ),
     (
         "ot1",
         "[--videos B] [--rows N] [--actions K] [--dim D] [--projections P] [--repeats R] [--json]",
+        ot1::run,
     ),
     (
         "gpu-solver",
         "[--max-cells C] [--only 'B=1 N=1000000 K=48'] [--repeats R] [--json]",
+        gpu_solver::run,
     ),
     (
         "devices",
         "[--data DIR | --layout DIR --activity A --actions K] [--seeds N] [--steps S] \
          [--threads T] [--mode clot,asot] [--mlp D,128,40] [--epochs E] [--json]",
+        devices::run,
     ),
     (
         "trajectory",
         "[--data DIR] [--mode clot,asot] [--seed S] [--python EXE] [--json] \
          [--root DIR -- <clot train flags>]",
+        trajectory::run,
     ),
     (
         "choose-k",
         "[--ks 4,7,10,14,20] [--sets N] [--first-seed S] [--data DIR] [--seed-spread] [--json] \
          [-- <clot run flags>]",
+        choose_k::run,
     ),
 ];
 
 /// The usage text: every subcommand, or only `only`'s.
 fn usage(only: Option<&str>) -> String {
-    let lines: Vec<String> = USAGE
+    let lines: Vec<String> = SUBCOMMANDS
         .iter()
-        .filter(|(name, _)| only.is_none_or(|o| o == *name))
-        .map(|(name, flags)| format!("  clot-bench {name} {flags}"))
+        .filter(|(name, ..)| only.is_none_or(|o| o == *name))
+        .map(|(name, flags, _)| format!("  clot-bench {name} {flags}"))
         .collect();
     format!("usage:\n{}", lines.join("\n"))
 }
@@ -184,26 +198,17 @@ fn main() -> Result<()> {
         println!("{}", usage(None));
         return Ok(());
     }
-    if let Some(sub) = sub.filter(|s| USAGE.iter().any(|(name, _)| name == s))
-        && wants_help(&args[1..])
-    {
-        println!("{}", usage(Some(sub)));
+    let Some(sub) = sub else {
+        bail!("no subcommand given\n{}", usage(None))
+    };
+    let Some((name, _, run)) = SUBCOMMANDS.iter().find(|(name, ..)| *name == sub) else {
+        bail!("unknown subcommand `{sub}`\n{}", usage(None))
+    };
+    if wants_help(&args[1..]) {
+        println!("{}", usage(Some(name)));
         return Ok(());
     }
-    match sub {
-        Some("io") => io::run(&args[1..]),
-        Some("solver") => solver::run(&args[1..]),
-        Some("train") => train::run(&args[1..]),
-        Some("modes") => modes::run(&args[1..]),
-        Some("trajectory") => trajectory::run(&args[1..]),
-        Some("fidelity") => fidelity::run(&args[1..]),
-        Some("ot1") => ot1::run(&args[1..]),
-        Some("gpu-solver") => gpu_solver::run(&args[1..]),
-        Some("devices") => devices::run(&args[1..]),
-        Some("choose-k") => choose_k::run(&args[1..]),
-        Some(other) => bail!("unknown subcommand `{other}`\n{}", usage(None)),
-        None => bail!("no subcommand given\n{}", usage(None)),
-    }
+    run(&args[1..])
 }
 
 #[cfg(test)]
@@ -212,7 +217,7 @@ mod tests {
 
     #[test]
     fn every_subcommand_has_one_usage_line_and_help_stops_at_the_separator() {
-        let names: Vec<&str> = USAGE.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = SUBCOMMANDS.iter().map(|(n, ..)| *n).collect();
         let mut unique = names.clone();
         unique.sort_unstable();
         unique.dedup();
@@ -220,7 +225,7 @@ mod tests {
         let ot1 = usage(Some("ot1"));
         assert_eq!(ot1.lines().count(), 2, "{ot1}");
         assert!(ot1.contains("clot-bench ot1 [--videos B]"), "{ot1}");
-        assert_eq!(usage(None).lines().count(), 1 + USAGE.len());
+        assert_eq!(usage(None).lines().count(), 1 + SUBCOMMANDS.len());
         let args = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert!(wants_help(&args(&["--sets", "2", "-h"])));
         assert!(wants_help(&args(&["--help"])));
