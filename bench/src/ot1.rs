@@ -167,6 +167,7 @@ fn measure(a: &Args) -> Result<()> {
             "{}",
             serde_json::json!({
                 "videos": b, "rows": n, "actions": k, "dim": d, "projections": p,
+                "instruction_set": clot_stages::ot::simd::instruction_set(),
                 "iters": params.iters,
                 "call_s": t_call, "cosine_prior_s": t_cosine, "swd_s": t_swd, "solver_s": t_solver,
                 "bound_s": bound, "bound_solver_s": bound_solver, "bound_rest_s": bound_rest,
@@ -177,8 +178,9 @@ fn measure(a: &Args) -> Result<()> {
         return Ok(());
     }
     println!(
-        "OT1, one call of {b} videos × {n} frames × K = {k}, d = {d}, P = {p}, {} iterations, 1 thread, median of {reps}",
-        params.iters
+        "OT1, one call of {b} videos × {n} frames × K = {k}, d = {d}, P = {p}, {} iterations, 1 thread, {} vectors, median of {reps}",
+        params.iters,
+        clot_stages::ot::simd::instruction_set()
     );
     println!(
         "{:<34}{:>12}{:>12}{:>10}",

@@ -168,13 +168,14 @@ pub fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} / {} (K = {}), breakfast preset ({epochs} epochs + full-length test), mode {}, seeds 0..{}, {} run(s) each, {threads} threads, validation every {} epoch(s)",
+        "{} / {} (K = {}), breakfast preset ({epochs} epochs + full-length test), mode {}, seeds 0..{}, {} run(s) each, {threads} threads, {} vectors, validation every {} epoch(s)",
         root.display(),
         a.activity,
         a.actions,
         a.mode,
         a.seeds,
         a.repeats,
+        clot_stages::ot::simd::instruction_set(),
         a.val_every
     );
     println!("{:<28} {:>10} {:>10} {:>9}", "", "clot", "PyTorch", "ratio");

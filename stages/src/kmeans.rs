@@ -279,6 +279,19 @@ pub fn kmeans_with(
     seed: u64,
     trials: usize,
 ) -> Option<KMeans> {
+    cluster(Isa::detect(), data, d, k, iters, seed, trials)
+}
+
+/// [`kmeans_with`] with the hot loops on the instruction set `isa`.
+fn cluster(
+    isa: Isa,
+    data: &[f32],
+    d: usize,
+    k: usize,
+    iters: usize,
+    seed: u64,
+    trials: usize,
+) -> Option<KMeans> {
     let n = data.len().checked_div(d).unwrap_or(0);
     if k == 0 || n < k {
         return None;
@@ -348,7 +361,6 @@ pub fn kmeans_with(
             .map(|(c, ((out, upper), lower))| {
                 let first = c * ASSIGN_ROWS;
                 let data = &data[first * d..(first + out.len()) * d];
-                let isa = Isa::detect();
                 hamerly_on(
                     isa,
                     data,
@@ -366,7 +378,7 @@ pub fn kmeans_with(
             .reduce(|| false, |a, b| a | b);
         let mut sums = vec![0f64; k * d];
         let mut counts = vec![0usize; k];
-        centroid_sums_on(Isa::detect(), data, &assignment, d, &mut sums, &mut counts);
+        centroid_sums_on(isa, data, &assignment, d, &mut sums, &mut counts);
         let old = centroids.clone();
         for c in 0..k {
             if counts[c] > 0 {
@@ -392,6 +404,27 @@ pub fn kmeans_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every instruction set's build of the hot loops gives the same clustering, bit for bit
+    /// (small K takes the short block, larger K the full one).
+    #[test]
+    fn every_instruction_set_gives_the_same_clustering() {
+        let (n, d) = (900, 13);
+        let data: Vec<f32> = (0..n * d)
+            .map(|x| ((x as f32 * 0.618_034).fract() - 0.5) + ((x / d) % 5) as f32 * 0.3)
+            .collect();
+        for k in [3, 12, 20] {
+            let all: Vec<KMeans> = Isa::available()
+                .into_iter()
+                .map(|isa| cluster(isa, &data, d, k, 100, 7, 2).expect("clusters"))
+                .collect();
+            for other in &all[1..] {
+                assert_eq!(other.assignment, all[0].assignment, "K = {k}");
+                let bits = |c: &[f32]| c.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&other.centroids), bits(&all[0].centroids), "K = {k}");
+            }
+        }
+    }
 
     #[test]
     fn separates_clear_clusters_deterministically() {

@@ -42,8 +42,8 @@
 //! reads its own rows of T and the prefix sums of the previous T, so the gradient, the update and
 //! the chunk's new prefix sums run back to back while the chunk is in cache (the prefix sums are
 //! double-buffered). The first iteration with the automatic step needs the batch's max(G) first,
-//! so it runs as two passes. The chunk loops are compiled twice, for the baseline target and for
-//! AVX2, and the CPU picks at run time (`simd`); both give the same bits. Results do not depend on
+//! so it runs as two passes. The chunk loops are compiled for the baseline target, for AVX2 and
+//! for AVX-512, and the CPU picks at run time (`simd`); all give the same bits. Results do not depend on
 //! the thread count. Videos run in parallel too; the only coupling is the automatic step size,
 //! computed from the first gradient of every video of the batch, so once it is known each video
 //! runs its remaining iterations as one task.
@@ -973,7 +973,7 @@ multiversion! {
         // the common widths as constants: the row loops then unroll and lose their bounds
         // checks and iterator bookkeeping, which otherwise cost more than the arithmetic of a
         // short row (same operations in the same order, so the same bits). The body is written
-        // out in each arm, so that every copy is compiled for AVX2 too.
+        // out in each arm, so that every copy is compiled for each instruction set too.
         macro_rules! with_width {
             ($k:expr) => {{
                 let k: usize = $k;
@@ -1225,7 +1225,8 @@ mod tests {
         }
     }
 
-    /// The AVX2 build of the hot loops must give the portable build's bits, in every variant.
+    /// The AVX2 and AVX-512 builds of the hot loops must give the portable build's bits, in every
+    /// variant.
     #[test]
     fn every_instruction_set_gives_the_same_plan() {
         let (b, n, k) = (3, 700, 22);

@@ -212,6 +212,11 @@ const PAIR_ROWS: usize = 4;
 /// in vector lanes, and [`PAIR_ROWS`] rows of `u` advance together, instead of one add latency
 /// per element. Returns N×K.
 fn pairwise_sums(u: &[f32], v: &[f32], p: usize, metric: Metric) -> Vec<f32> {
+    pairwise_sums_isa(Isa::detect(), u, v, p, metric)
+}
+
+/// [`pairwise_sums`] on the instruction set `isa`.
+fn pairwise_sums_isa(isa: Isa, u: &[f32], v: &[f32], p: usize, metric: Metric) -> Vec<f32> {
     let p = p.max(1);
     let k = v.len() / p;
     let mut vt = vec![[0f32; PAIR_ACTIONS]; k.div_ceil(PAIR_ACTIONS) * p];
@@ -222,7 +227,7 @@ fn pairwise_sums(u: &[f32], v: &[f32], p: usize, metric: Metric) -> Vec<f32> {
     }
     let mut c = vec![0f32; u.len() / p * k];
     if k > 0 {
-        pairwise_on(Isa::detect(), u, &vt, p, k, metric, &mut c);
+        pairwise_on(isa, u, &vt, p, k, metric, &mut c);
     }
     c
 }
@@ -477,9 +482,13 @@ mod tests {
             1,
             2,
             3,
+            4,
             5,
+            7,
             8,
+            9,
             12,
+            16,
             31,
             256,
             257,
@@ -505,6 +514,37 @@ mod tests {
             sort_columns(&mut x, m, p);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&x), bits(&want), "m = {m}");
+        }
+    }
+
+    /// Every instruction set's build of the side-by-side sums and of the sorting network gives
+    /// the same bits.
+    #[test]
+    fn every_instruction_set_gives_the_same_costs() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let p = 150;
+        let u: Vec<f32> = (0..37 * p).map(|i| (i as f32 * 0.37).sin()).collect();
+        let v: Vec<f32> = (0..11 * p).map(|i| (i as f32 * 0.11).cos()).collect();
+        for metric in [Metric::Squared, Metric::Abs] {
+            let all: Vec<Vec<u32>> = Isa::available()
+                .into_iter()
+                .map(|isa| bits(&pairwise_sums_isa(isa, &u, &v, p, metric)))
+                .collect();
+            assert!(all.iter().all(|c| *c == all[0]));
+        }
+        for m in [5, 37, 256, 300] {
+            let x: Vec<f32> = (0..m * p)
+                .map(|i| (i as f32 * 0.618).fract() - 0.5)
+                .collect();
+            let all: Vec<Vec<u32>> = Isa::available()
+                .into_iter()
+                .map(|isa| {
+                    let mut y = x.clone();
+                    sort_columns_network(isa, &mut y, m, p);
+                    bits(&y)
+                })
+                .collect();
+            assert!(all.iter().all(|c| *c == all[0]), "m = {m}");
         }
     }
 

@@ -5,14 +5,21 @@
 //! are Cephes' single-precision polynomials (about 1 ulp over the solver's range) written as
 //! plain arithmetic on `[f32; 8]` lanes, four vectors at a time so that the long polynomial chains
 //! overlap. Plain arithmetic lets the compiler vectorise them for whatever instruction set the
-//! calling loop is compiled for: SSE2 on the baseline x86-64 target, AVX2 inside the functions
-//! that `multiversion!` compiles a second time. No fused multiply-add is used (the compiler does
-//! not contract on its own), so both versions give the same bits: the instruction set changes the
+//! calling loop is compiled for: SSE2 on the baseline x86-64 target, AVX2 and AVX-512 inside the
+//! functions that `multiversion!` compiles again (with AVX-512 the compiler joins pairs of
+//! 8-lane vectors into 16-lane ones). No fused multiply-add is used (the compiler does not
+//! contract on its own), so every version gives the same bits: the instruction set changes the
 //! speed, never the result. The tail of a slice is padded into full vectors, so every element goes
 //! through the same code whatever the slice length.
 
-/// The instruction set the hot loops run with, chosen once per solve by [`Isa::detect`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Environment variable that caps the instruction set of the hot loops: `portable`, `avx2` or
+/// `avx512` (never above what the CPU has). Results are the same bits whichever runs; it is there
+/// to measure one against another with the same binary on the same machine.
+pub const SIMD_ENV: &str = "CLOT_SIMD";
+
+/// The instruction set the hot loops run with, chosen by [`Isa::detect`]; ordered from the
+/// narrowest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Isa {
     /// The baseline of the build target (SSE2 on x86-64).
     Portable,
@@ -20,33 +27,99 @@ pub(crate) enum Isa {
     /// [`Isa::available`], after checking the CPU.
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// AVX-512 (F, VL, BW, DQ): 16 lanes where the compiler finds them, and for the 8-lane code
+    /// 32 vector registers, mask registers for the selects and three-input logic. Constructed
+    /// only by [`Isa::detect`] and [`Isa::available`], after checking the CPU.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 impl Isa {
-    /// The widest instruction set this CPU supports.
+    /// The instruction set to run with: the widest this CPU supports, capped by the
+    /// [`SIMD_ENV`] environment variable where it is set (read once per process).
     pub(crate) fn detect() -> Isa {
+        static CHOSEN: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let widest = Isa::widest();
+            let Ok(want) = std::env::var(SIMD_ENV) else {
+                return widest;
+            };
+            match Isa::named(want.trim()) {
+                Some(cap) => cap.min(widest),
+                None => {
+                    eprintln!(
+                        "warning: {SIMD_ENV}={want:?} is not one of portable, avx2, avx512; \
+                         using {}, the widest this CPU has",
+                        widest.name()
+                    );
+                    widest
+                }
+            }
+        })
+    }
+
+    /// The widest instruction set this CPU supports.
+    fn widest() -> Isa {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return Isa::Avx2;
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512vl") && has!("avx512bw") && has!("avx512dq") {
+                return Isa::Avx512;
+            }
+            if has!("avx2") {
+                return Isa::Avx2;
+            }
         }
         Isa::Portable
+    }
+
+    /// The instruction set a [`SIMD_ENV`] value names (`avx2` and `avx512` are the portable
+    /// build off x86-64).
+    fn named(name: &str) -> Option<Isa> {
+        Some(match name {
+            "portable" => Isa::Portable,
+            #[cfg(target_arch = "x86_64")]
+            "avx2" => Isa::Avx2,
+            #[cfg(target_arch = "x86_64")]
+            "avx512" => Isa::Avx512,
+            #[cfg(not(target_arch = "x86_64"))]
+            "avx2" | "avx512" => Isa::Portable,
+            _ => return None,
+        })
+    }
+
+    /// How [`SIMD_ENV`] names this instruction set.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => "avx2",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => "avx512",
+        }
     }
 
     /// Every instruction set this CPU supports (for tests that compare them).
     #[cfg(test)]
     pub(crate) fn available() -> Vec<Isa> {
         let mut all = vec![Isa::Portable];
-        if Isa::detect() != Isa::Portable {
-            all.push(Isa::detect());
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                all.push(Isa::Avx2);
+            }
+            if Isa::widest() == Isa::Avx512 {
+                all.push(Isa::Avx512);
+            }
         }
         all
     }
 }
 
 /// `multiversion! { fn name(arg: Type, …) -> Ret { body } }` defines `name(isa, arg, …)`: the
-/// body compiled twice, for the baseline target and for AVX2, and run for the instruction set
-/// `isa`. Whatever the body calls should be `#[inline(always)]`, so that it is compiled for AVX2
-/// too.
+/// body compiled three times, for the baseline target, for AVX2 and for AVX-512, and run for the
+/// instruction set `isa`. Whatever the body calls should be `#[inline(always)]`, so that it is
+/// compiled for each instruction set too.
 macro_rules! multiversion {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
@@ -61,11 +134,21 @@ macro_rules! multiversion {
             fn avx2($($arg: $ty),*) $(-> $ret)? {
                 portable($($arg),*)
             }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+            #[allow(clippy::too_many_arguments)]
+            fn avx512($($arg: $ty),*) $(-> $ret)? {
+                portable($($arg),*)
+            }
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `Isa::Avx2` is constructed only after `is_x86_feature_detected!("avx2")`
                 // returned true on this CPU.
                 $crate::ot::simd::Isa::Avx2 => unsafe { avx2($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `Isa::Avx512` is constructed only after `is_x86_feature_detected!`
+                // returned true for each of these features on this CPU.
+                $crate::ot::simd::Isa::Avx512 => unsafe { avx512($($arg),*) },
                 $crate::ot::simd::Isa::Portable => portable($($arg),*),
             }
         }
@@ -227,6 +310,12 @@ pub fn ln_plus(xs: &mut [f32], add: f32) {
     ln_plus_on(Isa::detect(), xs, add);
 }
 
+/// The instruction set the hot loops run with in this process (`portable`, `avx2` or `avx512`):
+/// the CPU's widest, or what [`SIMD_ENV`] caps it to.
+pub fn instruction_set() -> &'static str {
+    Isa::detect().name()
+}
+
 /// `xs[i] ← exp(xs[i])`; arguments below −87.34 give 0. With the CPU's widest vectors.
 pub fn exp(xs: &mut [f32]) {
     exp_on(Isa::detect(), xs);
@@ -275,6 +364,16 @@ mod tests {
             exp_on(isa, &mut z);
             assert_eq!(z, vec![0.0, 0.0, 0.0, 1.0]);
         }
+    }
+
+    /// Each instruction set's name reads back as itself; other names are refused.
+    #[test]
+    fn instruction_set_names_read_back() {
+        for isa in Isa::available() {
+            assert_eq!(Isa::named(isa.name()), Some(isa));
+        }
+        assert_eq!(Isa::named("sse9"), None);
+        assert!(Isa::detect() <= Isa::widest());
     }
 
     #[test]
