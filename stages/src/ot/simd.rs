@@ -23,13 +23,14 @@ pub const SIMD_ENV: &str = "CLOT_SIMD";
 pub(crate) enum Isa {
     /// The baseline of the build target (SSE2 on x86-64).
     Portable,
-    /// AVX2 (8 f32 lanes per instruction). Constructed only by [`Isa::detect`] and
-    /// [`Isa::available`], after checking the CPU.
+    /// AVX2 (8 f32 lanes per instruction). The hot loops get it only from [`Isa::detect`] or
+    /// [`Isa::available`], which check the CPU ([`Isa::named`] only reads a cap, which `detect`
+    /// lowers to what the CPU has).
     #[cfg(target_arch = "x86_64")]
     Avx2,
     /// AVX-512 (F, VL, BW, DQ): 16 lanes where the compiler finds them, and for the 8-lane code
-    /// 32 vector registers, mask registers for the selects and three-input logic. Constructed
-    /// only by [`Isa::detect`] and [`Isa::available`], after checking the CPU.
+    /// 32 vector registers, mask registers for the selects and three-input logic. Reaches the
+    /// hot loops only as `Avx2` does, after checking the CPU.
     #[cfg(target_arch = "x86_64")]
     Avx512,
 }
@@ -142,12 +143,13 @@ macro_rules! multiversion {
             }
             match isa {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `Isa::Avx2` is constructed only after `is_x86_feature_detected!("avx2")`
-                // returned true on this CPU.
+                // SAFETY: an `Isa::Avx2` reaching here came from `Isa::detect` or `Isa::available`,
+                // which return it only after `is_x86_feature_detected!("avx2")` was true.
                 $crate::ot::simd::Isa::Avx2 => unsafe { avx2($($arg),*) },
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `Isa::Avx512` is constructed only after `is_x86_feature_detected!`
-                // returned true for each of these features on this CPU.
+                // SAFETY: an `Isa::Avx512` reaching here came from `Isa::detect` or
+                // `Isa::available`, which return it only after `is_x86_feature_detected!` was true
+                // for each of these features.
                 $crate::ot::simd::Isa::Avx512 => unsafe { avx512($($arg),*) },
                 $crate::ot::simd::Isa::Portable => portable($($arg),*),
             }
