@@ -43,10 +43,10 @@
 //! the chunk's new prefix sums run back to back while the chunk is in cache (the prefix sums are
 //! double-buffered). The first iteration with the automatic step needs the batch's max(G) first,
 //! so it runs as two passes. The chunk loops are compiled for the baseline target, for AVX2 and
-//! for AVX-512, and the CPU picks at run time (`simd`); all give the same bits. Results do not depend on
-//! the thread count. Videos run in parallel too; the only coupling is the automatic step size,
-//! computed from the first gradient of every video of the batch, so once it is known each video
-//! runs its remaining iterations as one task.
+//! for AVX-512, and the CPU picks at run time (`simd`); all give the same bits. Results do not
+//! depend on the thread count. Videos run in parallel too; the only coupling is the automatic
+//! step size, computed from the first gradient of every video of the batch, so once it is known
+//! each video runs its remaining iterations as one task.
 
 use rayon::prelude::*;
 
